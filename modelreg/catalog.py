@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
 from .errors import CatalogError, ModelregError
+from .metadata import ModelMeta
 from .torrent import Torrent
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -38,6 +39,10 @@ class Model:
     torrent_path: Path
     rel_path: str
     sidecar: dict[str, Any] = field(default_factory=dict)
+    #: Hugging Face metadata joined from the cache, or None where none is cached.
+    meta: ModelMeta | None = None
+    #: Why metadata is missing or stale, and any mismatch between the torrent and HF's file list.
+    problems: tuple[str, ...] = ()
 
     @property
     def org(self) -> str:
