@@ -1,0 +1,37 @@
+"""``feed.xml`` (Atom, newest first, each entry with its .torrent as enclosure) and ``sitemap.xml``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from ..config import Config
+
+FEED_ENTRIES = 500
+
+
+def absolute(config: Config, path: str) -> str:
+    """A site path as a URL: absolute with ``site_url``, else rooted at ``base_url`` (same host)."""
+    return f"{config.site_url}{config.base_url}{path}"
+
+
+def newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records by last change, newest first; ties by id, so the order is the same on every build."""
+    return sorted(sorted(records, key=lambda r: r["id"].lower()), key=lambda r: r["last_modified"], reverse=True)
+
+
+def feed_xml(env: jinja2.Environment, config: Config, records: list[dict[str, Any]]) -> str:
+    """The Atom feed of the newest models (a client's RSS downloader can mirror the registry from it)."""
+    entries = newest_first(records)[:FEED_ENTRIES]
+    updated = entries[0]["last_modified"] if entries else "1970-01-01T00:00:00Z"
+    return env.get_template("feed.xml").render(
+        config=config, entries=entries, updated=updated, url=lambda p: absolute(config, p)
+    )
+
+
+def sitemap_xml(env: jinja2.Environment, config: Config, records: list[dict[str, Any]]) -> str | None:
+    """The sitemap, or None without ``site_url`` (sitemaps require absolute URLs)."""
+    if not config.site_url:
+        return None
+    return env.get_template("sitemap.xml").render(records=records, url=lambda p: absolute(config, p))

@@ -1,0 +1,138 @@
+"""Render the catalog into the static site: pages, .torrent files, the JSON API, search index and feeds."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Catalog, Model
+from ..config import Config
+from ..sanitize import render_card
+from ..torrent import torrent_with_extras
+from .feeds import feed_xml, sitemap_xml
+from .parsecache import full_torrent
+from .records import Paths, file_list, file_tree, model_record
+from .reuse import Reuse
+from .search import search_index
+from .templating import STATIC, environment, fingerprint
+
+
+@dataclass
+class RenderStats:
+    """How many model pages were rendered and how many reused from the previous build."""
+
+    rendered: int = 0
+    reused: int = 0
+
+
+def render_site(
+    catalog: Catalog,
+    config: Config,
+    out: Path,
+    reuse: Reuse | None = None,
+    digests: dict[str, str] | None = None,
+) -> RenderStats:
+    """Write every file of the site into ``out`` (an empty folder).
+
+    ``reuse`` links unchanged models' files from the previous build; ``digests`` (absolute torrent path ->
+    SHA-256 of its bytes) spares hashing the torrents again.
+    """
+    _readable(out)
+    env = environment()
+    print_ = fingerprint()
+    reuse = reuse or Reuse(None, None)
+    records = [model_record(m, config) for m in catalog.models]
+    site = {"config": config, "records_count": len(records)}
+
+    for model, record in zip(catalog.models, records):
+        paths = Paths(model)
+        digest = (digests or {}).get(os.path.abspath(model.torrent_path))
+        key = Reuse.key(print_, _config_key(config), record, model.meta, model.sidecar, digest or _hash(model))
+        if reuse.try_reuse(model.repo_id, key, out):
+            continue
+        _render_model(env, site, model, record, paths, config, out)
+        reuse.written(model.repo_id, key, out, paths.outputs())
+
+    root = _relative_root("")
+    write = lambda rel, text: _write(out / rel, text)  # noqa: E731
+    write("index.html", env.get_template("index.html").render(
+        records=records, root=root, facets=_facets(records), **site))
+    write("search.json", search_index(records, [[f.path_str for f in m.torrent.files] for m in catalog.models]))
+    write("api/models.json", json.dumps(records, indent=1, ensure_ascii=False))
+    write("api/index.html", env.get_template("api.html").render(root="../", example=records[0] if records else None, **site))
+    write("feed.xml", feed_xml(env, config, records))
+    sitemap = sitemap_xml(env, config, records)
+    if sitemap is not None:
+        write("sitemap.xml", sitemap)
+    write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
+    shutil.copytree(STATIC, out / "static", dirs_exist_ok=True)
+    return RenderStats(rendered=reuse.rendered, reused=reuse.reused)
+
+
+def _render_model(env, site: dict, model: Model, record: dict, paths: Paths, config: Config, out: Path) -> None:
+    torrent = full_torrent(model.torrent, model.torrent_path)
+    if config.trackers or config.webseeds:
+        _write(out / paths.torrent_file, torrent_with_extras(torrent, config.trackers, config.webseeds))
+    else:
+        _write(out / paths.torrent_file, torrent.raw)
+    detail = dict(record, files=file_list(model))
+    _write(out / paths.api, json.dumps(detail, indent=1, ensure_ascii=False))
+    meta = model.meta
+    card = None
+    if meta and meta.card_markdown:
+        card = render_card(meta.card_markdown, _hf_url(config, model, "blob"), _hf_url(config, model, "resolve"))
+    html = env.get_template("model.html").render(
+        model=model, meta=meta, record=record, tree=file_tree(model), card=card,
+        hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page), **site,
+    )
+    _write(out / paths.page / "index.html", html)
+
+
+def _hf_url(config: Config, model: Model, kind: str) -> str:
+    """The repository on the HF endpoint at the model's revision (``tree``, ``blob`` or ``resolve``)."""
+    return f"{config.hf_endpoint}/{model.repo_id}/{kind}/{model.revision or 'main'}/"
+
+
+def _relative_root(page_dir: str) -> str:
+    """The relative path from a page's folder back to the site's root ('' for the root itself)."""
+    return "../" * page_dir.count("/")
+
+
+def _facets(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The values the index's filters offer, each sorted."""
+    def values(key: str) -> list[str]:
+        return sorted({r[key] for r in records if r[key]}, key=str.lower)
+
+    return {
+        "license": values("license"),
+        "task": values("pipeline_tag"),
+        "org": values("org"),
+        "format": sorted({f for r in records for f in r["formats"]}, key=str.lower),
+        "popularity": any(r["downloads"] is not None for r in records),
+    }
+
+
+def _config_key(config: Config) -> dict[str, Any]:
+    return {k: v for k, v in vars(config).items() if k not in ("root", "registry", "out")}
+
+
+def _hash(model: Model) -> str:
+    return hashlib.sha256(full_torrent(model.torrent, model.torrent_path).raw).hexdigest()
+
+
+def _readable(folder: Path) -> None:
+    """The staging folder is made private (0700) by mkdtemp; a site must be readable by a web server."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+
+
+def _write(path: Path, content: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(content.encode("utf-8") if isinstance(content, str) else content)
