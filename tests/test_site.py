@@ -54,7 +54,7 @@ def test_every_corpus_model_has_its_pages_torrent_and_api_record(site: Path, cor
     assert not (site / "sitemap.xml").exists()  # no site_url: sitemaps need absolute URLs
     for model in catalog.models:
         assert (site / "models" / model.repo_id / "index.html").is_file()
-        assert (site / "torrents" / model.repo_id / model.torrent_path.name).read_bytes() == model.torrent.raw
+        assert (site / "models" / model.repo_id / model.torrent_path.name).read_bytes() == model.torrent.raw
         detail = json.loads((site / "api" / "models" / f"{model.repo_id}.json").read_text())
         assert [f["path"] for f in detail["files"]] == [f.path_str for f in model.torrent.files]
         assert sum(f["size"] for f in detail["files"]) == detail["size"]
@@ -120,7 +120,7 @@ def test_sitemap_has_absolute_urls_under_the_base_path(mirror: Path):
     assert len(locs) == 49 + 2
     assert all(loc.startswith("https://models.example.org/mirror/") for loc in locs)
     feed = (mirror / "feed.xml").read_text()
-    assert 'href="https://models.example.org/mirror/torrents/' in feed
+    assert 'href="https://models.example.org/mirror/models/' in feed
 
 
 class _Links(HTMLParser):
@@ -170,7 +170,7 @@ def test_extra_trackers_and_webseeds_keep_the_infohash(mirror: Path, corpus_dir:
     by_id = {r["id"]: r for r in records(mirror)}
     for model in load_catalog(corpus_dir).models:
         want = corpus_expected[model.rel_path]
-        atp = lt.load_torrent_buffer((mirror / "torrents" / model.repo_id / model.torrent_path.name).read_bytes())
+        atp = lt.load_torrent_buffer((mirror / "models" / model.repo_id / model.torrent_path.name).read_bytes())
         hashes = atp.ti.info_hashes()
         assert str(hashes.v1) == want["infohash_v1"] and str(hashes.v2) == want["infohash_v2"]
         assert EXTRA_TRACKER in atp.trackers

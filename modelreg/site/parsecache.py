@@ -31,6 +31,7 @@ class ParseCache:
         self.hits = self.misses = 0
         if file is not None:
             self.entries = _load(file)
+        self._loaded = len(self.entries)
 
     def read(self, path: Path) -> Torrent:
         key = os.path.abspath(path)
@@ -52,15 +53,15 @@ class ParseCache:
 
     def save(self) -> None:
         """Write the entries of the torrents read in this run (forgetting removed ones)."""
-        if self.file is None:
-            return
+        if self.file is None or (self.misses == 0 and len(self.digests) == self._loaded):
+            return  # nothing new, nothing gone
         kept = {k: v for k, v in self.entries.items() if k in self.digests}
         atomic_write_bytes(self.file, pickle.dumps((CACHE_VERSION, kept), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def slim(torrent: Torrent) -> Torrent:
-    """The torrent without the byte blobs the site does not show (pieces, piece layers, info, raw)."""
-    return dataclasses.replace(torrent, pieces=b"", piece_layers={}, info_bytes=b"", raw=b"")
+    """The torrent without what the site does not show: layout with pads, pieces, piece layers, info, raw."""
+    return dataclasses.replace(torrent, layout=(), pieces=b"", piece_layers={}, info_bytes=b"", raw=b"")
 
 
 def full_torrent(torrent: Torrent, path: Path) -> Torrent:

@@ -25,12 +25,13 @@ class Paths:
 
     @property
     def torrent_file(self) -> str:
-        return f"torrents/{self.model.repo_id}/{self.model.torrent_path.name}"
+        """The served .torrent, beside the page (one folder per model keeps rebuilds cheap)."""
+        return f"{self.page}{self.model.torrent_path.name}"
 
     @property
     def torrent(self) -> str:
         """The torrent's URL path (the file name percent-encoded)."""
-        return f"torrents/{self.model.repo_id}/{quote(self.model.torrent_path.name)}"
+        return f"{self.page}{quote(self.model.torrent_path.name)}"
 
     @property
     def api(self) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from ..catalog import Catalog, Model
 from ..config import Config
@@ -18,13 +20,13 @@ from .feeds import feed_xml, sitemap_xml
 from .parsecache import full_torrent
 from .records import Paths, file_list, file_tree, model_record
 from .reuse import Reuse
-from .search import search_index
+from .search import search_index, search_text
 from .templating import STATIC, environment, fingerprint
 
 
 @dataclass
 class RenderStats:
-    """How many model pages were rendered and how many reused from the previous build."""
+    """How many models were rendered and how many reused unchanged from the previous build."""
 
     rendered: int = 0
     reused: int = 0
@@ -39,32 +41,40 @@ def render_site(
 ) -> RenderStats:
     """Write every file of the site into ``out`` (an empty folder).
 
-    ``reuse`` links unchanged models' files from the previous build; ``digests`` (absolute torrent path ->
-    SHA-256 of its bytes) spares hashing the torrents again.
+    ``reuse`` links unchanged models' files from the previous build and reuses their parts of the
+    shared files; ``digests`` (absolute torrent path -> SHA-256 of its bytes) spares hashing again.
     """
     _readable(out)
     env = environment()
-    print_ = fingerprint()
     reuse = reuse or Reuse(None, None)
-    records = [model_record(m, config) for m in catalog.models]
-    site = {"config": config, "records_count": len(records)}
-
-    for model, record in zip(catalog.models, records):
+    common = Reuse.key(fingerprint(), _config_key(config))
+    entry = env.get_template("entry.html")
+    records, entries, texts = [], [], []
+    for model in catalog.models:
         paths = Paths(model)
-        digest = (digests or {}).get(os.path.abspath(model.torrent_path))
-        key = Reuse.key(print_, _config_key(config), record, model.meta, model.sidecar, digest or _hash(model))
-        if reuse.try_reuse(model.repo_id, key, out):
-            continue
-        _render_model(env, site, model, record, paths, config, out)
-        reuse.written(model.repo_id, key, out, paths.outputs())
+        key = Reuse.key(common, _inputs(model, digests))
+        parts = reuse.lookup(model.repo_id, key, out)
+        if parts is None:
+            record = model_record(model, config)
+            _render_model(env, model, record, paths, config, out)
+            parts = {
+                "record": record,
+                "entry": entry.render(r=record),
+                "text": search_text(record, (f.path_str for f in model.torrent.files)),
+            }
+            reuse.written(model.repo_id, key, out, paths.outputs(), parts)
+        records.append(parts["record"])
+        entries.append(parts["entry"])
+        texts.append(parts["text"])
 
-    root = _relative_root("")
+    site = {"config": config}
     write = lambda rel, text: _write(out / rel, text)  # noqa: E731
     write("index.html", env.get_template("index.html").render(
-        records=records, root=root, facets=_facets(records), **site))
-    write("search.json", search_index(records, [[f.path_str for f in m.torrent.files] for m in catalog.models]))
+        entries=entries, total=len(records), root="", facets=_facets(records), **site))
+    write("search.json", search_index(records, texts))
     write("api/models.json", json.dumps(records, indent=1, ensure_ascii=False))
-    write("api/index.html", env.get_template("api.html").render(root="../", example=records[0] if records else None, **site))
+    write("api/index.html", env.get_template("api.html").render(
+        root="../", example=records[0] if records else None, **site))
     write("feed.xml", feed_xml(env, config, records))
     sitemap = sitemap_xml(env, config, records)
     if sitemap is not None:
@@ -74,7 +84,25 @@ def render_site(
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused)
 
 
-def _render_model(env, site: dict, model: Model, record: dict, paths: Paths, config: Config, out: Path) -> None:
+def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
+    """Everything a model's outputs are made from besides the config and the templates."""
+    path = os.path.abspath(model.torrent_path)
+    digest = (digests or {}).get(path)
+    if digest is None:
+        digest = hashlib.sha256(full_torrent(model.torrent, model.torrent_path).raw).hexdigest()
+    return {
+        "torrent": digest,
+        "mtime_ns": os.stat(path).st_mtime_ns,  # last_modified falls back to it
+        "file": model.torrent_path.name,
+        "repo": [model.repo_id, model.revision, model.revision_source, model.rel_path],
+        "sidecar": model.sidecar,
+        "meta": repr(model.meta),
+        "problems": list(model.problems),
+    }
+
+
+def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
+                  out: Path) -> None:
     torrent = full_torrent(model.torrent, model.torrent_path)
     if config.trackers or config.webseeds:
         _write(out / paths.torrent_file, torrent_with_extras(torrent, config.trackers, config.webseeds))
@@ -87,8 +115,8 @@ def _render_model(env, site: dict, model: Model, record: dict, paths: Paths, con
     if meta and meta.card_markdown:
         card = render_card(meta.card_markdown, _hf_url(config, model, "blob"), _hf_url(config, model, "resolve"))
     html = env.get_template("model.html").render(
-        model=model, meta=meta, record=record, tree=file_tree(model), card=card,
-        hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page), **site,
+        model=model, meta=meta, record=record, tree=file_tree(model), card=card, config=config,
+        hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page),
     )
     _write(out / paths.page / "index.html", html)
 
@@ -103,7 +131,7 @@ def _relative_root(page_dir: str) -> str:
     return "../" * page_dir.count("/")
 
 
-def _facets(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+def _facets(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The values the index's filters offer, each sorted."""
     def values(key: str) -> list[str]:
         return sorted({r[key] for r in records if r[key]}, key=str.lower)
@@ -119,10 +147,6 @@ def _facets(records: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 def _config_key(config: Config) -> dict[str, Any]:
     return {k: v for k, v in vars(config).items() if k not in ("root", "registry", "out")}
-
-
-def _hash(model: Model) -> str:
-    return hashlib.sha256(full_torrent(model.torrent, model.torrent_path).raw).hexdigest()
 
 
 def _readable(folder: Path) -> None:

@@ -1,23 +1,28 @@
 """Reusing the pages of unchanged models from the previous build, which stays valid by construction.
 
-Each model gets a key: the SHA-256 of everything its files are rendered from (its record, metadata,
-torrent bytes, the config, and the fingerprint of templates and code). The manifest remembers, per key,
-the files written and their size and ``st_mtime_ns`` in the site. A model whose key is unchanged and
-whose old files are still exactly as written gets them hard-linked (or copied) into the staging folder;
-anything else is rendered again. The manifest is saved only after the new site is in place.
+Each model gets a key: the SHA-256 of everything its outputs are made from (the torrent's bytes and
+modification time, its sidecar, metadata and problems, the config, and the fingerprint of templates and
+code). The manifest remembers, per model, the key, the files written with their size and
+``st_mtime_ns`` in the site, and the model's parts of the shared files (its API record, its index entry,
+its search row). A model whose key is unchanged and whose old files are still exactly as written gets
+them hard-linked (or copied) into the staging folder and its parts reused; anything else is rendered
+again. The manifest is saved only after the new site is in place.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..fsutil import atomic_write_bytes
 
-MANIFEST_VERSION = 1
+#: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
+MANIFEST_VERSION = [3, *sys.version_info[:2]]
 
 
 class Reuse:
@@ -29,6 +34,7 @@ class Reuse:
         self.old: dict[str, dict] = _load(manifest) if manifest and previous and previous.is_dir() else {}
         self.new: dict[str, dict] = {}
         self.reused = self.rendered = 0
+        self._dirs: set[str] = set()
 
     @staticmethod
     def key(*parts: object) -> str:
@@ -37,50 +43,58 @@ class Reuse:
             h.update(json.dumps(part, sort_keys=True, default=repr).encode() + b"\0")
         return h.hexdigest()
 
-    def try_reuse(self, model_id: str, key: str, staging: Path) -> bool:
-        """Link the model's old files into ``staging`` if its key and files are unchanged."""
+    def lookup(self, model_id: str, key: str, staging: Path) -> dict | None:
+        """The model's parts from the last build, its files linked into ``staging``; None if it changed."""
         entry = self.old.get(model_id)
-        if self.previous is None or entry is None or entry["key"] != key:
-            return False
+        if self.previous is None or entry is None or entry.get("key") != key:
+            return None
         sources = []
+        previous, staging_ = str(self.previous), str(staging)
         for rel, (size, mtime_ns) in entry["files"].items():
-            src = self.previous / rel
+            src = os.path.join(previous, rel)
             try:
-                st = src.stat()
+                st = os.stat(src)
             except OSError:
-                return False
+                return None
             if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
-                return False
-            sources.append((src, staging / rel))
+                return None
+            sources.append((src, os.path.join(staging_, rel)))
         for src, dst in sources:
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            folder = os.path.dirname(dst)
+            if folder not in self._dirs:
+                os.makedirs(folder, exist_ok=True)
+                self._dirs.add(folder)
             try:
                 os.link(src, dst)
             except OSError:
                 shutil.copy2(src, dst)
         self.new[model_id] = entry
         self.reused += 1
-        return True
+        return entry["parts"]
 
-    def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...]) -> None:
+    def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...], parts: dict) -> None:
         """Record the files just rendered for a model (their stat survives the swap of the folder)."""
         stats = {}
         for rel in files:
             st = (staging / rel).stat()
             stats[rel] = (st.st_size, st.st_mtime_ns)
-        self.new[model_id] = {"key": key, "files": stats}
+        self.new[model_id] = {"key": key, "files": stats, "parts": parts}
         self.rendered += 1
 
+    @property
+    def changed(self) -> bool:
+        return self.rendered > 0 or self.new.keys() != self.old.keys()
+
     def save(self) -> None:
-        if self.manifest is not None:
-            data = {"version": MANIFEST_VERSION, "models": self.new}
-            atomic_write_bytes(self.manifest, json.dumps(data, separators=(",", ":")).encode())
+        """Write this build's manifest (only if anything changed: reused entries are the same)."""
+        if self.manifest is not None and self.changed:
+            atomic_write_bytes(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new}))
 
 
 def _load(manifest: Path) -> dict[str, dict]:
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = marshal.loads(manifest.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
         return {}
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
         return {}

@@ -37,15 +37,19 @@ def file_words(paths: Iterable[str]) -> list[str]:
     return list(words)
 
 
-def search_index(records: list[dict[str, Any]], file_names: list[list[str]]) -> str:
-    """The JSON text of ``search.json`` for the records (and each model's file paths), in site order."""
+def search_text(record: dict[str, Any], paths: Iterable[str]) -> str:
+    """What a query is matched against besides the id: torrent name, tags and file names, lower case."""
+    return " ".join([record["name"].lower(), *(t.lower() for t in record["tags"]), *file_words(paths)])
+
+
+def search_index(records: list[dict[str, Any]], texts: list[str]) -> str:
+    """The JSON text of ``search.json`` for the records and their :func:`search_text`, in site order."""
     licenses = sorted({r["license"] for r in records if r["license"]})
     tasks = sorted({r["pipeline_tag"] for r in records if r["pipeline_tag"]})
     formats = sorted({f for r in records for f in r["formats"]})
     lic, task, fmt = ({v: i for i, v in enumerate(xs)} for xs in (licenses, tasks, formats))
     rows = []
-    for record, names in zip(records, file_names):
-        text = " ".join([record["name"].lower(), *(t.lower() for t in record["tags"]), *file_words(names)])
+    for record, text in zip(records, texts):
         rows.append([
             record["id"],
             text,
