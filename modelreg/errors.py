@@ -33,3 +33,7 @@ class CatalogError(ModelregError):
 
 class BuildError(ModelregError):
     """The site could not be built; the previous site is left as it was."""
+
+
+class ServeError(ModelregError):
+    """The preview server cannot start (nothing to serve, port in use...)."""
