@@ -9,16 +9,25 @@ a local pickle written only by modelreg; an unreadable or foreign-version file i
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import hashlib
+import io
 import os
 import pickle
 from pathlib import Path
 
 from ..fsutil import atomic_write_bytes
-from ..torrent import Torrent
+from ..torrent import FileEntry, Torrent
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles a FileEntry as a constructor call with positional fields: about twice as fast to load."""
+
+    dispatch_table = copyreg.dispatch_table.copy()
+    dispatch_table[FileEntry] = lambda f: (FileEntry, (f.path, f.size, f.offset, None, f.is_pad, f.attr))
 
 
 class ParseCache:
@@ -56,11 +65,16 @@ class ParseCache:
         if self.file is None or (self.misses == 0 and len(self.digests) == self._loaded):
             return  # nothing new, nothing gone
         kept = {k: v for k, v in self.entries.items() if k in self.digests}
-        atomic_write_bytes(self.file, pickle.dumps((CACHE_VERSION, kept), protocol=pickle.HIGHEST_PROTOCOL))
+        buffer = io.BytesIO()
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((CACHE_VERSION, kept))
+        atomic_write_bytes(self.file, buffer.getvalue())
 
 
 def slim(torrent: Torrent) -> Torrent:
-    """The torrent without what the site does not show: layout with pads, pieces, piece layers, info, raw."""
+    """The torrent without what the site does not show: layout with pads, pieces, piece layers, info, raw.
+
+    Files keep path, size and offset; their v2 ``pieces_root`` is dropped when pickled.
+    """
     return dataclasses.replace(torrent, layout=(), pieces=b"", piece_layers={}, info_bytes=b"", raw=b"")
 
 

@@ -49,7 +49,7 @@ def render_site(
     reuse = reuse or Reuse(None, None)
     common = Reuse.key(fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
-    records, entries, texts = [], [], []
+    records, entries, texts, jsons = [], [], [], []
     for model in catalog.models:
         paths = Paths(model)
         key = Reuse.key(common, _inputs(model, digests))
@@ -59,6 +59,7 @@ def render_site(
             _render_model(env, model, record, paths, config, out)
             parts = {
                 "record": record,
+                "json": json.dumps(record, indent=1, ensure_ascii=False),
                 "entry": entry.render(r=record),
                 "text": search_text(record, (f.path_str for f in model.torrent.files)),
             }
@@ -66,13 +67,14 @@ def render_site(
         records.append(parts["record"])
         entries.append(parts["entry"])
         texts.append(parts["text"])
+        jsons.append(parts["json"])
 
     site = {"config": config}
     write = lambda rel, text: _write(out / rel, text)  # noqa: E731
     write("index.html", env.get_template("index.html").render(
         entries=entries, total=len(records), root="", facets=_facets(records), **site))
     write("search.json", search_index(records, texts))
-    write("api/models.json", json.dumps(records, indent=1, ensure_ascii=False))
+    write("api/models.json", "[\n" + ",\n".join(jsons) + "\n]\n")
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=records[0] if records else None, **site))
     write("feed.xml", feed_xml(env, config, records))

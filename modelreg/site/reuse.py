@@ -12,7 +12,6 @@ again. The manifest is saved only after the new site is in place.
 from __future__ import annotations
 
 import hashlib
-import json
 import marshal
 import os
 import shutil
@@ -38,10 +37,8 @@ class Reuse:
 
     @staticmethod
     def key(*parts: object) -> str:
-        h = hashlib.sha256()
-        for part in parts:
-            h.update(json.dumps(part, sort_keys=True, default=repr).encode() + b"\0")
-        return h.hexdigest()
+        """SHA-256 of the parts' ``repr`` (plain data and frozen dataclasses print deterministically)."""
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
 
     def lookup(self, model_id: str, key: str, staging: Path) -> dict | None:
         """The model's parts from the last build, its files linked into ``staging``; None if it changed."""
