@@ -33,3 +33,25 @@ class CatalogError(ModelregError):
 
 class BuildError(ModelregError):
     """The site could not be built; the previous site is left as it was."""
+
+
+class HubError(ModelregError):
+    """Hugging Face metadata of a repository could not be fetched.
+
+    ``reason`` is a short machine-readable word (``not-found``, ``revision-not-found``, ``gated``,
+    ``rate-limited``, ``server-error``, ``timeout``, ``offline``, ``http-error``, ``bad-response``);
+    the message says what happened and what to do.
+    """
+
+    def __init__(self, repo_id: str, revision: str | None, reason: str, detail: str):
+        self.repo_id, self.revision, self.reason, self.detail = repo_id, revision, reason, detail
+        at = f"@{revision}" if revision else ""
+        super().__init__(f"{repo_id}{at}: {detail}")
+
+
+class MetadataCacheError(ModelregError):
+    """A file of the metadata cache cannot be read: names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: {problem}; delete it and run 'modelreg refresh' to fetch it again")
