@@ -89,6 +89,14 @@ class Pause:
             time.sleep(left)
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What one fetch got: the metadata, and why the card is missing from it when it could not be read."""
+
+    meta: ModelMeta
+    card_error: HubError | None = None
+
+
 class HubClient:
     """Reads model metadata from one hub (HF or a mirror) with ``huggingface_hub``; safe to share between threads."""
 
@@ -101,32 +109,36 @@ class HubClient:
         self.api = HfApi(endpoint=self.endpoint, token=token)
         self.pause = Pause()
 
-    def fetch(self, repo_id: str, revision: str | None) -> ModelMeta:
+    def fetch(self, repo_id: str, revision: str | None) -> Fetched:
         """The metadata and model card of ``repo_id`` at ``revision`` (None: the main branch).
 
         Raises :class:`HubError` with a ``reason`` when the repository, the revision or the hub cannot be read.
+        A card that cannot be read while the rest can (a gated repository without a token) is left out and
+        its error returned beside the metadata.
         """
         info = self._call(repo_id, revision, lambda: self.api.model_info(
             repo_id, revision=revision, files_metadata=True, timeout=self.timeout, token=self.token))
-        if info.id is None or info.sha is None:
+        if not info.id or not info.sha:
             raise HubError(repo_id, revision, "bad-response", "the hub's answer has no repository id or commit")
         files = tuple(sorted(
             (RepoFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs else None) for s in info.siblings or ()),
             key=lambda f: f.path,
         ))
-        card = None
+        card, card_error = None, None
         if any(f.path == CARD_FILE for f in files):
-            card = self._call(repo_id, revision, lambda: self._card(repo_id, info.sha))
-        return meta_from_info(info, revision, files, card)
+            try:
+                card = self._call(repo_id, revision, lambda: self._card(repo_id, info.sha))
+            except HubError as exc:
+                if exc.reason not in ("gated", "not-found"):
+                    raise
+                card_error = HubError(repo_id, revision, exc.reason, f"the model card cannot be read: {exc.detail}")
+        return Fetched(meta_from_info(info, revision, files, card), card_error)
 
     def _card(self, repo_id: str, commit: str) -> str | None:
-        """README.md at the resolved commit (so card and file list agree); None if it has gone or is gated."""
+        """README.md at the resolved commit, so that card and file list agree."""
         url = hf_hub_url(repo_id, CARD_FILE, revision=commit, endpoint=self.endpoint)
         response = get_session().get(url, headers=build_hf_headers(token=self.token), timeout=self.timeout)
-        try:
-            hf_raise_for_status(response)
-        except (RemoteEntryNotFoundError, GatedRepoError):
-            return None
+        hf_raise_for_status(response)
         return response.content.decode("utf-8", errors="replace")
 
     def _call(self, repo_id: str, revision: str | None, request: Callable[[], T]) -> T:
@@ -152,6 +164,8 @@ class HubClient:
         if isinstance(exc, GatedRepoError):
             hint = "the token in HF_TOKEN has no access to it" if self.token else "set HF_TOKEN to a token with access"
             return fail("gated", f"the repository is gated: {hint}"), None
+        if isinstance(exc, RemoteEntryNotFoundError):
+            return fail("not-found", "the file is not in the repository at this revision"), None
         if isinstance(exc, RevisionNotFoundError):
             return fail("revision-not-found", f"revision {revision} does not exist in the repository"), None
         if isinstance(exc, RepositoryNotFoundError):

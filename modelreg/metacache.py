@@ -74,9 +74,9 @@ class MetaCache:
         except (KeyError, TypeError, ValueError) as exc:
             raise MetadataCacheError(path, f"the cached metadata is not in format {FORMAT}: {exc!r}") from exc
 
-    def store_meta(self, meta: ModelMeta, fetched_at: str) -> CacheEntry:
-        """Record freshly fetched metadata (any earlier failure is forgotten)."""
-        entry = CacheEntry(meta.repo_id, meta.revision, replace(meta, fetched_at=fetched_at))
+    def store_meta(self, meta: ModelMeta, fetched_at: str, failure: Failure | None = None) -> CacheEntry:
+        """Record freshly fetched metadata; ``failure`` says what part of it could not be fetched, if any."""
+        entry = CacheEntry(meta.repo_id, meta.revision, replace(meta, fetched_at=fetched_at), failure)
         self._write(entry)
         return entry
 

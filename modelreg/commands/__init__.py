@@ -2,4 +2,5 @@
 
 COMMANDS = [
     "build",
+    "refresh",
 ]
