@@ -187,8 +187,10 @@ class HubClient:
             return fail("offline", "HF_HUB_OFFLINE is set: the hub was not asked"), None
         if isinstance(exc, httpx2.TimeoutException):
             return fail("timeout", f"no answer from {self.endpoint} within {self.timeout:.0f} s"), self.retry.delay(attempt)
-        if isinstance(exc, (httpx2.TransportError, OSError)):
-            return fail("offline", f"cannot reach {self.endpoint}: {exc}"), self.retry.delay(attempt)
+        if isinstance(exc, (httpx2.ConnectError, OSError)):  # refused or unresolvable: asking again will not help
+            return fail("offline", f"cannot reach {self.endpoint}: {exc}"), None
+        if isinstance(exc, httpx2.TransportError):  # a connection lost mid-answer
+            return fail("offline", f"lost the connection to {self.endpoint}: {exc}"), self.retry.delay(attempt)
         if isinstance(exc, (ValueError, KeyError, TypeError)):
             return fail("bad-response", f"the hub's answer cannot be read: {exc}"), None
         raise exc

@@ -63,7 +63,7 @@ class RefreshReport:
     def summary(self) -> str:
         lines = [f"metadata: fetched {len(self.fetched)}, fresh {len(self.fresh)}, "
                  f"failed {len(self.failed)} in {self.seconds:.2f} s"]
-        lines += [f"  - {e}" for e in sorted(self.failed, key=str)]
+        lines += [f"  - {e}" for e in self.failed]
         return "\n".join(lines)
 
 
@@ -128,6 +128,8 @@ def refresh(models: Iterable[Model], cache: MetaCache, client: HubClient, settin
                 else:
                     report.failed.append(error)
                 bar.update(1)
+    report.fetched.sort(key=str.lower)
+    report.failed.sort(key=lambda e: str(e).lower())
     report.seconds = time.perf_counter() - start
     return report
 

@@ -35,7 +35,7 @@ def publish(
     repo = hub.add_repo(repo_id, files, **meta)
     content = torrent_files
     if content is None:
-        content = {p: e.content for p, e in repo.files.items() if p != ".gitattributes"}
+        content = dict(files) if single_file else {p: e.content for p, e in repo.files.items() if p != ".gitattributes"}
     folder = registry / org / name
     folder.mkdir(parents=True, exist_ok=True)
     src = registry.parent / "src" / org / name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -14,6 +15,16 @@ from fakehub import FakeHub, Generated
 
 FAST = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
 TOKEN = "hf_test_token"
+
+
+@pytest.fixture(autouse=True)
+def never_the_real_hub(monkeypatch):
+    """Whatever a test forgets to set, nothing leaves 127.0.0.1 and no saved token is used."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
 
 @pytest.fixture
@@ -131,6 +142,15 @@ def test_unreachable_hub_is_reported_as_offline(hub):
         with pytest.raises(HubError) as caught:
             client.fetch("Org/Llama-Tiny", None)
     assert caught.value.reason == "offline" and hub.endpoint in str(caught.value)
+
+
+def test_timeouts_are_retried_then_reported(hub):
+    slow = hub.inject("api", delay=2, times=None)
+    client = HubClient(hub.endpoint, retry=RetryPolicy(retries=1, base_delay=0.01), timeout=0.2)
+    with pytest.raises(HubError) as caught:
+        client.fetch("Org/Llama-Tiny", None)
+    assert caught.value.reason == "timeout"
+    assert slow.hits == 2  # requests are recorded when answered; the fault counts them as they arrive
 
 
 def test_endpoint_config_wins_over_environment(monkeypatch):

@@ -59,5 +59,6 @@ def site_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     refresh = refresh_settings(args) if args.refresh_metadata else None
     report = build_site(site_config(args), strict=args.strict, refresh_metadata=refresh)
-    print(report.summary(), file=sys.stderr if report.errors else sys.stdout)
+    failed = report.errors or (report.refresh and report.refresh.failed)
+    print(report.summary(), file=sys.stderr if failed else sys.stdout)
     return 0
