@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -197,6 +197,8 @@ def test_missing_repo_revision_and_entry_raise_hf_errors(hub, model, tmp_path):
     hub.add_repo("TinyOrg/Private", {"a.txt": b"a"}, private=True)
     with pytest.raises(RepositoryNotFoundError):
         client.model_info("TinyOrg/Private")
+    hub.tokens.add("hf_owner")
+    assert HfApi(endpoint=hub.endpoint, token="hf_owner").model_info("TinyOrg/Private").private is True
 
 
 def test_list_models_sorts_by_trending_and_filters(hub):
@@ -208,6 +210,14 @@ def test_list_models_sorts_by_trending_and_filters(hub):
     assert [m.id for m in client.list_models(author="Org0", sort="trending_score")] == ["Org0/m2", "Org0/m0"]
     assert [m.id for m in client.list_models(search="m1")] == ["Org1/m1"]
     assert next(iter(client.list_models(search="m0"))).trending_score == 5
+
+
+def test_snapshot_download_and_expand(hub, model, tmp_path):
+    folder = Path(snapshot_download(model.repo_id, cache_dir=tmp_path, endpoint=hub.endpoint, token=False))
+    assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == set(model.files)
+    assert (folder / "model.safetensors").read_bytes() == WEIGHTS.read()
+    info = api(hub).model_info(model.repo_id, expand=["downloads", "likes"])
+    assert (info.downloads, info.likes, info.sha, info.siblings) == (1234, 56, None, None)
 
 
 def test_paths_info(hub, model):
@@ -324,6 +334,36 @@ def test_delay_and_in_flight_peak(hub, model):
     assert hub.max_in_flight["hub"] == 6
     hub.reset_stats()
     assert hub.requests == [] and hub.max_in_flight == {"hub": 0, "cdn": 0}
+
+
+def test_rate_limits_the_body_and_many_connections_are_served(hub, model):
+    hub.inject("cdn", rate=1_000_000)
+    cdn = hub.cdn_url(model.repo_id, "model.safetensors")
+    start = time.monotonic()
+    status, _, body = raw(cdn, headers={"Range": "bytes=0-299999"})
+    assert status == 206 and body == WEIGHTS.read(0, 300_000) and time.monotonic() - start >= 0.25
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(raw(cdn, headers={"Range": f"bytes={i}-{i}"})))
+               for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r[2] for r in results) == sorted(WEIGHTS.read(i, 1) for i in range(64))
+
+
+def test_stop_cuts_a_stalled_download(model):
+    hub = FakeHub().start()
+    hub.add_repo(model.repo_id, {"model.safetensors": Generated(200_000_000, seed=9)})
+    u = urlsplit(hub.cdn_url(model.repo_id, "model.safetensors"))
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("GET", f"{u.path}?{u.query}")
+    resp = conn.getresponse()
+    assert len(resp.read(1000)) == 1000  # then stop reading: the server blocks in sendall
+    start = time.monotonic()
+    hub.stop()
+    assert time.monotonic() - start < 2
+    conn.close()
 
 
 def test_offline_refuses_connections_until_online(hub, model):
