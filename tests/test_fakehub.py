@@ -191,7 +191,7 @@ def test_missing_repo_revision_and_entry_raise_hf_errors(hub, model, tmp_path):
     with pytest.raises(RevisionNotFoundError):
         client.model_info("TinyOrg/Tiny-Model", revision="0" * 40)
     with pytest.raises(RevisionNotFoundError):
-        hf_hub_download("TinyOrg/Tiny-Model", "config.json", revision="no-such-branch", **kwargs)
+        hf_hub_download("TinyOrg/Tiny-Model", "config.json", revision="no-such-brânch", **kwargs)
     with pytest.raises(EntryNotFoundError):
         hf_hub_download("TinyOrg/Tiny-Model", "missing.bin", **kwargs)
     hub.add_repo("TinyOrg/Private", {"a.txt": b"a"}, private=True)
@@ -225,11 +225,16 @@ def test_paths_info(hub, model):
     assert [i.path for i in infos] == ["config.json", "tokenizer"] and infos[0].size == len(CONFIG)
 
 
-def test_subprocess_uses_hf_endpoint(hub, model):
-    code = "import huggingface_hub as h; print(h.model_info('TinyOrg/Tiny-Model').sha)"
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **hub.env()}, capture_output=True,
-                         text=True, timeout=60, check=True)
-    assert out.stdout.strip() == model.sha
+def test_subprocess_uses_hf_endpoint(hub, model, tmp_path):
+    code = (
+        "import huggingface_hub as h; print(h.model_info('TinyOrg/Tiny-Model').sha);"
+        "print(open(h.hf_hub_download('TinyOrg/Tiny-Model', 'config.json')).read())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **hub.env(tmp_path)},
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.splitlines()[0] == model.sha
+    assert out.stdout.split("\n", 1)[1] == CONFIG.decode() + "\n"
+    assert list(tmp_path.glob("models--TinyOrg--Tiny-Model/snapshots/*/config.json"))
 
 
 # ------------------------------------------------------------------------------------------- raw HTTP
