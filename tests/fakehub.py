@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import socket
@@ -28,10 +29,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "DEFAULT_GITATTRIBUTES",
@@ -159,13 +160,13 @@ def _size(content: Content) -> int:
     return content.size if isinstance(content, Generated) else len(content)
 
 
-def _chunks(content: Content, start: int, end: int) -> Iterator[memoryview]:
+def _chunks(content: Content, start: int, end: int, chunk: int = CHUNK) -> Iterator[memoryview]:
     if isinstance(content, Generated):
-        yield from content.chunks(start, end)
+        yield from content.chunks(start, end, chunk)
         return
     view = memoryview(content)
-    for pos in range(start, end, CHUNK):
-        yield view[pos : min(pos + CHUNK, end)]
+    for pos in range(start, end, chunk):
+        yield view[pos : min(pos + chunk, end)]
 
 
 def _git_blob_id(data: bytes) -> str:
@@ -467,6 +468,7 @@ class Fault:
     delay: float | None = None
     drop_after: int | None = None
     corrupt: bool | int = False
+    rate: float | None = None
     hits: int = 0
 
     def matches(self, kind: str, path: str) -> bool:
@@ -676,7 +678,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, method: str, response: _Response, record: RequestRecord, fault: Fault | None) -> None:
         self.send_response(response.status)
         for name, value in response.headers:
-            self.send_header(name, value)
+            self.send_header(name, value if value.isascii() else value.encode("ascii", "backslashreplace").decode())
         self.send_header("Content-Length", str(response.length))
         self.end_headers()
         record.status = response.status
@@ -687,14 +689,21 @@ class _Handler(BaseHTTPRequestHandler):
         flip = None
         if fault is not None and fault.corrupt is not False and response.length:
             flip = response.length // 2 if fault.corrupt is True else int(fault.corrupt)
+        rate = fault.rate if fault is not None else None
+        chunk = CHUNK if not rate else max(1024, min(CHUNK, int(rate / 20)))
+        began = time.monotonic()
         sent = 0
-        for piece in _chunks(response.body, response.start, response.start + response.length):
+        for piece in _chunks(response.body, response.start, response.start + response.length, chunk):
             if drop_after is not None and sent + len(piece) > drop_after:
                 piece = piece[: drop_after - sent]
             if flip is not None and sent <= flip < sent + len(piece):
                 damaged = bytearray(piece)
                 damaged[flip - sent] ^= 0xFF
                 piece = memoryview(damaged)
+            if rate:
+                wait = began + sent / rate - time.monotonic()
+                if wait > 0 and self.server.closing.wait(wait):
+                    raise _Dropped()
             record.bytes_sent += len(piece)
             self.connection.sendall(piece)
             sent += len(piece)
@@ -847,14 +856,18 @@ class FakeHub:
     def cdn_endpoint(self) -> str:
         return f"http://127.0.0.1:{self._cdn.port}"
 
-    def env(self) -> dict[str, str]:
-        """Environment variables pointing a subprocess' huggingface_hub at this hub (merge into os.environ)."""
-        return {
+    def env(self, cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
+        """Environment variables pointing a subprocess' huggingface_hub at this hub (merge into os.environ);
+        ``cache_dir`` also moves its download cache (HF_HUB_CACHE) away from the user's."""
+        env = {
             "HF_ENDPOINT": self.endpoint,
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
             "HF_HUB_OFFLINE": "0",
         }
+        if cache_dir is not None:
+            env["HF_HUB_CACHE"] = os.fspath(cache_dir)
+        return env
 
     # -- repos
     def add_repo(
@@ -919,18 +932,22 @@ class FakeHub:
         delay: float | None = None,
         drop_after: int | None = None,
         corrupt: bool | int = False,
+        rate: float | None = None,
     ) -> Fault:
         """Make the next ``times`` (None: every) matching requests fail; returns the Fault (see ``.hits``).
 
         ``kind``: "api" (/api/...), "resolve" (/{repo}/resolve|raw/...), "cdn" or "any"; ``path``: regex searched in
         the URL path. ``status``: answer with this HTTP error (``retry_after`` adds Retry-After). ``delay``: wait
         this many seconds first. ``drop_after``: send that many body bytes then close the connection.
-        ``corrupt``: flip one body byte (True: the middle one; an int: that offset in the body sent).
-        Faults are consumed in the order injected.
+        ``corrupt``: flip one body byte (True: the middle one; an int: that offset in the body sent). ``rate``:
+        stream the body at this many bytes per second. A request takes the first matching fault still having
+        uses left, so faults are consumed in the order injected.
         """
         if kind not in ("api", "resolve", "cdn", "any"):
             raise ValueError(f"fault kind must be api, resolve, cdn or any, got {kind!r}")
-        fault = Fault(kind, status, re.compile(path) if path else None, times, retry_after, delay, drop_after, corrupt)
+        fault = Fault(
+            kind, status, re.compile(path) if path else None, times, retry_after, delay, drop_after, corrupt, rate
+        )
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -1331,3 +1348,65 @@ def fake_hub(**kwargs) -> Iterator[FakeHub]:
     """Generator fixture body: ``yield from fake_hub()`` inside a pytest fixture (or wrap with pytest.fixture)."""
     with FakeHub(**kwargs) as hub:
         yield hub
+
+
+def _bench(size: int = 2 * 10**9) -> None:
+    """Stream a ``size``-byte Generated file from the CDN over loopback and compare with a bare TCP stream of the
+    same bytes (the reference, measured in the same run). Run: ``python tests/fakehub.py [size]``."""
+    import http.client
+    import shutil
+    import subprocess
+
+    def drain(read_into) -> int:
+        buf = memoryview(bytearray(4 << 20))
+        total = 0
+        while n := read_into(buf):
+            total += n
+        return total
+
+    content = Generated(size, seed=1)
+    with FakeHub() as hub:
+        hub.add_repo("bench/stream", {"model.safetensors": content})
+        url = urlsplit(hub.cdn_url("bench/stream", "model.safetensors"))
+        conn = http.client.HTTPConnection(url.hostname, url.port)
+        t = time.perf_counter()
+        conn.request("GET", f"{url.path}?{url.query}")
+        got = drain(conn.getresponse().readinto)
+        fake = got / (time.perf_counter() - t)
+        conn.close()
+        assert got == size
+        curl = None
+        if shutil.which("curl"):
+            out = subprocess.run(
+                ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", urlunsplit(url)],
+                capture_output=True, text=True, check=True,
+            )
+            curl = float(out.stdout)
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for piece in content.chunks():
+                conn.sendall(piece)
+
+    sender = threading.Thread(target=serve)
+    sender.start()
+    with socket.create_connection(listener.getsockname()) as sock:
+        t = time.perf_counter()
+        got = drain(sock.recv_into)
+        bare = got / (time.perf_counter() - t)
+    sender.join()
+    listener.close()
+    print(f"fakehub CDN -> http.client: {fake / 1e9:.2f} GB/s")
+    if curl is not None:
+        print(f"fakehub CDN -> curl:        {curl / 1e9:.2f} GB/s")
+    print(f"bare TCP reference:         {bare / 1e9:.2f} GB/s")
+    print(f"ratio fakehub/reference = {fake / bare:.2f} (target >= 0.5, and > 1.5 GB/s absolute)")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _bench(int(sys.argv[1]) if len(sys.argv) > 1 else 2 * 10**9)
