@@ -54,16 +54,17 @@ def build_site(config: Config, strict: bool = False, refresh_metadata: RefreshSe
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)
         raise BuildError(f"{len(catalog.errors)} problem(s) in {registry} (--strict, nothing written):\n{problems}")
-    cache = MetaCache.for_registry(registry)
+    metacache = MetaCache.for_registry(registry)
     refreshed = None
     if refresh_metadata is not None:
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
-        refreshed = refresh(catalog.models, cache, client, refresh_metadata)
-    catalog = join_metadata(catalog, cache)
+        refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
+    catalog = join_metadata(catalog, metacache)
     with staged_dir(out) as staging:
         render_site(catalog, config, staging)
     problems = [(m.repo_id, p) for m in catalog.models for p in m.problems]
-    return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start, problems, refreshed)
+    return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
+                       model_problems=problems, refresh=refreshed)
 
 
 def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:

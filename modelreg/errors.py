@@ -39,7 +39,7 @@ class HubError(ModelregError):
     """Hugging Face metadata of a repository could not be fetched.
 
     ``reason`` is a short machine-readable word (``not-found``, ``revision-not-found``, ``gated``,
-    ``rate-limited``, ``server-error``, ``timeout``, ``offline``, ``http-error``, ``bad-response``);
+    ``unauthorized``, ``rate-limited``, ``server-error``, ``timeout``, ``offline``, ``http-error``, ``bad-response``);
     the message says what happened and what to do.
     """
 

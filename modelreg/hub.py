@@ -172,6 +172,8 @@ class HubClient:
             return fail("not-found", "the repository does not exist on the hub (or is private)"), None
         if isinstance(exc, HfHubHTTPError) and exc.response is not None:
             status = exc.response.status_code
+            if status == 401:
+                return fail("unauthorized", "the hub refused the token in HF_TOKEN: check or replace it"), None
             if status not in RETRY_STATUS:
                 return fail("http-error", f"the hub answered HTTP {status}"), None
             reason = "rate-limited" if status == 429 else "server-error"
@@ -186,7 +188,8 @@ class HubClient:
         if isinstance(exc, OfflineModeIsEnabled):
             return fail("offline", "HF_HUB_OFFLINE is set: the hub was not asked"), None
         if isinstance(exc, httpx2.TimeoutException):
-            return fail("timeout", f"no answer from {self.endpoint} within {self.timeout:.0f} s"), self.retry.delay(attempt)
+            detail = f"no answer from {self.endpoint} within {self.timeout:g} s"
+            return fail("timeout", detail), self.retry.delay(attempt)
         if isinstance(exc, (httpx2.ConnectError, OSError)):  # refused or unresolvable: asking again will not help
             return fail("offline", f"cannot reach {self.endpoint}: {exc}"), None
         if isinstance(exc, httpx2.TransportError):  # a connection lost mid-answer

@@ -112,8 +112,8 @@ def refresh(models: Iterable[Model], cache: MetaCache, client: HubClient, settin
     def one(repo_id: str, revision: str | None) -> HubError | None:
         return fetch_into(cache, client, repo_id, revision, iso(clock()))
 
-    with tqdm(total=len(stale), desc="metadata", unit="model", file=sys.stderr, disable=_hide(settings.progress)) as bar, \
-            ThreadPoolExecutor(max_workers=max(1, settings.jobs), thread_name_prefix="refresh") as pool:
+    bar = tqdm(total=len(stale), desc="metadata", unit="model", file=sys.stderr, disable=_hide(settings.progress))
+    with bar, ThreadPoolExecutor(max_workers=max(1, settings.jobs), thread_name_prefix="refresh") as pool:
         futures = {pool.submit(one, *pair): pair for pair in stale}
         pending = set(futures)
         while pending:

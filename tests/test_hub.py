@@ -40,7 +40,8 @@ def hub():
             safetensors={"F16": 1_500_000}, created_at="2025-01-02T03:04:05.000Z",
             last_modified="2025-02-03T04:05:06.000Z",
         )
-        hub.add_repo("Org/Tiny-GGUF", {"tiny.Q4.gguf": b"GGUF" + bytes(100)}, gguf={"total": 999, "architecture": "llama"})
+        hub.add_repo("Org/Tiny-GGUF", {"tiny.Q4.gguf": b"GGUF" + bytes(100)},
+                     gguf={"total": 999, "architecture": "llama"})
         hub.add_repo("Org/Gated", {"w.safetensors": b"x" * 10}, card="# Gated\n", gated="manual")
         yield hub
 
