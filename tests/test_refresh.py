@@ -225,3 +225,10 @@ def test_damaged_cache_file_is_reported_then_replaced(registry, hub):
     assert any(repo == "Org/Alpha" and str(path) in p and "modelreg refresh" in p for repo, p in offline.model_problems)
     build_site(config_for(registry, hub), refresh_metadata=settings())
     assert joined(registry)["Org/Alpha"].meta.license == "mit"
+
+
+def test_progress_bar_is_drawn_on_stderr(registry, hub, capsys):
+    refresh(load_catalog(registry).models, MetaCache.for_registry(registry), HubClient(hub.endpoint, retry=FAST),
+            settings(progress=True))
+    out = capsys.readouterr()
+    assert "metadata: 100%" in out.err and "2/2" in out.err and out.out == ""
