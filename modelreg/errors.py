@@ -50,8 +50,8 @@ class HubError(ModelregError):
 
 
 class MetadataCacheError(ModelregError):
-    """A file of the metadata cache cannot be read: names the file and the problem."""
+    """A file of the metadata cache cannot be read or written: names the file and the problem."""
 
     def __init__(self, path: str | Path, problem: str):
         self.path, self.problem = str(path), problem
-        super().__init__(f"{self.path}: {problem}; delete it and run 'modelreg refresh' to fetch it again")
+        super().__init__(f"{self.path}: {problem}")

@@ -21,6 +21,7 @@ from .metadata import ModelMeta, RepoFile
 CACHE_DIR = ".metadata"
 FORMAT = 1
 MAIN = "main"
+_AGAIN = "delete it and run 'modelreg refresh' to fetch it again"
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,11 @@ class MetaCache:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MetadataCacheError(path, f"cannot read the cached metadata: {exc}") from exc
+            raise MetadataCacheError(path, f"cannot read the cached metadata ({exc}); {_AGAIN}") from exc
         try:
             return _entry_from(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise MetadataCacheError(path, f"the cached metadata is not in format {FORMAT}: {exc!r}") from exc
+            raise MetadataCacheError(path, f"the cached metadata is not in format {FORMAT} ({exc!r}); {_AGAIN}") from exc
 
     def store_meta(self, meta: ModelMeta, fetched_at: str, failure: Failure | None = None) -> CacheEntry:
         """Record freshly fetched metadata; ``failure`` says what part of it could not be fetched, if any."""
@@ -92,7 +93,11 @@ class MetaCache:
         return entry
 
     def _write(self, entry: CacheEntry) -> None:
-        atomic_write_bytes(self.path(entry.repo_id, entry.revision), dumps(entry))
+        path = self.path(entry.repo_id, entry.revision)
+        try:
+            atomic_write_bytes(path, dumps(entry))
+        except OSError as exc:
+            raise MetadataCacheError(path, f"cannot write the cache file: {exc}") from exc
 
 
 def dumps(entry: CacheEntry) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
@@ -115,19 +115,17 @@ def refresh(models: Iterable[Model], cache: MetaCache, client: HubClient, settin
     bar = tqdm(total=len(stale), desc="metadata", unit="model", file=sys.stderr, disable=_hide(settings.progress))
     with bar, ThreadPoolExecutor(max_workers=max(1, settings.jobs), thread_name_prefix="refresh") as pool:
         futures = {pool.submit(one, *pair): pair for pair in stale}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None:
-                    pool.shutdown(cancel_futures=True)
-                    raise future.exception()
-                error = future.result()
+        try:
+            for future in as_completed(futures):
+                error = future.result()  # an unexpected exception (a bug, a full disk) stops the refresh
                 if error is None:
                     report.fetched.append(_label(*futures[future]))
                 else:
                     report.failed.append(error)
                 bar.update(1)
+        except BaseException:  # Ctrl-C included: do not start the fetches still queued
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     report.fetched.sort(key=str.lower)
     report.failed.sort(key=lambda e: str(e).lower())
     report.seconds = time.perf_counter() - start

@@ -13,6 +13,7 @@ from modelreg import cli
 from modelreg.builder import build_site, join_metadata
 from modelreg.catalog import load_catalog
 from modelreg.config import Config
+from modelreg.errors import MetadataCacheError
 from modelreg.hub import HubClient, RetryPolicy
 from modelreg.metacache import MetaCache
 from modelreg.refresh import RefreshSettings, parse_age, refresh
@@ -232,3 +233,16 @@ def test_progress_bar_is_drawn_on_stderr(registry, hub, capsys):
             settings(progress=True))
     out = capsys.readouterr()
     assert "metadata: 100%" in out.err and "2/2" in out.err and out.out == ""
+
+
+def test_an_unexpected_error_stops_the_refresh_and_cancels_the_rest(tmp_path, hub):
+    reg = tmp_path / "registry"
+    for i in range(6):
+        publish(hub, reg, f"Org/M{i}", {"w.bin": b"w"})
+    cache = MetaCache.for_registry(reg)
+    cache.root.mkdir()
+    (cache.root / "Org").write_text("a file where a folder must go")  # every write fails with an OSError
+    hub.inject("any", delay=0.05, times=None)
+    with pytest.raises(MetadataCacheError, match="cannot write the cache file"):
+        refresh(load_catalog(reg).models, cache, HubClient(hub.endpoint, retry=FAST), settings(jobs=1))
+    assert len(hub.find_requests(path="^/api/")) < 6
