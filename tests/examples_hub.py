@@ -62,6 +62,7 @@ def example_definitions():
     """The ``EXAMPLES`` of ``scripts/examples.py`` (the bundled registry's made-up models)."""
     spec = importlib.util.spec_from_file_location("modelreg_examples", ROOT / "scripts" / "examples.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module.EXAMPLES
 
