@@ -1,0 +1,5 @@
+"""One module per command; each has ``register(subparsers)`` and ``run(args) -> int``."""
+
+COMMANDS = [
+    "build",
+]

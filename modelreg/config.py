@@ -1,0 +1,116 @@
+"""The site configuration, ``modelreg.toml``: every option typed, validated, with errors a user can act on."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+CONFIG_FILE = "modelreg.toml"
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Site options. Paths are relative to the folder that holds the config file."""
+
+    title: str = "Model Registry"
+    description: str = "Open model weights over BitTorrent, with Hugging Face as the web seed."
+    base_url: str = "/"
+    site_url: str = ""
+    registry: str = "registry"
+    out: str = "site"
+    trackers: tuple[str, ...] = ()
+    webseeds: tuple[str, ...] = ()
+    hf_endpoint: str = DEFAULT_HF_ENDPOINT
+    root: Path = field(default=Path("."), compare=False)
+
+    def path(self, value: str) -> Path:
+        """A path option resolved against the config file's folder."""
+        return (self.root / value).resolve()
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some options changed, validated like the file."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "root"}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return _validated(values, self.root, "command line")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load ``modelreg.toml`` (or the given file); a missing default file means all defaults."""
+    explicit = path is not None
+    path = Path(path) if explicit else Path(CONFIG_FILE)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: no such configuration file")
+        return Config(root=Path.cwd())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return _validated(data, path.resolve().parent, str(path))
+
+
+def _validated(data: dict[str, Any], root: Path, where: str) -> Config:
+    known = {f.name: f for f in fields(Config) if f.name != "root"}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(f"{where}: unknown option '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+        values[key] = _CHECKS[key](key, value, where)
+    return Config(root=root, **values)
+
+
+def _text(key: str, value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: '{key}' must be a string, not {type(value).__name__}")
+    return value
+
+
+def _url(key: str, value: Any, where: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    value = _text(key, value, where)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{where}: '{key}' must be an absolute {'/'.join(schemes)} URL, not {value!r}")
+    return value
+
+
+def _urls(schemes: tuple[str, ...]):
+    def check(key: str, value: Any, where: str) -> tuple[str, ...]:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: '{key}' must be a list of URLs")
+        return tuple(_url(f"{key}[{i}]", v, where, schemes) for i, v in enumerate(value))
+
+    return check
+
+
+def _base_url(key: str, value: Any, where: str) -> str:
+    value = _text(key, value, where)
+    if "://" in value or not value.startswith("/"):
+        raise ConfigError(f"{where}: '{key}' must be a path such as '/' or '/mirror/', not {value!r}")
+    return value if value.endswith("/") else value + "/"
+
+
+def _site_url(key: str, value: Any, where: str) -> str:
+    return _url(key, value, where).rstrip("/") if value else ""
+
+
+_CHECKS = {
+    "title": _text,
+    "description": _text,
+    "base_url": _base_url,
+    "site_url": _site_url,
+    "registry": _text,
+    "out": _text,
+    "trackers": _urls(("http", "https", "udp", "wss")),
+    "webseeds": _urls(("http", "https")),
+    "hf_endpoint": lambda k, v, w: _url(k, v, w).rstrip("/"),
+}

@@ -1,0 +1,25 @@
+"""Shared fixtures: the real torrent corpus (when ../shared is there) and torrents made with libtorrent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus" / "modelregistry"
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The 49 real hybrid torrents of a public registry; the test is skipped where ../shared is absent."""
+    if not (CORPUS / "expected.json").is_file():
+        pytest.skip(f"real torrent corpus not found at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def corpus_expected(corpus_dir: Path) -> dict[str, dict]:
+    """expected.json: what libtorrent reads from each corpus torrent, keyed by its path in the corpus."""
+    return json.loads((corpus_dir / "expected.json").read_text())
