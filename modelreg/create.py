@@ -8,7 +8,6 @@ match. There is no creation date: the same input always gives the same bytes.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import bencodepy
 
 from modelreg import __version__
 from modelreg.errors import CreateError
+from modelreg.fsutil import atomic_write_bytes
 from modelreg.hashing import ProgressCallback, StreamHashes, hash_stream
 from modelreg.layout import Layout, Mode, plan_layout
 from modelreg.source import LocalSource, Source, SourceFile
@@ -160,29 +160,14 @@ def _file_tree(layout: Layout, hashes: StreamHashes) -> dict[bytes, object]:
 
 
 def write_torrent(data: bytes, path: str | os.PathLike[str]) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file, then a rename.
+    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, then a rename).
 
-    On any failure the destination is untouched and no temporary file is left.
+    On any failure the destination is left as it was and no temporary file remains.
     """
     target = Path(path)
-    folder = target.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        atomic_write_bytes(target, data)
+        os.chmod(target, 0o644)
     except OSError as exc:
         raise CreateError(f"{target}: cannot write: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise CreateError(f"{target}: cannot write: {exc.strerror or exc}") from exc
-        raise
     return target

@@ -33,3 +33,11 @@ class CatalogError(ModelregError):
 
 class BuildError(ModelregError):
     """The site could not be built; the previous site is left as it was."""
+
+
+class CreateError(ModelregError):
+    """A torrent could not be made from the given files: names the file and the problem."""
+
+
+class VerifyError(ModelregError):
+    """Files could not be checked against a torrent (unreadable torrent or folder)."""
