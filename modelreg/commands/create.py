@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
+
+import bencodepy
 
 from ..create import create_torrent, write_torrent
 from ..progress import byte_progress
 from ..source import LocalSource
-from ..torrent import Torrent
 
 
 def _size(text: str) -> int:
@@ -64,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     write_torrent(data, output)
-    torrent = Torrent.from_bytes(data, source=str(output))
+    info = bencodepy.decode(data)[b"info"]
+    info_bytes = bencodepy.encode(info)
     print(f"wrote {output}")
-    print(f"  files {len(torrent.files)}, {torrent.total_size} bytes, "
-          f"piece length {torrent.piece_length}, {torrent.num_pieces} pieces")
-    if torrent.infohash_v1:
-        print(f"  infohash v1 {torrent.infohash_v1}")
-    if torrent.infohash_v2:
-        print(f"  infohash v2 {torrent.infohash_v2}")
+    print(f"  {len(source.files)} file(s), {total} bytes, piece length {info[b'piece length']}")
+    if args.mode != "v2":
+        print(f"  infohash v1 {hashlib.sha1(info_bytes).hexdigest()}")
+    if args.mode != "v1":
+        print(f"  infohash v2 {hashlib.sha256(info_bytes).hexdigest()}")
     sys.stdout.flush()
     return 0
