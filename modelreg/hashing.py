@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from modelreg.errors import CreateError
@@ -23,6 +23,12 @@ from modelreg.layout import BLOCK_SIZE, Layout, LayoutEntry
 from modelreg.source import Source
 
 ZERO_HASH = bytes(32)
+
+#: Chunks smaller than this (typical of network reads) are gathered into one
+#: buffer of at least GATHER_SIZE bytes before they go to the workers, so the
+#: per-chunk cost of the queues stays small.
+SMALL_CHUNK = 1024 * 1024
+GATHER_SIZE = 4 * 1024 * 1024
 
 #: Chunks waiting in each worker's queue; with 8 MiB chunks this bounds the
 #: engine's buffers to about (QUEUE_DEPTH + 2) * 8 MiB.
@@ -295,6 +301,25 @@ class _CheckState:
 ProgressCallback = Callable[[int], None]
 
 
+def _gathered(chunks: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes | bytearray | memoryview]:
+    """Pass large chunks through; gather runs of small ones into one buffer."""
+    pending = bytearray()
+    for chunk in chunks:
+        size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+        if size >= SMALL_CHUNK:
+            if pending:
+                yield pending
+                pending = bytearray()
+            yield chunk
+        elif size:
+            pending += chunk
+            if len(pending) >= GATHER_SIZE:
+                yield pending
+                pending = bytearray()
+    if pending:
+        yield pending
+
+
 def hash_stream(
     source: Source,
     layout: Layout,
@@ -322,6 +347,14 @@ def hash_stream(
     check_worker = _Worker("modelreg-sha256-file") if check else None
     workers = [w for w in (v1_worker, v2_worker, check_worker) if w is not None]
 
+    calls: list[tuple[_Worker, Callable]] = []
+    if v1_worker:
+        calls.append((v1_worker, v1.update))  # type: ignore[union-attr]
+    if v2_worker:
+        calls.append((v2_worker, v2.update))  # type: ignore[union-attr]
+    if check_worker:
+        calls.append((check_worker, check.update))  # type: ignore[union-attr]
+
     def raise_worker_error() -> None:
         for worker in workers:
             if worker.error is not None:
@@ -342,22 +375,16 @@ def hash_stream(
             if check_worker:
                 check_worker.put(check.begin, file.sha256)  # type: ignore[union-attr]
             seen = 0
-            for chunk in source.chunks(file):
-                size = len(chunk)
-                if not size:
-                    continue
+            for chunk in _gathered(source.chunks(file)):
+                size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
                 seen += size
                 if seen > entry.size:
                     raise CreateError(
                         f"{source.name}/{entry.path_str}: longer than its announced "
                         f"{entry.size} bytes (did it change while hashing?)"
                     )
-                if v1_worker:
-                    v1_worker.put(v1.update, chunk)  # type: ignore[union-attr]
-                if v2_worker:
-                    v2_worker.put(v2.update, chunk)  # type: ignore[union-attr]
-                if check_worker:
-                    check_worker.put(check.update, chunk)  # type: ignore[union-attr]
+                for worker, func in calls:
+                    worker.put(func, chunk)
                 if progress:
                     progress(size)
                 raise_worker_error()

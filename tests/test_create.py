@@ -184,9 +184,25 @@ class ListSource:
 
 def test_chunk_size_does_not_change_the_torrent() -> None:
     rng = random.Random(3)
-    files = {("a",): rng.randbytes(100_000), ("d", "b"): rng.randbytes(16 * KIB), ("c",): b""}
-    results = {create_torrent(ListSource(files, chunk), piece_length=16 * KIB) for chunk in (1, 777, 16 * KIB, 10**6)}
+    files = {("a",): rng.randbytes(3 * MIB + 5), ("d", "b"): rng.randbytes(16 * KIB), ("c",): b""}
+    sizes = (777, 16 * KIB, 10**6, 3 * MIB // 2, 4 * MIB)  # gathered, passed through, or both
+    results = {create_torrent(ListSource(files, chunk), piece_length=16 * KIB) for chunk in sizes}
     assert len(results) == 1
+
+
+def test_mixed_chunk_sizes_within_a_file() -> None:
+    data = random.Random(4).randbytes(5 * MIB + 3)
+
+    class Mixed(ListSource):
+        def chunks(self, file: SourceFile):
+            view, pos = memoryview(self.data[file.path]), 0
+            for size in [10, 2 * MIB, 100, 5000, 3 * MIB]:
+                yield view[pos : pos + size]
+                pos += size
+            yield view[pos:]
+
+    mixed = create_torrent(Mixed({("w",): data, ("x",): b"1"}, 0), piece_length=64 * KIB)
+    assert mixed == create_torrent(ListSource({("w",): data, ("x",): b"1"}, MIB), piece_length=64 * KIB)
 
 
 def test_expected_sha256_is_checked_while_streaming() -> None:
