@@ -95,7 +95,7 @@ class LocalSource:
             return cls(root, name, True, (file,))
         if not stat.S_ISDIR(st.st_mode):
             raise CreateError(f"{root}: not a file or folder")
-        files = tuple(sorted(_walk(root, ()), key=lambda f: [p.encode() for p in f.path]))
+        files = tuple(sorted(_walk(root, (), set()), key=lambda f: [p.encode() for p in f.path]))
         return cls(root, name, False, files)
 
     def local_path(self, file: SourceFile) -> Path:
@@ -117,18 +117,26 @@ class LocalSource:
             raise CreateError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
-def _walk(folder: Path, prefix: tuple[str, ...]) -> Iterator[SourceFile]:
+def _walk(folder: Path, prefix: tuple[str, ...], seen: set[tuple[int, int]]) -> Iterator[SourceFile]:
     try:
+        st = os.stat(folder)
         entries = list(os.scandir(folder))
     except OSError as exc:
         raise CreateError(f"{folder}: cannot list folder: {exc.strerror or exc}") from exc
+    if (st.st_dev, st.st_ino) in seen:
+        raise CreateError(f"{folder}: a symbolic link loops back to a folder above it")
+    seen = seen | {(st.st_dev, st.st_ino)}
     for entry in entries:
         path = prefix + (entry.name,)
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CreateError(f"{entry.path!r}: the name is not valid UTF-8; rename it") from None
         try:
             st = os.stat(entry.path)  # follows symbolic links, like libtorrent
         except OSError:
             continue  # a dangling link: libtorrent skips it too
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(Path(entry.path), path)
+            yield from _walk(Path(entry.path), path, seen)
         elif stat.S_ISREG(st.st_mode):
             yield SourceFile(path, st.st_size, _is_executable(st.st_mode))

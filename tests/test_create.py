@@ -300,3 +300,24 @@ def test_create_command_rejects_a_bad_piece_length(tmp_path: Path, shapes: dict[
                  "--piece-length", "20K"]) == 1
     assert "power of two" in capsys.readouterr().err
     assert main(["create", str(tmp_path / "nope")]) == 1
+
+
+def test_local_source_follows_links_and_refuses_loops(tmp_path: Path) -> None:
+    folder = tmp_path / "Model"
+    write(folder / "blobs" / "abc", 1000, seed=1)
+    (folder / "model.bin").symlink_to(folder / "blobs" / "abc")
+    (folder / "dangling").symlink_to(folder / "nowhere")
+    source = LocalSource.open(folder)
+    assert [(f.path, f.size) for f in source.files] == [(("blobs", "abc"), 1000), (("model.bin",), 1000)]
+    (folder / "blobs" / "loop").symlink_to(folder)
+    with pytest.raises(CreateError, match="loops back"):
+        LocalSource.open(folder)
+
+
+def test_local_source_refuses_names_that_are_not_utf8(tmp_path: Path) -> None:
+    folder = tmp_path / "Model"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"1")
+    os.close(os.open(os.path.join(os.fsencode(folder), b"bad-\xff"), os.O_CREAT | os.O_WRONLY))
+    with pytest.raises(CreateError, match="not valid UTF-8"):
+        LocalSource.open(folder)
