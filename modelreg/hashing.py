@@ -341,7 +341,6 @@ def hash_stream(
     v2 = _V2State(layout.piece_length) if layout.has_v2 else None
     check = _CheckState() if checking else None
 
-    workers: list[_Worker] = []
     v1_worker = _Worker("modelreg-sha1") if v1 else None
     v2_worker = _Worker("modelreg-sha256-tree") if v2 else None
     check_worker = _Worker("modelreg-sha256-file") if check else None
