@@ -6,6 +6,7 @@ import hashlib
 import os
 import random
 import warnings
+import zlib
 from pathlib import Path
 
 import bencodepy
@@ -67,8 +68,8 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (_, files, executable) in SHAPES.items():
         folder = root / name / "Model"
         folder.mkdir(parents=True)
-        for i, (rel, size) in enumerate(sorted(files.items())):
-            write(folder / rel, size, seed=hash((name, rel)) & 0xFFFF, executable=rel in executable)
+        for rel, size in sorted(files.items()):
+            write(folder / rel, size, seed=zlib.crc32(f"{name}/{rel}".encode()), executable=rel in executable)
         folders[name] = folder
     single = root / "single" / "model.gguf"
     write(single, 100_000, seed=7)
