@@ -325,6 +325,30 @@ def test_corrupt_flips_exactly_one_byte(hub, model):
     assert raw(cdn, headers={"Range": "bytes=0-999"})[2] == good
 
 
+def test_libtorrent_web_seeds_from_the_hub_through_the_cdn(hub, model, tmp_path):
+    import libtorrent as lt
+    from ltutil import make_torrent
+
+    data = make_torrent(tmp_path / "src", {"model.safetensors": WEIGHTS.read()}, piece_length=262144,
+                        webseeds=(hub.url(model.repo_id, "model.safetensors", model.sha),))
+    # the CDN is on loopback and its URLs carry a query: libtorrent's SSRF guard would refuse the redirect
+    session = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
+                          "enable_upnp": False, "enable_natpmp": False, "ssrf_mitigation": False})
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(data)
+    params.save_path = str(tmp_path / "dst")
+    handle = session.add_torrent(params)
+    deadline = time.monotonic() + 30
+    while not handle.status().is_seeding and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handle.status().is_seeding
+    session.remove_torrent(handle)
+    del session
+    assert (tmp_path / "dst" / "model.safetensors").read_bytes() == WEIGHTS.read()
+    assert [r.status for r in hub.find_requests(origin="hub")] == [302]
+    assert sum(r.bytes_sent for r in hub.find_requests(origin="cdn")) == WEIGHTS.size
+
+
 def test_delay_and_in_flight_peak(hub, model):
     hub.inject("api", delay=0.3, times=6)
     url = f"{hub.endpoint}/api/models/{model.repo_id}"
