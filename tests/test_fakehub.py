@@ -119,6 +119,12 @@ def test_revisions_stay_served_after_the_repo_changes(hub, model, tmp_path):
     commits = client.list_repo_commits("TinyOrg/Tiny-Model")
     assert [c.commit_id for c in commits] == [new, old] and commits[0].title == "Change config"
     assert client.list_repo_refs("TinyOrg/Tiny-Model").branches[0].target_commit == new
+    dev = model.commit({"extra.txt": b"x"}, branch="dev")
+    model.tag("v1", old)
+    assert client.model_info("TinyOrg/Tiny-Model", revision="dev").sha == dev
+    assert {s.rfilename for s in client.model_info("TinyOrg/Tiny-Model", revision="dev").siblings} == (
+        new_names | {"extra.txt"})
+    assert client.model_info("TinyOrg/Tiny-Model", revision="v1").sha == old and model.sha == new
 
 
 def test_list_repo_tree_paginates_like_hf(model):
@@ -210,6 +216,10 @@ def test_list_models_sorts_by_trending_and_filters(hub):
     assert [m.id for m in client.list_models(author="Org0", sort="trending_score")] == ["Org0/m2", "Org0/m0"]
     assert [m.id for m in client.list_models(search="m1")] == ["Org1/m1"]
     assert next(iter(client.list_models(search="m0"))).trending_score == 5
+    hub.list_page_size = 2
+    hub.reset_stats()
+    assert [m.id for m in client.list_models(sort="trending_score")] == ["Org1/m1", "Org0/m2", "Org0/m0"]
+    assert len(hub.find_requests(path="^/api/models$")) == 2  # followed the Link header
 
 
 def test_snapshot_download_and_expand(hub, model, tmp_path):
@@ -250,6 +260,9 @@ def test_ranges_on_hub_and_cdn(hub, model):
     assert status == 200 and body == b"" and int(headers["Content-Length"]) == len(CONFIG)
     assert headers["Accept-Ranges"] == "bytes" and headers["X-Repo-Commit"] == model.sha
 
+    status, _, pointer = raw(f"{hub.endpoint}/{model.repo_id}/raw/main/model.safetensors")
+    assert status == 200 and pointer == model.entry("model.safetensors").pointer()
+    assert f"oid sha256:{WEIGHTS.sha256()}".encode() in pointer
     status, headers, _ = raw(hub.url(model.repo_id, "model.safetensors"))
     assert status == 302 and headers["X-Linked-Size"] == str(WEIGHTS.size)
     assert headers["X-Linked-Etag"] == f'"{WEIGHTS.sha256()}"' and "ETag" in headers
