@@ -1054,7 +1054,7 @@ class FakeHub:
         if action == "commits":
             return self._commits(req, repo, commit)
         if action == "paths-info" and req.method == "POST":
-            return self._paths_info(req, commit)
+            return self._paths_info(req, repo, commit)
         return _error(404, "Not Found")
 
     def _model_info(self, req: _Request, repo: Repo, commit: Commit) -> _Response:
@@ -1125,12 +1125,11 @@ class FakeHub:
         query = {**query, "cursor": base64.urlsafe_b64encode(str(index).encode()).decode()}
         return f'<{self.endpoint}{req.path}?{urlencode(query, doseq=True)}>; rel="next"'
 
-    def _paths_info(self, req: _Request, commit: Commit) -> _Response:
+    def _paths_info(self, req: _Request, repo: Repo, commit: Commit) -> _Response:
         form: dict[str, list[str]] = {}
         for key, value in parse_qsl(req.body.decode(), keep_blank_values=True):
             form.setdefault(key.removesuffix("[]"), []).append(value)
         expand = (form.get("expand") or ["false"])[-1].lower() == "true"
-        repo = next((r for r in self.repos.values() if commit.sha in r.commits), None)
         out = []
         for path in form.get("paths", []):
             path = path.strip("/")
