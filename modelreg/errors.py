@@ -9,26 +9,25 @@ class ModelregError(Exception):
     """Base class of every error modelreg reports to a user (never shown with a traceback)."""
 
 
-class TorrentError(ModelregError):
-    """A .torrent file that cannot be read: names the file and the problem."""
+class FileProblem(ModelregError):
+    """A problem with one file: the message is ``<path>: <problem>``."""
 
     def __init__(self, path: str | Path | None, problem: str):
         self.path = str(path) if path is not None else None
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class TorrentError(FileProblem):
+    """A .torrent file that cannot be read."""
 
 
 class ConfigError(ModelregError):
     """An invalid configuration file or option."""
 
 
-class CatalogError(ModelregError):
+class CatalogError(FileProblem):
     """A registry entry that cannot become a model (bad sidecar, duplicate infohash...)."""
-
-    def __init__(self, path: str | Path | None, problem: str):
-        self.path = str(path) if path is not None else None
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
 class BuildError(ModelregError):
