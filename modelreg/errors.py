@@ -9,30 +9,37 @@ class ModelregError(Exception):
     """Base class of every error modelreg reports to a user (never shown with a traceback)."""
 
 
-class TorrentError(ModelregError):
-    """A .torrent file that cannot be read: names the file and the problem."""
+class FileProblem(ModelregError):
+    """A problem with one file: the message is ``<path>: <problem>``."""
 
     def __init__(self, path: str | Path | None, problem: str):
         self.path = str(path) if path is not None else None
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class TorrentError(FileProblem):
+    """A .torrent file that cannot be read."""
 
 
 class ConfigError(ModelregError):
     """An invalid configuration file or option."""
 
 
-class CatalogError(ModelregError):
+class CatalogError(FileProblem):
     """A registry entry that cannot become a model (bad sidecar, duplicate infohash...)."""
-
-    def __init__(self, path: str | Path | None, problem: str):
-        self.path = str(path) if path is not None else None
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
 class BuildError(ModelregError):
     """The site could not be built; the previous site is left as it was."""
+
+
+class CreateError(ModelregError):
+    """A torrent could not be made from the given files: names the file and the problem."""
+
+
+class VerifyError(ModelregError):
+    """Files could not be checked against a torrent (unreadable torrent or folder)."""
 
 
 class HubError(ModelregError):
@@ -49,9 +56,5 @@ class HubError(ModelregError):
         super().__init__(f"{repo_id}{at}: {detail}")
 
 
-class MetadataCacheError(ModelregError):
-    """A file of the metadata cache cannot be read or written: names the file and the problem."""
-
-    def __init__(self, path: str | Path, problem: str):
-        self.path, self.problem = str(path), problem
-        super().__init__(f"{self.path}: {problem}")
+class MetadataCacheError(FileProblem):
+    """A file of the metadata cache cannot be read or written."""

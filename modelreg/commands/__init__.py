@@ -2,5 +2,7 @@
 
 COMMANDS = [
     "build",
+    "create",
+    "verify",
     "refresh",
 ]
