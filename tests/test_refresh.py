@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from modelreg.hub import HubClient, RetryPolicy
 from modelreg.metacache import MetaCache
 from modelreg.refresh import RefreshSettings, parse_age, refresh
 
-from examples_hub import publish
+from examples_hub import publish, serve_examples
 from fakehub import FakeHub
 
 FAST = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
@@ -246,3 +248,25 @@ def test_an_unexpected_error_stops_the_refresh_and_cancels_the_rest(tmp_path, hu
     with pytest.raises(MetadataCacheError, match="cannot write the cache file"):
         refresh(load_catalog(reg).models, cache, HubClient(hub.endpoint, retry=FAST), settings(jobs=1))
     assert len(hub.find_requests(path="^/api/")) < 6
+
+
+def test_bundled_examples_build_offline_from_their_committed_metadata(tmp_path):
+    registry = Path(__file__).resolve().parents[1] / "registry"
+    report = build_site(Config(registry=str(registry), out=str(tmp_path / "site"), root=tmp_path))
+    assert report.models >= 4 and report.model_problems == []
+    assert all(m.meta and m.meta.license and m.meta.card_markdown for m in joined(registry).values())
+
+
+def test_bundled_examples_metadata_is_what_examples_hub_serves(tmp_path):
+    registry = Path(__file__).resolve().parents[1] / "registry"
+    committed = joined(registry)
+    copy = tmp_path / "registry"
+    shutil.copytree(registry, copy, ignore=shutil.ignore_patterns(".metadata"))
+    with FakeHub() as hub:
+        serve_examples(hub)
+        refresh(load_catalog(copy).models, MetaCache.for_registry(copy), HubClient(hub.endpoint, retry=FAST),
+                settings())
+    fresh = joined(copy)
+    assert sorted(fresh) == sorted(committed)
+    for repo_id, model in fresh.items():  # regenerate with: python tests/examples_hub.py
+        assert replace(model.meta, fetched_at=None) == replace(committed[repo_id].meta, fetched_at=None), repo_id
