@@ -134,7 +134,7 @@ class HubClient:
                 card_error = HubError(repo_id, revision, exc.reason, f"the model card cannot be read: {exc.detail}")
         return Fetched(meta_from_info(info, revision, files, card), card_error)
 
-    def _card(self, repo_id: str, commit: str) -> str | None:
+    def _card(self, repo_id: str, commit: str) -> str:
         """README.md at the resolved commit, so that card and file list agree."""
         url = hf_hub_url(repo_id, CARD_FILE, revision=commit, endpoint=self.endpoint)
         response = get_session().get(url, headers=build_hf_headers(token=self.token), timeout=self.timeout)
