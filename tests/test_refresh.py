@@ -78,7 +78,9 @@ def joined(registry: Path) -> dict:
 
 
 def test_refresh_then_offline_build_is_byte_identical(registry, hub, monkeypatch):
-    report = build_site(config_for(registry, hub), refresh_metadata=settings())
+    config = config_for(registry)  # the same config twice (the site links to its hf_endpoint); HF_ENDPOINT changes
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    report = build_site(config, refresh_metadata=settings())
     assert report.refresh.fetched == [f"Org/Alpha@{hub.repo('Org/Alpha').sha}",
                                       f"Org/Beta-GGUF@{hub.repo('Org/Beta-GGUF').sha}"]
     assert report.model_problems == []
@@ -89,7 +91,7 @@ def test_refresh_then_offline_build_is_byte_identical(registry, hub, monkeypatch
 
     hub.stop()
     monkeypatch.setenv("HF_ENDPOINT", closed_port())
-    offline = build_site(config_for(registry))
+    offline = build_site(config)
     assert offline.refresh is None and offline.model_problems == []
     assert snapshot(registry.parent / "site") == site
     assert joined(registry) == models
