@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog, Model, load_catalog
 from .config import Config
-from .errors import BuildError, ModelregError
+from .crosscheck import compare_files
+from .errors import BuildError, MetadataCacheError, ModelregError
 from .fsutil import staged_dir
+from .hub import HubClient, hub_endpoint, hub_token
+from .metacache import MetaCache
+from .refresh import RefreshReport, RefreshSettings, refresh
 from .site import ParseCache, Reuse, render_site
 
-#: Folder (beside the site's output folder) that holds the incremental build's cache.
-CACHE_DIR = ".modelreg-cache"
+#: Environment variable naming the folder of incremental build caches (default: the user's cache folder).
+CACHE_ENV = "MODELREG_CACHE_DIR"
 
 
 @dataclass
@@ -24,29 +30,47 @@ class BuildReport:
     models: int
     errors: list[ModelregError] = field(default_factory=list)
     seconds: float = 0.0
-    #: Model pages rendered anew and reused unchanged from the previous build.
+    #: (repository id, problem) for every model built with missing metadata or a file mismatch.
+    model_problems: list[tuple[str, str]] = field(default_factory=list)
+    refresh: RefreshReport | None = None
+    #: Models rendered anew and reused unchanged from the previous build.
     rendered: int = 0
     reused: int = 0
 
     def summary(self) -> str:
-        lines = [f"built {self.models} models into {self.out} in {self.seconds:.2f} s"
-                 f" ({self.rendered} rendered, {self.reused} unchanged)"]
+        lines = [self.refresh.summary()] if self.refresh else []
+        lines.append(f"built {self.models} models into {self.out} in {self.seconds:.2f} s"
+                     f" ({self.rendered} rendered, {self.reused} unchanged)")
         if self.errors:
             lines.append(f"{len(self.errors)} problem(s), skipped:")
             lines += [f"  - {e}" for e in self.errors]
+        if self.model_problems:
+            lines.append(f"{len(self.model_problems)} problem(s) in models built:")
+            lines += [f"  - {repo_id}: {problem}" for repo_id, problem in self.model_problems]
         return "\n".join(lines)
 
 
 def cache_dir(out: Path) -> Path:
-    """Where incremental builds keep their state: ``.modelreg-cache/<site folder name>/`` beside the site."""
-    return out.parent / CACHE_DIR / out.name
+    """Where the incremental builds of the site in ``out`` keep their state.
+
+    ``$MODELREG_CACHE_DIR`` or ``$XDG_CACHE_HOME/modelreg`` (``~/.cache/modelreg``), one folder per output
+    path: neither the project nor the folder around the site gets extra files, and deleting the cache
+    only makes the next build a full one.
+    """
+    base = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelreg")
+    out = Path(out).resolve()
+    return Path(base) / "sites" / f"{out.name}-{hashlib.sha256(str(out).encode()).hexdigest()[:16]}"
 
 
-def build_site(config: Config, strict: bool = False, incremental: bool = True) -> BuildReport:
-    """Read the registry and render the site into ``config.out``.
+def build_site(config: Config, strict: bool = False, refresh_metadata: RefreshSettings | None = None,
+               incremental: bool = True) -> BuildReport:
+    """Read the registry, join the cached Hugging Face metadata and render the site into ``config.out``.
 
-    With ``strict``, any bad torrent fails the build before anything is written. ``incremental`` reuses
-    parsed torrents and the pages of unchanged models from the previous build (see ``modelreg.site.reuse``).
+    With ``strict``, any bad torrent fails the build before anything is written. Only with
+    ``refresh_metadata`` does the build talk to the hub (to update the cache first); otherwise it reads
+    the cache alone. ``incremental`` reuses parsed torrents and the files of unchanged models from the
+    previous build (see ``modelreg.site.reuse``).
     """
     start = time.perf_counter()
     registry, out = config.path(config.registry), config.path(config.out)
@@ -56,10 +80,47 @@ def build_site(config: Config, strict: bool = False, incremental: bool = True) -
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)
         raise BuildError(f"{len(catalog.errors)} problem(s) in {registry} (--strict, nothing written):\n{problems}")
-    reuse = Reuse(cache / "manifest.json" if cache else None, out if cache else None)
+    metacache = MetaCache.for_registry(registry)
+    refreshed = None
+    if refresh_metadata is not None:
+        client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
+        refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
+    catalog = join_metadata(catalog, metacache)
+    reuse = Reuse(cache / "manifest" if cache else None, out if cache else None)
     with staged_dir(out) as staging:
         stats = render_site(catalog, config, staging, reuse=reuse, digests=parsed.digests)
     parsed.save()
     reuse.save()
+    problems = [(m.repo_id, p) for m in catalog.models for p in m.problems]
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
-                       stats.rendered, stats.reused)
+                       model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused)
+
+
+def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:
+    """The catalog with each model's cached metadata in ``meta`` and what is wrong with it in ``problems``."""
+    return Catalog([_joined(model, cache) for model in catalog.models], catalog.errors)
+
+
+def _joined(model: Model, cache: MetaCache) -> Model:
+    problems = list(model.problems)
+    if model.revision is None:
+        problems.append("no revision is known for this torrent (no sidecar or web seed names one): "
+                        "its Hugging Face metadata is the main branch's and may not match its files")
+    elif not model.pinned:
+        problems.append(f"revision {model.revision!r} is a branch, not a commit: "
+                        "its Hugging Face metadata may not match the torrent's files")
+    try:
+        entry = cache.load(model.repo_id, model.revision)
+    except MetadataCacheError as exc:
+        return replace(model, problems=(*problems, str(exc)))
+    meta = entry.meta if entry else None
+    if entry is None:
+        problems.append("no Hugging Face metadata cached: run 'modelreg refresh' (or build --refresh-metadata)")
+    elif entry.failure and meta is None:
+        problems.append(f"no Hugging Face metadata: {entry.failure.detail}")
+    elif entry.failure:
+        problems.append(f"the last Hugging Face metadata refresh failed: {entry.failure.detail}")
+    if meta is not None:
+        errors, notes = compare_files(model.torrent, meta)
+        problems += errors + notes
+    return replace(model, meta=meta, problems=tuple(problems))

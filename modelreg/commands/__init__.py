@@ -2,5 +2,8 @@
 
 COMMANDS = [
     "build",
+    "create",
+    "verify",
+    "refresh",
     "serve",
 ]
