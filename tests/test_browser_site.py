@@ -184,3 +184,32 @@ def test_themes_follow_the_system_and_screenshots_render(browser, served, scheme
         assert dark == [scheme == "dark"] * 2
     finally:
         context.close()
+
+
+def test_long_lists_show_a_page_of_matches_and_more_on_demand(browser, corpus_dir: Path, tmp_path: Path):
+    """Past 100 matches the rest carry `hidden` until asked for; the count still says how many match."""
+    base = load_catalog(corpus_dir).models
+    models = sorted((dataclasses.replace(m, repo_id=f"{m.org}/{m.name}-copy{k}") for k in range(3) for m in base),
+                    key=lambda m: m.repo_id.lower())
+    out = tmp_path / "site"
+    out.mkdir()
+    render_site(Catalog(models, []), Config(), out)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        open_index(pg, f"http://127.0.0.1:{server.server_address[1]}/")
+        assert count(pg) == 147 and len(visible_ids(pg)) == 100
+        assert visible_ids(pg) == [m.repo_id for m in models][:100]
+        pg.click("#show-more")
+        pg.wait_for_function("document.querySelectorAll('#results > li:not([hidden])').length === 147")
+        assert pg.locator("#show-more").is_hidden()
+        pg.fill("#q", "copy1")
+        pg.wait_for_function("document.getElementById('result-count').textContent === '49'")
+        assert len(visible_ids(pg)) == 49
+    finally:
+        context.close()
+        server.shutdown()
+        thread.join(5)
