@@ -300,3 +300,8 @@ def test_changed_options_render_everything_again(corpus_dir: Path, tmp_path: Pat
     report = build_site(config.replace(trackers=[EXTRA_TRACKER]))
     assert (report.rendered, report.reused) == (2, 0)
     assert all(EXTRA_TRACKER in r["trackers"] for r in records(out))
+    # Rendered again from cached (slim) torrents: the served files are the registry's bytes once more.
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (2, 0)
+    for model in load_catalog(registry).models:
+        assert (out / "models" / model.repo_id / model.torrent_path.name).read_bytes() == model.torrent.raw

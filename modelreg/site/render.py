@@ -15,7 +15,8 @@ import jinja2
 from ..catalog import Catalog, Model
 from ..config import Config
 from ..sanitize import render_card
-from ..torrent import torrent_with_extras
+from ..errors import BuildError
+from ..torrent import Torrent, torrent_with_extras
 from .feeds import feed_xml, sitemap_xml
 from .parsecache import full_torrent
 from .records import Paths, file_list, file_tree, model_record
@@ -52,11 +53,12 @@ def render_site(
     records, entries, texts, jsons = [], [], [], []
     for model in catalog.models:
         paths = Paths(model)
-        key = Reuse.key(common, _inputs(model, digests))
+        inputs = _inputs(model, digests)
+        key = Reuse.key(common, inputs)
         parts = reuse.lookup(model.repo_id, key, out)
         if parts is None:
             record = model_record(model, config)
-            _render_model(env, model, record, paths, config, out)
+            _render_model(env, model, record, paths, config, out, inputs["torrent"])
             parts = {
                 "record": record,
                 "json": json.dumps(record, indent=1, ensure_ascii=False),
@@ -104,12 +106,8 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
 
 
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
-                  out: Path) -> None:
-    torrent = full_torrent(model.torrent, model.torrent_path)
-    if config.trackers or config.webseeds:
-        _write(out / paths.torrent_file, torrent_with_extras(torrent, config.trackers, config.webseeds))
-    else:
-        _write(out / paths.torrent_file, torrent.raw)
+                  out: Path, digest: str) -> None:
+    _write(out / paths.torrent_file, _served_torrent(model, config, digest))
     detail = dict(record, files=file_list(model))
     _write(out / paths.api, json.dumps(detail, indent=1, ensure_ascii=False))
     meta = model.meta
@@ -121,6 +119,25 @@ def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Pa
         hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page),
     )
     _write(out / paths.page / "index.html", html)
+
+
+def _served_torrent(model: Model, config: Config, digest: str) -> bytes:
+    """The .torrent as served: the registry's bytes, with the config's trackers and web seeds if any.
+
+    A torrent that came slim from the parse cache is read again, and must still be the bytes the
+    record was made from.
+    """
+    torrent = model.torrent
+    data = torrent.raw
+    if not data:
+        data = model.torrent_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
+    if not (config.trackers or config.webseeds):
+        return data
+    if not torrent.raw:
+        torrent = Torrent.from_bytes(data, source=str(model.torrent_path))
+    return torrent_with_extras(torrent, config.trackers, config.webseeds)
 
 
 def _hf_url(config: Config, model: Model, kind: str) -> str:
