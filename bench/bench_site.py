@@ -124,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = sorted(registry.rglob("*.torrent"))
     results["reference: parse every torrent"], _ = timed(lambda: [Torrent.read(p) for p in paths])
     results["full build"], report = timed(build_site, config)
-    assert report.models == args.count and report.rendered == args.count, report.summary()
+    assert report.models == args.count and report.rendered == args.count, (report.models, report.rendered)
     results["rebuild, nothing changed"], report = timed(build_site, config)
-    assert report.reused == args.count, report.summary()
+    assert report.reused == args.count, (report.rendered, report.reused)
     touch_one(registry)
     results["rebuild, one torrent changed"], report = timed(build_site, config)
-    assert (report.rendered, report.reused) == (1, args.count - 1), report.summary()
+    assert (report.rendered, report.reused) == (1, args.count - 1), (report.rendered, report.reused)
 
     browser = browser_timings(out)
     if browser:
