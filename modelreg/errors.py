@@ -41,3 +41,11 @@ class CreateError(ModelregError):
 
 class VerifyError(ModelregError):
     """Files could not be checked against a torrent (unreadable torrent or folder)."""
+
+
+class DownloadError(ModelregError):
+    """A repository's files could not be listed or streamed from the hub: names the repository, file and problem."""
+
+
+class RepoChangedError(DownloadError):
+    """The repository on the hub is no longer what its listing said (a file changed, moved or was resized)."""
