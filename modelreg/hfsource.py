@@ -20,6 +20,7 @@ import http.client
 import os
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -201,6 +202,37 @@ def _strip_etag(value: str | None) -> str | None:
     return value.strip().removeprefix("W/").strip('"')
 
 
+class _BufferPool:
+    """Buffers of ``size`` bytes, reused once nothing but the pool refers to them.
+
+    The engine keeps each chunk until every hasher is done with it, so a buffer whose only references
+    are the pool's own is free: nothing still reads it. Reuse spares allocating, zeroing and faulting
+    in a fresh 16 MiB per range, and keeps the memory the allocator holds small. At most ``limit``
+    buffers are pooled; past that (an engine holding more chunks than expected) buffers are fresh.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        self._buffers: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, length: int) -> tuple[bytearray, memoryview]:
+        """A buffer of at least ``length`` bytes and a view of exactly ``length`` bytes of it."""
+        if length < self.size // 2:
+            buf = bytearray(length)
+            return buf, memoryview(buf)
+        with self._lock:
+            for buf in self._buffers:
+                # References: the list, the loop variable and getrefcount's argument.
+                if sys.getrefcount(buf) <= 3:
+                    return buf, memoryview(buf)[:length]
+            buf = bytearray(self.size)
+            if len(self._buffers) < self.limit:
+                self._buffers.append(buf)
+            return buf, memoryview(buf)[:length]
+
+
 class _Connections(threading.local):
     """Keep-alive connections of one thread, one per host."""
 
@@ -213,7 +245,8 @@ class HfSource:
 
     With ``single_file`` the source has exactly one file and the torrent is named after it. Files are
     listed sorted by path, the order hybrid and v2 torrents use, so the engine asks for them in the
-    order they are downloaded. ``jobs`` ranges download at once; call :meth:`close` (or use ``with``)
+    order they are downloaded. With ``check_lfs`` the engine checks each LFS file against its listed
+    SHA-256 (one more hash pass over those bytes). ``jobs`` ranges download at once; call :meth:`close` (or use ``with``)
     to stop the download threads early.
     """
 
@@ -225,6 +258,7 @@ class HfSource:
         token: str | None = None,
         paths: Sequence[str] | None = None,
         single_file: bool = False,
+        check_lfs: bool = True,
         jobs: int = DEFAULT_JOBS,
         chunk_size: int = CHUNK_SIZE,
         retry: RetryPolicy = RetryPolicy(),
@@ -253,7 +287,8 @@ class HfSource:
         self.name = chosen[0].path.rsplit("/", 1)[-1] if single_file else snapshot.name
         self.repo_files = tuple(chosen)
         self.files = tuple(
-            SourceFile((self.name,) if single_file else tuple(f.path.split("/")), f.size, False, f.sha256)
+            SourceFile((self.name,) if single_file else tuple(f.path.split("/")), f.size, False,
+                       f.sha256 if check_lfs else None)
             for f in chosen
         )
         self.jobs = jobs
@@ -265,6 +300,7 @@ class HfSource:
         self._locations: dict[str, str] = {}  # path -> signed CDN URL
         self._lock = threading.Lock()
         self._local = _Connections()
+        self._buffers = _BufferPool(chunk_size, jobs + AHEAD + 8)
         self._all_connections: list[http.client.HTTPConnection] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
@@ -274,7 +310,7 @@ class HfSource:
 
     # -- the Source protocol
 
-    def chunks(self, file: SourceFile) -> Iterator[bytearray]:
+    def chunks(self, file: SourceFile) -> Iterator[memoryview]:
         """The bytes of ``file`` in buffers of up to ``chunk_size`` bytes, downloaded ahead in parallel."""
         index = self._index[file]
         if self._pool is None or index != self._next_file:
@@ -282,9 +318,10 @@ class HfSource:
         self._next_file = index + 1
         pending = self._pending
         while pending and pending[0][0] == index:
-            _, future = pending.popleft()
+            chunk = pending.popleft()[1].result()
             self._fill()
-            yield future.result()
+            yield chunk
+            del chunk  # back to the pool once the engine is done with it
 
     def close(self) -> None:
         """Stop downloading: drop queued ranges, wait for running ones, close the connections."""
@@ -335,7 +372,7 @@ class HfSource:
 
     # -- one range
 
-    def _fetch(self, file: RepoFile, start: int, length: int) -> bytearray:
+    def _fetch(self, file: RepoFile, start: int, length: int) -> memoryview:
         """``length`` bytes of ``file`` from ``start``: resumes, redirects, re-resolves and retries as needed."""
         try:
             return self._fetch_range(file, start, length)
@@ -345,9 +382,8 @@ class HfSource:
             self._local.by_host.clear()
             raise
 
-    def _fetch_range(self, file: RepoFile, start: int, length: int) -> bytearray:
-        buf = bytearray(length)
-        view = memoryview(buf)
+    def _fetch_range(self, file: RepoFile, start: int, length: int) -> memoryview:
+        _, view = self._buffers.take(length)
         got = 0
         attempt = 0
         redirects = 0
@@ -436,7 +472,7 @@ class HfSource:
             attempt += 1
             if delay:
                 time.sleep(delay)
-        return buf
+        return view
 
     def _where(self, file: RepoFile) -> str:
         return f"{self.snapshot.repo_id}/{file.path}"

@@ -299,3 +299,10 @@ def test_cli_unknown_repository_and_revision(hub, tmp_path, capsys):
 def test_torrent_path_uses_lower_case_folders_like_the_public_registry():
     snap = Snapshot("AliesTaha/fable-traces", "7f9339b6e9e3b9cb8259963029d271e4905233bc", ())
     assert torrent_path(Path("models"), snap, "fable-traces") == Path("models/aliestaha/fable-traces/fable-traces.torrent")
+
+
+def test_no_lfs_check_skips_the_sha256_pass(hub, tmp_path):
+    weights, config = lfs_repo(hub)
+    hub.inject("cdn", corrupt=1000)  # undetected without the check: the torrent describes the damaged bytes
+    added = add_robust(hub, tmp_path / "r", check_lfs=False)
+    assert lt_read(added.torrent.read_bytes())["infohash_v2"] != expected_infohash(tmp_path, weights, config)
