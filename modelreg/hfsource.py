@@ -10,32 +10,26 @@ Every answer is checked against the listing made at the start (:func:`fetch_snap
 (``X-Repo-Commit``), the file's identity (``ETag`` or ``X-Linked-Etag``) and its size. A difference means
 the repository changed under the run and raises :class:`~modelreg.errors.RepoChangedError`. The engine
 checks each LFS file's SHA-256 as it streams (:attr:`SourceFile.sha256 <modelreg.source.SourceFile>`).
-Lost connections resume with a ``Range`` request; 429 and 5xx answers are retried per :class:`RetryPolicy`.
+Lost connections resume with a ``Range`` request; 429 and 5xx answers are retried per
+:class:`modelreg.hub.RetryPolicy`, honouring ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import collections
 import http.client
-import os
-import random
-import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from modelreg import __version__
 from modelreg.errors import DownloadError, RepoChangedError
+from modelreg.hub import RETRY_STATUS, RetryPolicy, retry_after
 from modelreg.source import SourceFile
-
-DEFAULT_ENDPOINT = "https://huggingface.co"
 
 #: Bytes per range request and per buffer handed to the engine.
 CHUNK_SIZE = 16 * 1024 * 1024
@@ -44,62 +38,15 @@ CHUNK_SIZE = 16 * 1024 * 1024
 DEFAULT_JOBS = 4
 AHEAD = 2
 
-RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 USER_AGENT = f"modelreg/{__version__}"
-
-
-def hub_endpoint(explicit: str | None = None) -> str:
-    """The hub to talk to: ``explicit`` when given, else ``HF_ENDPOINT``, else https://huggingface.co."""
-    return (explicit or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-
-def hub_token() -> str | None:
-    """The access token for gated repositories, from ``HF_TOKEN``."""
-    return os.environ.get("HF_TOKEN") or None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait before asking again after a 408/429/5xx, a timeout or a lost connection.
-
-    Waits grow as ``base_delay * 2**attempt`` (with jitter) up to ``max_delay``; a ``Retry-After``
-    header in seconds is obeyed instead, unless it asks for more than ``max_retry_after`` (then the
-    request fails at once, saying when to come back).
-    """
-
-    retries: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int) -> float:
-        wait = min(self.max_delay, self.base_delay * 2**attempt)
-        return wait * (0.5 + random.random() / 2)
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds from a ``Retry-After`` header (a number or an HTTP date), None when absent or unreadable."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 # --------------------------------------------------------------------------------------------------- listing
 
 
 @dataclass(frozen=True)
-class RepoFile:
+class ListedFile:
     """One file of a repository at a commit, as the hub lists it.
 
     ``blob_id`` is the git blob id (of the LFS pointer for LFS files); ``sha256`` is set for LFS files.
@@ -117,7 +64,7 @@ class Snapshot:
 
     repo_id: str
     commit: str
-    files: tuple[RepoFile, ...]
+    files: tuple[ListedFile, ...]
 
     @property
     def org(self) -> str:
@@ -183,7 +130,7 @@ def fetch_snapshot(
     for sib in info.siblings or ():
         if sib.size is None:
             raise DownloadError(f"{where}: the hub did not give the size of {sib.rfilename}")
-        files.append(RepoFile(sib.rfilename, sib.size, sib.blob_id, sib.lfs.sha256 if sib.lfs else None))
+        files.append(ListedFile(sib.rfilename, sib.size, sib.blob_id, sib.lfs.sha256 if sib.lfs else None))
     files.sort(key=lambda f: f.path.encode())
     return Snapshot(info.id, info.sha, tuple(files))
 
@@ -372,7 +319,7 @@ class HfSource:
 
     # -- one range
 
-    def _fetch(self, file: RepoFile, start: int, length: int) -> memoryview:
+    def _fetch(self, file: ListedFile, start: int, length: int) -> memoryview:
         """``length`` bytes of ``file`` from ``start``: resumes, redirects, re-resolves and retries as needed."""
         try:
             return self._fetch_range(file, start, length)
@@ -382,7 +329,7 @@ class HfSource:
             self._local.by_host.clear()
             raise
 
-    def _fetch_range(self, file: RepoFile, start: int, length: int) -> memoryview:
+    def _fetch_range(self, file: ListedFile, start: int, length: int) -> memoryview:
         _, view = self._buffers.take(length)
         got = 0
         attempt = 0
@@ -474,7 +421,7 @@ class HfSource:
                 time.sleep(delay)
         return view
 
-    def _where(self, file: RepoFile) -> str:
+    def _where(self, file: ListedFile) -> str:
         return f"{self.snapshot.repo_id}/{file.path}"
 
     def _request(self, url: str, first: int, last: int) -> http.client.HTTPResponse:
@@ -521,7 +468,7 @@ class HfSource:
                 pass
         self._drop_connection(url)
 
-    def _check_hub_answer(self, file: RepoFile, response: http.client.HTTPResponse) -> None:
+    def _check_hub_answer(self, file: ListedFile, response: http.client.HTTPResponse) -> None:
         """Raise :class:`RepoChangedError` when the hub describes another commit or another file."""
         commit = response.getheader("X-Repo-Commit")
         changed = None
@@ -542,7 +489,7 @@ class HfSource:
             response.close()
             raise RepoChangedError(f"{self._where(file)}: {changed}; the repository changed under the run")
 
-    def _read_body(self, file: RepoFile, response: http.client.HTTPResponse, view: memoryview, got: int,
+    def _read_body(self, file: ListedFile, response: http.client.HTTPResponse, view: memoryview, got: int,
                    start: int) -> int:
         """Read the answer into ``view[got:]``; return the number of bytes read (short if the connection drops)."""
         want = len(view) - got

@@ -5,4 +5,5 @@ COMMANDS = [
     "build",
     "create",
     "verify",
+    "refresh",
 ]

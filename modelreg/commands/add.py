@@ -18,7 +18,7 @@ from pathlib import Path
 import bencodepy
 
 from ..catalog import load_catalog
-from ..config import DEFAULT_HF_ENDPOINT, load_config
+from ..config import load_config
 from ..create import create_torrent, write_torrent
 from ..errors import DownloadError, ModelregError
 from ..fsutil import atomic_write_bytes
@@ -26,14 +26,12 @@ from ..hfsource import (
     CHUNK_SIZE,
     DEFAULT_JOBS,
     HfSource,
-    RetryPolicy,
     Snapshot,
     fetch_snapshot,
     hf_webseed_url,
-    hub_endpoint,
-    hub_token,
     webseed_url,
 )
+from ..hub import RetryPolicy, hub_endpoint, hub_token
 from ..layout import Mode
 from ..progress import byte_progress
 from .create import _size
@@ -182,8 +180,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configured = config.hf_endpoint if config.hf_endpoint.rstrip("/") != DEFAULT_HF_ENDPOINT else None
-    endpoint = hub_endpoint(args.hf_endpoint or configured)
+    endpoint = args.hf_endpoint.rstrip("/") if args.hf_endpoint else hub_endpoint(config)
     token = hub_token()
     registry = Path(args.registry) if args.registry else config.path(config.registry)
     repo_ids = list(args.repo_ids)
