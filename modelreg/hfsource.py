@@ -253,7 +253,7 @@ class HfSource:
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._ranges: Iterator[tuple[int, int, int]] | None = None
         self._next_file = 0
-        self._closed = False
+        self._stopping = threading.Event()
 
     # -- the Source protocol
 
@@ -272,7 +272,7 @@ class HfSource:
 
     def close(self) -> None:
         """Stop downloading: drop queued ranges, wait for running ones, close the connections."""
-        self._closed = True
+        self._stopping.set()  # wakes downloads waiting to retry
         self._stop_pool()
         with self._lock:
             conns, self._all_connections = self._all_connections, []
@@ -289,7 +289,7 @@ class HfSource:
 
     def _restart(self, index: int) -> None:
         self._stop_pool()
-        self._closed = False
+        self._stopping.clear()
         self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="modelreg-download")
         self._ranges = self._plan(index)
         self._fill()
@@ -337,7 +337,7 @@ class HfSource:
         hub_url = resolve_url(self.endpoint, self.snapshot.repo_id, self.snapshot.commit, file.path)
         url = self._locations.get(file.path, hub_url)
         while got < length:
-            if self._closed:
+            if self._stopping.is_set():
                 raise DownloadError(f"{self._where(file)}: download stopped")
             problem: str
             wait: float | None = None
@@ -417,8 +417,8 @@ class HfSource:
                 raise DownloadError(f"{self._where(file)}: {problem} (gave up after {attempt + 1} attempts)")
             delay = self.retry.delay(attempt) if wait is None else wait
             attempt += 1
-            if delay:
-                time.sleep(delay)
+            if delay and self._stopping.wait(delay):
+                raise DownloadError(f"{self._where(file)}: download stopped")
         return view
 
     def _where(self, file: ListedFile) -> str:

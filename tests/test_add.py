@@ -306,3 +306,35 @@ def test_no_lfs_check_skips_the_sha256_pass(hub, tmp_path):
     hub.inject("cdn", corrupt=1000)  # undetected without the check: the torrent describes the damaged bytes
     added = add_robust(hub, tmp_path / "r", check_lfs=False)
     assert lt_read(added.torrent.read_bytes())["infohash_v2"] != expected_infohash(tmp_path, weights, config)
+
+
+def test_close_stops_a_download_waiting_to_retry(hub):
+    import threading
+    import time
+
+    lfs_repo(hub)
+    hub.inject("cdn", 503, retry_after=30, times=None)
+    snapshot = fetch_snapshot("Org/Robust", endpoint=hub.endpoint, retry=FAST)
+    source = HfSource(snapshot, endpoint=hub.endpoint, retry=RetryPolicy(retries=3, max_retry_after=60),
+                      chunk_size=MIB, jobs=2)
+    errors = []
+
+    def consume():
+        try:
+            for file in source.files:
+                for _ in source.chunks(file):
+                    pass
+        except DownloadError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not hub.find_requests(origin="cdn") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = time.monotonic()
+    source.close()
+    thread.join(10)
+    assert time.monotonic() - started < 5
+    assert not thread.is_alive()
+    assert errors and "download stopped" in str(errors[0])
