@@ -2,7 +2,8 @@
 
 Nothing is written to disk: each file is fetched from ``<endpoint>/<org>/<name>/resolve/<commit>/<path>``
 in ranges of :data:`CHUNK_SIZE` bytes by a few threads that download ahead of the hashing engine, into a
-bounded window of fresh buffers that the engine consumes in order. LFS files redirect to a CDN with a
+bounded window of large buffers that the engine consumes in order (each reused once the engine is done
+with it). LFS files redirect to a CDN with a
 signed URL; it is kept for the next ranges of the same file and asked for again when it expires (403).
 The token goes to the hub only, never to the CDN.
 
@@ -25,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
+
+import httpx2
 
 from modelreg import __version__
 from modelreg.errors import DownloadError, RepoChangedError
@@ -114,13 +117,11 @@ def fetch_snapshot(
             wait = retry_after(exc.response.headers) if exc.response is not None else None
             if wait is not None and wait > retry.max_retry_after:
                 raise DownloadError(f"{where}: the hub asks to wait {wait:.0f} s; try again later") from None
-        except OSError as exc:
+        except httpx2.ConnectError as exc:  # refused or unresolvable: asking again will not help
+            raise DownloadError(f"{where}: cannot reach {endpoint}: {exc}") from None
+        except (httpx2.TransportError, OSError) as exc:  # a timeout or a connection lost mid-answer
             if attempt >= retry.retries:
-                raise DownloadError(f"{where}: cannot reach {endpoint}: {exc}") from None
-            wait = None
-        except Exception as exc:  # httpx transport errors, which huggingface_hub lets through
-            if type(exc).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore") or attempt >= retry.retries:
-                raise
+                raise DownloadError(f"{where}: no complete answer from {endpoint}: {exc}") from None
             wait = None
         time.sleep(retry.delay(attempt) if wait is None else wait)
         attempt += 1

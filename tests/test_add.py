@@ -338,3 +338,10 @@ def test_close_stops_a_download_waiting_to_retry(hub):
     assert time.monotonic() - started < 5
     assert not thread.is_alive()
     assert errors and "download stopped" in str(errors[0])
+
+
+def test_an_unreachable_hub_is_a_clear_error(hub, tmp_path, capsys):
+    publish(hub, "Org/Away", {"config.json": 10})
+    with hub.offline():
+        assert main(["add", "Org/Away", "--hf-endpoint", hub.endpoint, "--registry", str(tmp_path), "-q"]) == 1
+    assert f"Org/Away: cannot reach {hub.endpoint}" in capsys.readouterr().err
