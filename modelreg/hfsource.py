@@ -150,6 +150,14 @@ def _strip_etag(value: str | None) -> str | None:
     return value.strip().removeprefix("W/").strip('"')
 
 
+def _unshared_refcount() -> int:
+    """What ``sys.getrefcount`` says of a list's item in a loop over the list when nothing else refers to
+    it, measured on this interpreter with the same loop as :meth:`_BufferPool.take`."""
+    for buf in [bytearray(1)]:
+        return sys.getrefcount(buf)
+    raise AssertionError("unreachable")
+
+
 class _BufferPool:
     """Buffers of ``size`` bytes, reused once nothing but the pool refers to them.
 
@@ -164,6 +172,7 @@ class _BufferPool:
         self.limit = limit
         self._buffers: list[bytearray] = []
         self._lock = threading.Lock()
+        self._free = _unshared_refcount()
 
     def take(self, length: int) -> tuple[bytearray, memoryview]:
         """A buffer of at least ``length`` bytes and a view of exactly ``length`` bytes of it."""
@@ -172,8 +181,7 @@ class _BufferPool:
             return buf, memoryview(buf)
         with self._lock:
             for buf in self._buffers:
-                # References: the list, the loop variable and getrefcount's argument.
-                if sys.getrefcount(buf) <= 3:
+                if sys.getrefcount(buf) <= self._free:
                     return buf, memoryview(buf)[:length]
             buf = bytearray(self.size)
             if len(self._buffers) < self.limit:
@@ -194,8 +202,8 @@ class HfSource:
     With ``single_file`` the source has exactly one file and the torrent is named after it. Files are
     listed sorted by path, the order hybrid and v2 torrents use, so the engine asks for them in the
     order they are downloaded. With ``check_lfs`` the engine checks each LFS file against its listed
-    SHA-256 (one more hash pass over those bytes). ``jobs`` ranges download at once; call :meth:`close` (or use ``with``)
-    to stop the download threads early.
+    SHA-256 (one more hash pass over those bytes). ``jobs`` ranges download at once; call :meth:`close`
+    (or use ``with``) to stop the download threads early.
     """
 
     def __init__(

@@ -345,3 +345,20 @@ def test_an_unreachable_hub_is_a_clear_error(hub, tmp_path, capsys):
     with hub.offline():
         assert main(["add", "Org/Away", "--hf-endpoint", hub.endpoint, "--registry", str(tmp_path), "-q"]) == 1
     assert f"Org/Away: cannot reach {hub.endpoint}" in capsys.readouterr().err
+
+
+def test_buffers_are_reused_only_once_nothing_refers_to_them():
+    from modelreg.hfsource import _BufferPool
+
+    pool = _BufferPool(1024, limit=2)
+    first, view = pool.take(1000)
+    assert len(view) == 1000
+    held = view[10:20]  # the engine still holds a slice of it
+    del first, view
+    second, view2 = pool.take(1024)
+    assert second is not held.obj
+    del held
+    third, _ = pool.take(600)
+    assert third is pool._buffers[0]  # free again: reused
+    tiny, tiny_view = pool.take(100)
+    assert len(tiny) == 100 and all(tiny is not b for b in pool._buffers)
