@@ -263,6 +263,7 @@ class HfSource:
         self._ranges: Iterator[tuple[int, int, int]] | None = None
         self._next_file = 0
         self._stopping = threading.Event()
+        self._resume_at = 0.0  # time.monotonic() before which nobody asks (Retry-After)
 
     # -- the Source protocol
 
@@ -350,6 +351,7 @@ class HfSource:
                 raise DownloadError(f"{self._where(file)}: download stopped")
             problem: str
             wait: float | None = None
+            self._wait_out_pause(file)
             try:
                 response = self._request(url, start + got, start + length - 1)
             except (OSError, http.client.HTTPException) as exc:
@@ -419,6 +421,8 @@ class HfSource:
                         )
                     problem = f"{urlsplit(url).netloc} answered HTTP {status}"
                     wait = after
+                    if after:
+                        self._pause(after)
                 else:
                     self._finish(response, url)
                     raise DownloadError(f"{self._where(file)}: {urlsplit(url).netloc} answered HTTP {status}")
@@ -429,6 +433,16 @@ class HfSource:
             if delay and self._stopping.wait(delay):
                 raise DownloadError(f"{self._where(file)}: download stopped")
         return view
+
+    def _pause(self, seconds: float) -> None:
+        """After a ``Retry-After``, no download asks again before it has passed, not only the one told."""
+        with self._lock:
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    def _wait_out_pause(self, file: ListedFile) -> None:
+        while (left := self._resume_at - time.monotonic()) > 0:
+            if self._stopping.wait(left):
+                raise DownloadError(f"{self._where(file)}: download stopped")
 
     def _where(self, file: ListedFile) -> str:
         return f"{self.snapshot.repo_id}/{file.path}"

@@ -362,3 +362,39 @@ def test_buffers_are_reused_only_once_nothing_refers_to_them():
     assert third is pool._buffers[0]  # free again: reused
     tiny, tiny_view = pool.take(100)
     assert len(tiny) == 100 and all(tiny is not b for b in pool._buffers)
+
+
+def test_parallel_ranges_survive_drops_and_errors_together(hub, tmp_path):
+    weights, config = lfs_repo(hub, 6 * MIB + 123)
+    drops = hub.inject("cdn", drop_after=300_001, times=3)
+    errors = hub.inject("cdn", 502, times=2)
+    added = add_robust(hub, tmp_path / "r", jobs=4)
+    assert lt_read(added.torrent.read_bytes())["infohash_v2"] == expected_infohash(tmp_path, weights, config)
+    assert (drops.hits, errors.hits) == (3, 2)
+    resumed = [r.range for r in hub.find_requests(origin="cdn") if int(r.range[6:].split("-")[0]) % MIB]
+    # Each resumed where its connection dropped: 300,001 bytes into its range (a range dropped twice, twice that).
+    assert resumed and all(int(r[6:].split("-")[0]) % MIB % 300_001 == 0 for r in resumed)
+    assert hub.max_in_flight["cdn"] <= 4
+
+
+def test_retry_after_is_honoured_by_every_download(hub, tmp_path):
+    import time
+
+    lfs_repo(hub, 4 * MIB)
+    limited = hub.inject("cdn", 429, retry_after=0.6)
+    snapshot = fetch_snapshot("Org/Robust", endpoint=hub.endpoint, retry=FAST)
+    with HfSource(snapshot, endpoint=hub.endpoint, retry=FAST, chunk_size=MIB, jobs=4) as source:
+        create_torrent(source, piece_length=64 * KIB)
+        told = next(r for r in hub.find_requests(origin="cdn") if r.fault is limited)
+        again = [r for r in hub.find_requests(origin="cdn") if r.range == told.range and r is not told]
+        assert again and again[0].started >= told.finished + 0.55  # not FAST's 10 ms backoff
+        assert source._resume_at >= told.finished + 0.55  # and the others were held back until then
+    # Such a pause holds back every download's next request.
+    with HfSource(snapshot, endpoint=hub.endpoint, retry=FAST, chunk_size=MIB, jobs=4) as source:
+        source._pause(0.5)
+        paused_at = time.monotonic()
+        hub.reset_stats()
+        for file in source.files:
+            for _ in source.chunks(file):
+                pass
+    assert min(r.started for r in hub.requests) >= paused_at + 0.45
