@@ -344,7 +344,9 @@ def test_an_unreachable_hub_is_a_clear_error(hub, tmp_path, capsys):
     publish(hub, "Org/Away", {"config.json": 10})
     with hub.offline():
         assert main(["add", "Org/Away", "--hf-endpoint", hub.endpoint, "--registry", str(tmp_path), "-q"]) == 1
-    assert f"Org/Away: cannot reach {hub.endpoint}" in capsys.readouterr().err
+        assert f"Org/Away: cannot reach {hub.endpoint}" in capsys.readouterr().err
+        assert main(["add", "--trending", "3", "--hf-endpoint", hub.endpoint, "--registry", str(tmp_path)]) == 1
+        assert f"cannot list trending models on {hub.endpoint}" in capsys.readouterr().err
 
 
 def test_buffers_are_reused_only_once_nothing_refers_to_them():
@@ -398,3 +400,23 @@ def test_retry_after_is_honoured_by_every_download(hub, tmp_path):
             for _ in source.chunks(file):
                 pass
     assert min(r.started for r in hub.requests) >= paused_at + 0.45
+
+
+def test_hub_serving_another_commit_is_a_changed_repository(hub):
+    lfs_repo(hub)
+    repo = hub.repo("Org/Robust")
+    snapshot = fetch_snapshot("Org/Robust", endpoint=hub.endpoint, retry=FAST)
+    newer = repo.commit({"README.md": b"new"})
+    repo.commits[snapshot.commit] = repo.commits[newer]  # e.g. a mirror answering with its latest commit
+    with HfSource(snapshot, endpoint=hub.endpoint, retry=FAST, chunk_size=MIB) as source:
+        with pytest.raises(RepoChangedError, match=f"the hub serves commit {newer}, not {snapshot.commit}"):
+            create_torrent(source, piece_length=64 * KIB)
+
+
+def test_repository_id_takes_the_hubs_case(hub, tmp_path):
+    publish(hub, "MixedCase/Model-X", {"config.json": 10})
+    added = add_model("mixedcase/model-x", tmp_path, endpoint=hub.endpoint, retry=FAST)
+    assert added.torrent == tmp_path / "mixedcase" / "model-x" / "Model-X.torrent"
+    assert json.loads(added.sidecar.read_text())["repo_id"] == "MixedCase/Model-X"
+    assert Torrent.read(added.torrent).webseeds == (
+        f"https://seed.modelregistry.io/v1/MixedCase/Model-X/{added.snapshot.commit}/",)

@@ -120,12 +120,14 @@ def add_model(
 
 def trending(count: int, *, endpoint: str, token: str | None = None) -> list[str]:
     """The ids of the ``count`` models trending on the hub now."""
+    import httpx2
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     try:
         models = HfApi(endpoint=endpoint, token=token or False).list_models(sort="trending_score", limit=count)
         return [m.id for m in models]
-    except Exception as exc:  # any failure of the hub or the connection
+    except (HfHubHTTPError, httpx2.TransportError, OSError) as exc:
         raise DownloadError(f"cannot list trending models on {endpoint}: {exc}") from None
 
 
