@@ -293,12 +293,15 @@ def test_cli_unknown_repository_and_revision(hub, tmp_path, capsys):
     assert "revision nope does not exist" in capsys.readouterr().err
     assert main(["add", "not-a-repo", *args]) == 1
     assert "'not-a-repo' is not a repository id" in capsys.readouterr().err
+    assert main(["add", "Org/Known", "--webseed-prefix", "seed.example.org", *args]) == 1
+    assert "the web seed prefix must be an http(s) URL, not 'seed.example.org'" in capsys.readouterr().err
     assert not any(tmp_path.rglob("*.torrent"))
 
 
 def test_torrent_path_uses_lower_case_folders_like_the_public_registry():
     snap = Snapshot("AliesTaha/fable-traces", "7f9339b6e9e3b9cb8259963029d271e4905233bc", ())
-    assert torrent_path(Path("models"), snap, "fable-traces") == Path("models/aliestaha/fable-traces/fable-traces.torrent")
+    expected = Path("models/aliestaha/fable-traces/fable-traces.torrent")
+    assert torrent_path(Path("models"), snap, "fable-traces") == expected
 
 
 def test_no_lfs_check_skips_the_sha256_pass(hub, tmp_path):

@@ -14,13 +14,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import bencodepy
 
 from ..catalog import load_catalog
 from ..config import load_config
 from ..create import create_torrent, write_torrent
-from ..errors import DownloadError, ModelregError
+from ..errors import ConfigError, DownloadError, ModelregError
 from ..fsutil import atomic_write_bytes
 from ..hfsource import (
     CHUNK_SIZE,
@@ -83,15 +84,18 @@ def add_model(
     hash it and write the torrent and its sidecar into ``registry``. Nothing is written on failure."""
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise DownloadError(f"{repo_id!r} is not a repository id: use <org>/<name>")
+    if hf_webseed and file is None:
+        raise DownloadError("--hf-webseed needs --file: HF's resolve layout only serves single-file torrents")
+    if webseed_prefix and urlsplit(webseed_prefix).scheme not in ("http", "https"):
+        raise ConfigError(f"the web seed prefix must be an http(s) URL, not {webseed_prefix!r}")
     snapshot = fetch_snapshot(repo_id, revision, endpoint=endpoint, token=token, retry=retry)
     source = HfSource(snapshot, endpoint=endpoint, token=token, paths=[file] if file else None,
-                      single_file=file is not None, check_lfs=check_lfs, jobs=jobs, chunk_size=chunk_size, retry=retry)
+                      single_file=file is not None, check_lfs=check_lfs, jobs=jobs, chunk_size=chunk_size,
+                      retry=retry)
     target = torrent_path(registry, snapshot, source.name)
     if target.exists() and not replace:
         raise DownloadError(f"{target}: already in the registry; pass --force to replace it")
     if hf_webseed:
-        if file is None:
-            raise DownloadError("--hf-webseed needs --file: HF's resolve layout only serves single-file torrents")
         webseeds = [hf_webseed_url(endpoint, snapshot, file)]
     else:
         webseeds = [webseed_url(webseed_prefix, snapshot)] if webseed_prefix else []
