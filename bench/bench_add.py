@@ -150,7 +150,8 @@ def compare(hub: FakeHub, tmp: Path, rounds: int) -> dict:
           f"without the LFS check {ratio_unchecked:.2f} ({'PASS' if ratio_unchecked >= TARGET else 'FAIL'}); "
           f"same infohashes: {'yes' if same else 'NO'}; source feeds at {total / feed['seconds'] / 1e9:.2f} GB/s "
           f"(target > 1.5: {'PASS' if total / feed['seconds'] > 1.5e9 else 'FAIL'})")
-    return {"ratio": ratio, "ratio_unchecked": ratio_unchecked, "same_infohashes": same, "create_s": best_create["seconds"],
+    return {"ratio": ratio, "ratio_unchecked": ratio_unchecked, "same_infohashes": same,
+            "create_s": best_create["seconds"],
             "add_s": best_add["seconds"], "feed_gbps": total / feed["seconds"] / 1e9}
 
 
