@@ -424,3 +424,12 @@ def test_repository_id_takes_the_hubs_case(hub, tmp_path):
     assert json.loads(added.sidecar.read_text())["repo_id"] == "MixedCase/Model-X"
     assert Torrent.read(added.torrent).webseeds == (
         f"https://seed.modelregistry.io/v1/MixedCase/Model-X/{added.snapshot.commit}/",)
+
+
+def test_files_asked_for_out_of_order_still_stream_right(hub):
+    files = publish(hub, "Org/Order", {"a.bin": 300_000, "b.json": 5_000, "c.safetensors": 200_000})
+    snapshot = fetch_snapshot("Org/Order", endpoint=hub.endpoint, retry=FAST)
+    with HfSource(snapshot, endpoint=hub.endpoint, retry=FAST, chunk_size=64 * KIB, jobs=2) as source:
+        by_path = {f.path_str: f for f in source.files}
+        for path in ["c.safetensors", "a.bin", "b.json", "a.bin"]:
+            assert b"".join(bytes(c) for c in source.chunks(by_path[path])) == as_bytes(files[path])
