@@ -60,5 +60,13 @@ class MetadataCacheError(FileProblem):
     """A file of the metadata cache cannot be read or written."""
 
 
+class DownloadError(ModelregError):
+    """A repository's files could not be listed or streamed from the hub: names the repository, file and problem."""
+
+
+class RepoChangedError(DownloadError):
+    """The repository on the hub is no longer what its listing said (a file changed, moved or was resized)."""
+
+
 class ServeError(ModelregError):
     """The preview server cannot start (nothing to serve, port in use...)."""
