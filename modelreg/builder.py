@@ -75,7 +75,7 @@ def build_site(config: Config, strict: bool = False, refresh_metadata: RefreshSe
     start = time.perf_counter()
     registry, out = config.path(config.registry), config.path(config.out)
     cache = cache_dir(out) if incremental else None
-    parsed = ParseCache(cache / "torrents.pickle" if cache else None)
+    parsed = ParseCache(cache / "torrents" if cache else None)
     catalog: Catalog = load_catalog(registry, read=parsed.read)
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)

@@ -4,30 +4,29 @@ Entries are keyed by the file's absolute path, size and ``st_mtime_ns`` (as make
 the SHA-256 of the file's bytes, which the render step uses to decide whether a model's pages are
 still current. Cached torrents are kept without their piece hashes and raw bytes (the site never shows
 them); :func:`full_torrent` reads the file again where a served torrent must be written. The cache is
-a local pickle written only by modelreg; an unreadable or foreign-version file is ignored and rebuilt.
+plain data in ``marshal`` format (fast, and loading it runs no code); a damaged file, or one written by
+another Python or for another shape of :class:`Torrent`, is ignored and rebuilt.
 """
 
 from __future__ import annotations
 
-import copyreg
 import dataclasses
 import hashlib
-import io
+import marshal
 import os
-import pickle
+import sys
 from pathlib import Path
+from typing import Any
 
 from ..fsutil import atomic_write_bytes
 from ..torrent import FileEntry, Torrent
 
-CACHE_VERSION = 2
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles a FileEntry as a constructor call with positional fields: about twice as fast to load."""
-
-    dispatch_table = copyreg.dispatch_table.copy()
-    dispatch_table[FileEntry] = lambda f: (FileEntry, (f.path, f.size, f.offset, None, f.is_pad, f.attr))
+CACHE_VERSION = 3
+_FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
+_DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
+_KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
+#: Written first in the file; a cache with any other header is not read.
+_HEADER = (CACHE_VERSION, tuple(sys.version_info[:2]), _FIELDS)
 
 
 class ParseCache:
@@ -35,7 +34,7 @@ class ParseCache:
 
     def __init__(self, file: Path | None):
         self.file = file
-        self.entries: dict[str, tuple[int, int, str, Torrent]] = {}
+        self.entries: dict[str, tuple[int, int, str, Any]] = {}
         self.digests: dict[str, str] = {}
         self.hits = self.misses = 0
         if file is not None:
@@ -49,11 +48,11 @@ class ParseCache:
         if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
             self.hits += 1
             self.digests[key] = entry[2]
-            return entry[3]
+            return _unpack(entry[3])
         self.misses += 1
         torrent = Torrent.read(path)
         digest = hashlib.sha256(torrent.raw).hexdigest()
-        self.entries[key] = (st.st_size, st.st_mtime_ns, digest, slim(torrent))
+        self.entries[key] = (st.st_size, st.st_mtime_ns, digest, _pack(torrent))
         self.digests[key] = digest
         return torrent
 
@@ -65,17 +64,23 @@ class ParseCache:
         if self.file is None or (self.misses == 0 and len(self.digests) == self._loaded):
             return  # nothing new, nothing gone
         kept = {k: v for k, v in self.entries.items() if k in self.digests}
-        buffer = io.BytesIO()
-        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((CACHE_VERSION, kept))
-        atomic_write_bytes(self.file, buffer.getvalue())
+        atomic_write_bytes(self.file, marshal.dumps((_HEADER, kept)))
 
 
-def slim(torrent: Torrent) -> Torrent:
-    """The torrent without what the site does not show: layout with pads, pieces, piece layers, info, raw.
+def _pack(torrent: Torrent) -> tuple:
+    """The torrent as plain data, without what the site does not show: the layout with pad files, piece
+    hashes, piece layers, info bytes, raw bytes, and each file's v2 pieces root."""
+    files = tuple((f.path, f.size, f.offset, f.is_pad, f.attr) for f in torrent.files)
+    return tuple(getattr(torrent, name) for name in _KEPT), files
 
-    Files keep path, size and offset; their v2 ``pieces_root`` is dropped when pickled.
-    """
-    return dataclasses.replace(torrent, layout=(), pieces=b"", piece_layers={}, info_bytes=b"", raw=b"")
+
+def _unpack(packed: tuple) -> Torrent:
+    values, files = packed
+    return Torrent(
+        **dict(zip(_KEPT, values)),
+        files=tuple(FileEntry(path, size, offset, None, pad, attr) for path, size, offset, pad, attr in files),
+        layout=(), pieces=b"", piece_layers={}, info_bytes=b"", raw=b"",
+    )
 
 
 def full_torrent(torrent: Torrent, path: Path) -> Torrent:
@@ -85,9 +90,7 @@ def full_torrent(torrent: Torrent, path: Path) -> Torrent:
 
 def _load(file: Path) -> dict:
     try:
-        version, entries = pickle.loads(file.read_bytes())
-    except FileNotFoundError:
+        header, entries = marshal.loads(file.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):  # missing or damaged: only a slower build
         return {}
-    except Exception:  # a damaged cache is only a slower build
-        return {}
-    return entries if version == CACHE_VERSION and isinstance(entries, dict) else {}
+    return entries if header == _HEADER and isinstance(entries, dict) else {}

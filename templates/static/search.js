@@ -131,7 +131,8 @@
     empty.hidden = n > 0;
     if (more) {
       more.hidden = n <= limit;
-      more.textContent = "Show " + Math.min(PAGE, n - limit) + " more (" + (n - limit) + " not shown)";
+      var rest = n - limit;
+      more.textContent = rest > PAGE ? "Show " + PAGE + " more (" + rest + " not shown)" : "Show the last " + rest;
     }
     list.classList.remove("capped");
     writeURL(s);
