@@ -103,6 +103,7 @@ def test_search_index_rows_follow_the_list_order(site: Path):
 
 def test_feed_is_atom_newest_first_with_torrent_enclosures(site: Path):
     feed = ET.fromstring((site / "feed.xml").read_bytes())
+    assert feed.findtext(f"{ATOM}id").startswith("urn:uuid:")  # absolute, even without site_url
     entries = feed.findall(f"{ATOM}entry")
     assert len(entries) == 49
     updated = [e.findtext(f"{ATOM}updated") for e in entries]
@@ -196,6 +197,9 @@ license: mit
 <iframe src="https://evil.example/"></iframe>
 <svg onload="alert('svg')"></svg>
 <p style="background:url(javascript:alert('css'))">styled</p>
+<img src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+" alt="data">
+<a href="vbscript:msgbox('v')">vb</a> <a href=" javascript:alert('space')">space</a>
+<form action="https://evil.example/"><input name="password"></form>
 [good link](https://example.org/) and [relative](config.json)
 """
 
@@ -216,7 +220,8 @@ def test_a_hostile_model_card_is_sanitized(corpus_dir: Path, tmp_path: Path):
     card = _card_html((tmp_path / "models" / model.repo_id / "index.html").read_text())
     assert "Evil card" in card and "click me" in card
     lowered = card.lower()
-    for bad in ("<script", "onerror", "onclick", "onload", "javascript:", "<iframe", "style=", "alert('img')"):
+    for bad in ("<script", "onerror", "onclick", "onload", "javascript:", "<iframe", "style=", "alert('img')",
+                "data:", "vbscript:", "<form", "<input"):
         assert bad not in lowered, bad
     assert 'href="https://example.org/" rel="nofollow noopener noreferrer"' in card
     assert f"https://huggingface.co/{model.repo_id}/blob/{model.revision}/config.json" in card

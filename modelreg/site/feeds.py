@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import jinja2
@@ -25,8 +26,11 @@ def feed_xml(env: jinja2.Environment, config: Config, records: list[dict[str, An
     """The Atom feed of the newest models (a client's RSS downloader can mirror the registry from it)."""
     entries = newest_first(records)[:FEED_ENTRIES]
     updated = entries[0]["last_modified"] if entries else "1970-01-01T00:00:00Z"
+    # Atom ids must be absolute IRIs: the site's URL, or else a name-based UUID of title and base path.
+    feed_id = absolute(config, "") if config.site_url else (
+        "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"modelreg:{config.title}:{config.base_url}")))
     return env.get_template("feed.xml").render(
-        config=config, entries=entries, updated=updated, url=lambda p: absolute(config, p)
+        config=config, entries=entries, updated=updated, feed_id=feed_id, url=lambda p: absolute(config, p)
     )
 
 
