@@ -310,3 +310,16 @@ def test_changed_options_render_everything_again(corpus_dir: Path, tmp_path: Pat
     assert (report.rendered, report.reused) == (2, 0)
     for model in load_catalog(registry).models:
         assert (out / "models" / model.repo_id / model.torrent_path.name).read_bytes() == model.torrent.raw
+
+
+def test_torrent_file_names_needing_quotes_link_correctly(corpus_dir: Path, tmp_path: Path):
+    registry, out = tmp_path / "registry", tmp_path / "site"
+    (path,) = _copy_registry(corpus_dir, registry, 1)
+    odd = path.with_name("Weird name #1 ü.torrent")
+    path.rename(odd)
+    build(registry, out, base_url="/mirror/")
+    (record,) = records(out)
+    assert record["torrent"].endswith("/Weird%20name%20%231%20%C3%BC.torrent")
+    assert (out / unquote(record["torrent"])).read_bytes() == odd.read_bytes()
+    page = out / record["page"] / "index.html"
+    assert _check_links(out, page, f"http://h/mirror/{record['page']}", "h", "/mirror/") > 3
