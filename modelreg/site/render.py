@@ -61,7 +61,7 @@ def render_site(
             _render_model(env, model, record, paths, config, out, inputs["torrent"])
             parts = {
                 "record": record,
-                "json": json.dumps(record, indent=1, ensure_ascii=False),
+                "json": _json(record),
                 "entry": entry.render(r=record),
                 "text": search_text(record, (f.path_str for f in model.torrent.files)),
             }
@@ -109,7 +109,7 @@ def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Pa
                   out: Path, digest: str) -> None:
     _write(out / paths.torrent_file, _served_torrent(model, config, digest))
     detail = dict(record, files=file_list(model))
-    _write(out / paths.api, json.dumps(detail, indent=1, ensure_ascii=False))
+    _write(out / paths.api, _json(detail) + "\n")
     meta = model.meta
     card = None
     if meta and meta.card_markdown:
@@ -166,6 +166,11 @@ def _facets(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _config_key(config: Config) -> dict[str, Any]:
     return {k: v for k, v in vars(config).items() if k not in ("root", "registry", "out")}
+
+
+def _json(value: Any) -> str:
+    """Compact JSON on one line: without ``indent`` the json module's C encoder does the work (10x faster)."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
 def _readable(folder: Path) -> None:

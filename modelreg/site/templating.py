@@ -27,7 +27,6 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
     env.filters["size"] = human_size
     env.filters["count"] = human_count
     env.filters["bsize"] = binary_size
-    env.filters["tojson_attr"] = lambda v: json.dumps(v, separators=(",", ":"))
     return env
 
 
