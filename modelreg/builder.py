@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .catalog import Catalog, Model, load_catalog
+from .catalog import Catalog, Model, find_torrents, load_catalog
 from .config import Config
 from .crosscheck import compare_files
 from .errors import BuildError, MetadataCacheError, ModelregError
@@ -76,6 +76,8 @@ def build_site(config: Config, strict: bool = False, refresh_metadata: RefreshSe
     registry, out = config.path(config.registry), config.path(config.out)
     cache = cache_dir(out) if incremental else None
     parsed = ParseCache(cache / "torrents" if cache else None)
+    if cache and registry.is_dir():
+        parsed.prefetch(find_torrents(registry))
     catalog: Catalog = load_catalog(registry, read=parsed.read)
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)

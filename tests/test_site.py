@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -323,3 +324,23 @@ def test_torrent_file_names_needing_quotes_link_correctly(corpus_dir: Path, tmp_
     assert (out / unquote(record["torrent"])).read_bytes() == odd.read_bytes()
     page = out / record["page"] / "index.html"
     assert _check_links(out, page, f"http://h/mirror/{record['page']}", "h", "/mirror/") > 3
+
+
+def test_parallel_prefetch_matches_a_plain_parse(corpus_dir: Path, tmp_path: Path):
+    from modelreg.site import ParseCache
+    from modelreg.torrent import Torrent
+
+    paths = sorted(corpus_dir.rglob("*.torrent"))
+    cache = ParseCache(tmp_path / "torrents")
+    cache.prefetch(paths * 10, workers=2)  # enough work to start the worker processes
+    cache.prefetch([tmp_path / "missing.torrent"], workers=2)
+    for path in paths:
+        cached, plain = cache.read(path), Torrent.read(path)
+        assert (cached.infohash_v1, cached.infohash_v2, cached.total_size) == (
+            plain.infohash_v1, plain.infohash_v2, plain.total_size)
+        assert [(f.path, f.size, f.offset) for f in cached.files] == [(f.path, f.size, f.offset) for f in plain.files]
+        assert cache.digest(path) == hashlib.sha256(plain.raw).hexdigest()
+    assert cache.hits == len(paths)
+    cache.save()
+    again = ParseCache(tmp_path / "torrents")
+    assert again.read(paths[0]).infohash_v2 == Torrent.read(paths[0]).infohash_v2 and again.hits == 1

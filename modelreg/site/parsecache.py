@@ -15,9 +15,11 @@ import hashlib
 import marshal
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..errors import ModelregError
 from ..fsutil import atomic_write_bytes
 from ..torrent import FileEntry, Torrent
 
@@ -40,6 +42,31 @@ class ParseCache:
         if file is not None:
             self.entries = _load(file)
         self._loaded = len(self.entries)
+
+    def prefetch(self, paths: list[Path], workers: int | None = None) -> None:
+        """Parse the torrents that are not cached yet in worker processes (one per core).
+
+        Only the slim, packed result comes back; a torrent that fails to parse is left for
+        :meth:`read`, which raises its error as usual.
+        """
+        todo = []
+        for path in paths:
+            key = os.path.abspath(path)
+            try:
+                st = os.stat(key)
+            except OSError:
+                continue
+            entry = self.entries.get(key)
+            if entry is None or entry[:2] != (st.st_size, st.st_mtime_ns):
+                todo.append(key)
+        workers = min(workers or os.cpu_count() or 1, len(todo) // _PER_WORKER)
+        if workers < 2:
+            return  # not worth starting processes
+        with ProcessPoolExecutor(workers) as pool:
+            for key, result in zip(todo, pool.map(_parse, todo, chunksize=64)):
+                if result is not None:
+                    self.entries[key] = result
+                    self.misses += 1
 
     def read(self, path: Path) -> Torrent:
         key = os.path.abspath(path)
@@ -65,6 +92,23 @@ class ParseCache:
             return  # nothing new, nothing gone
         kept = {k: v for k, v in self.entries.items() if k in self.digests}
         atomic_write_bytes(self.file, marshal.dumps((_HEADER, kept)))
+
+
+#: Fewer new torrents than this per worker are parsed in-process.
+_PER_WORKER = 200
+
+
+def _parse(key: str) -> tuple[int, int, str, tuple] | None:
+    """Worker: (size, mtime_ns, digest, packed torrent), or None if the file cannot be read or parsed."""
+    try:
+        st = os.stat(key)
+        torrent = Torrent.read(key)
+        after = os.stat(key)
+    except (OSError, ModelregError):
+        return None
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or st.st_size != len(torrent.raw):
+        return None  # changed while being read: let read() take it
+    return st.st_size, st.st_mtime_ns, hashlib.sha256(torrent.raw).hexdigest(), _pack(torrent)
 
 
 def _pack(torrent: Torrent) -> tuple:
