@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelregError
-from ..fsutil import atomic_write_bytes
 from ..torrent import FileEntry, Torrent
 
 CACHE_VERSION = 3
@@ -91,7 +90,20 @@ class ParseCache:
         if self.file is None or (self.misses == 0 and len(self.digests) == self._loaded):
             return  # nothing new, nothing gone
         kept = {k: v for k, v in self.entries.items() if k in self.digests}
-        atomic_write_bytes(self.file, marshal.dumps((_HEADER, kept)))
+        write_cache(self.file, marshal.dumps((_HEADER, kept)))
+
+
+def write_cache(path: Path, data: bytes) -> None:
+    """Replace a cache file atomically (temporary file + rename), without fsync: after a crash a cache
+    may be lost or unreadable, which only makes the next build a full one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 #: Fewer new torrents than this per worker are parsed in-process.

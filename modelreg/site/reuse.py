@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..fsutil import atomic_write_bytes
+from .parsecache import write_cache
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
 MANIFEST_VERSION = [3, *sys.version_info[:2]]
@@ -85,7 +85,7 @@ class Reuse:
     def save(self) -> None:
         """Write this build's manifest (only if anything changed: reused entries are the same)."""
         if self.manifest is not None and self.changed:
-            atomic_write_bytes(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new}))
+            write_cache(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new}))
 
 
 def _load(manifest: Path) -> dict[str, dict]:
