@@ -33,3 +33,19 @@ class CatalogError(ModelregError):
 
 class BuildError(ModelregError):
     """The site could not be built; the previous site is left as it was."""
+
+
+class WebseedError(ModelregError):
+    """A web-seed request the gateway cannot answer; ``status`` is the HTTP status the client gets."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+class UpstreamError(WebseedError):
+    """Hugging Face (or its CDN) kept failing or answered something the gateway cannot trust (502, or 504)."""
+
+
+class CacheError(ModelregError):
+    """The web-seed cache folder cannot be used (unreadable, or a torrent in it is broken)."""

@@ -2,4 +2,6 @@
 
 COMMANDS = [
     "build",
+    "webseed",
+    "mirror",
 ]
