@@ -168,8 +168,10 @@ class _Parser:
         if has_v2 and (piece_length < MIN_V2_PIECE_LENGTH or piece_length & (piece_length - 1)):
             raise self.fail(f"'piece length' {piece_length} must be a power of two of at least 16 KiB for v2")
 
-        v2_files = self.v2_files(info, name) if has_v2 else None
-        single = b"files" not in info and (v2_files is None or _v2_single(info))
+        v2_files = self.v2_files(info) if has_v2 else None
+        single = b"files" not in info if has_v1 else _v2_single(info)
+        if single and not has_v1:
+            name = v2_files[0][0][0]  # libtorrent names a single-file v2 torrent after its file
         if has_v1:
             layout = self.v1_layout(info, name)
             pieces = info[b"pieces"]
@@ -307,14 +309,12 @@ class _Parser:
 
     # -- v2 ------------------------------------------------------------------------------------
 
-    def v2_files(self, info: dict, name: str) -> list[tuple[tuple[str, ...], int, bytes | None]]:
+    def v2_files(self, info: dict) -> list[tuple[tuple[str, ...], int, bytes | None]]:
         tree = info.get(b"file tree")
         if not isinstance(tree, dict) or not tree:
             raise self.fail("'file tree' is missing or empty in a v2 torrent")
         out: list[tuple[tuple[str, ...], int, bytes | None]] = []
         self.walk_tree(tree, (), out)
-        if _v2_single(info) and out[0][0] != (name,):
-            raise self.fail("a single-file v2 torrent's 'file tree' entry does not match its name")
         return out
 
     def walk_tree(self, node: dict, prefix: tuple[str, ...], out: list) -> None:
