@@ -166,10 +166,7 @@ class Gateway:
                 self.metrics.cache_hits += 1
                 request["cache"] = "hit"
                 self.cache.touch(store, entry)
-                response = web.FileResponse(store.path_of(entry), chunk_size=_CHUNK)
-                response.content_type = "application/octet-stream"
-                await response.prepare(request)
-                return response
+                return _CachedFile(store.path_of(entry), self.cache.pinned(store, entry))
             self.metrics.cache_misses += 1
             request["cache"] = "miss"
             response = _ranged_response(entry.size, rng)
@@ -200,6 +197,18 @@ class Gateway:
                     ready.cancel()
             self.cache.touch(store, entry)
             return response
+
+
+class _CachedFile(web.FileResponse):
+    """A complete cached range, sent with sendfile; the file stays pinned (not evicted) while it opens."""
+
+    def __init__(self, path, pin):
+        super().__init__(path, chunk_size=_CHUNK, headers={"Content-Type": "application/octet-stream"})
+        self._pin = pin
+
+    async def prepare(self, request: web.BaseRequest):
+        with self._pin:
+            return await super().prepare(request)
 
 
 def _ranged_response(size: int, rng: tuple[int, int] | None) -> web.StreamResponse:
