@@ -7,16 +7,29 @@ import logging
 import time
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp import web
 from aiohttp.web import BaseRequest, StreamResponse
 
 LOGGER_NAME = "modelreg.webseed.access"
+#: Where the application keeps its Gateway, and each request its notes (cache outcome, error).
+GATEWAY = web.AppKey("gateway", object)
+_NOTES = web.RequestKey("modelreg_webseed", dict) if hasattr(web, "RequestKey") else "modelreg_webseed"
+
+
+def note(request: web.BaseRequest) -> dict:
+    """The request's notes for the access log: ``cache``, ``error``, ``response``."""
+    notes = request.get(_NOTES)
+    if notes is None:
+        notes = request[_NOTES] = {}
+    return notes
 
 
 class JsonAccessLogger(AbstractAccessLogger):
     """Counts every answered request and logs it as a JSON line (when the logger has a handler)."""
 
     def log(self, request: BaseRequest, response: StreamResponse, duration: float) -> None:
-        gateway = request.app.get("gateway") if hasattr(request, "app") else None
+        gateway = request.app.get(GATEWAY) if hasattr(request, "app") else None
+        notes = request.get(_NOTES) or {}
         sent = response.body_length
         if gateway is not None:
             gateway.metrics.requests[response.status] += 1
@@ -32,9 +45,9 @@ class JsonAccessLogger(AbstractAccessLogger):
             "status": response.status,
             "bytes": sent,
             "ms": round(duration * 1000, 2),
-            "cache": request.get("cache"),
+            "cache": notes.get("cache"),
             "location": response.headers.get("Location"),
-            "error": request.get("error"),
+            "error": notes.get("error"),
             "user_agent": request.headers.get("User-Agent"),
         }
         self.logger.info(json.dumps({k: v for k, v in record.items() if v is not None}))

@@ -14,8 +14,8 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import WebseedError
-from .accesslog import JsonAccessLogger, access_logger
+from ..errors import UpstreamError, WebseedError
+from .accesslog import GATEWAY, JsonAccessLogger, access_logger, note
 from .cache import PieceCache, iter_file_chunks
 from .fetcher import Fetcher
 from .hosts import RedirectPolicy
@@ -75,7 +75,7 @@ class Gateway:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors, self._limits], client_max_size=1024)
-        app["gateway"] = self
+        app[GATEWAY] = self
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics_page)
         app.router.add_route("GET", "/v1/{tail:.*}", self.file)
@@ -96,13 +96,15 @@ class Gateway:
         try:
             return await handler(request)
         except WebseedError as exc:
-            request["error"] = str(exc)
-            started = request.get("response")
+            note(request)["error"] = str(exc)
+            started = note(request).get("response")
             if started is not None:  # headers are out: cut the body short rather than send a wrong byte
                 if request.transport is not None:
                     request.transport.close()
                 return started
             headers = {"Content-Range": f"bytes */{exc.size}"} if isinstance(exc, RangeNotSatisfiable) else {}
+            if isinstance(exc, UpstreamError):
+                headers["Retry-After"] = "10"
             return web.Response(status=exc.status, text=f"{exc}\n", headers=headers)
 
     @web.middleware
@@ -142,7 +144,7 @@ class Gateway:
             return await self._redirect(request, target)
         rng = parse_range(request.headers.get("Range"), entry.size) if entry.size else None
         if target.is_pad or entry.size == 0:
-            request["cache"] = "pad" if target.is_pad else "empty"
+            note(request)["cache"] = "pad" if target.is_pad else "empty"
             return await _zeros(request, entry.size, rng)
         if not self.mirror:
             return await self._redirect(request, target)
@@ -151,7 +153,7 @@ class Gateway:
     async def _redirect(self, request: web.Request, target: Target) -> web.Response:
         url, kind = await self.upstream.locate(target.served, target.path)
         self.metrics.redirects[kind] += 1
-        request["cache"] = f"redirect-{kind}"
+        note(request)["cache"] = f"redirect-{kind}"
         return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
 
     async def _from_cache(
@@ -164,11 +166,11 @@ class Gateway:
         with self.cache.pinned(store, entry):
             if store.complete(entry, start, end):
                 self.metrics.cache_hits += 1
-                request["cache"] = "hit"
+                note(request)["cache"] = "hit"
                 self.cache.touch(store, entry)
                 return _CachedFile(store.path_of(entry), self.cache.pinned(store, entry))
             self.metrics.cache_misses += 1
-            request["cache"] = "miss"
+            note(request)["cache"] = "miss"
             response = _ranged_response(entry.size, rng)
             if request.method == "HEAD":
                 await response.prepare(request)
@@ -180,7 +182,7 @@ class Gateway:
             try:
                 await ready
                 await response.prepare(request)
-                request["response"] = response
+                note(request)["response"] = response
                 pos = start
                 for k, window in enumerate(windows):
                     if k:
@@ -237,7 +239,7 @@ async def _zeros(request: web.Request, size: int, rng: tuple[int, int] | None) -
 
 
 def _refuse(request: web.Request, status: int, message: str) -> web.Response:
-    request["error"] = message
+    note(request)["error"] = message
     return web.Response(status=status, text=message + "\n", headers={"Retry-After": "1"})
 
 
