@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..catalog import model_from
-from ..errors import ConfigError, ModelregError
+from ..errors import CatalogError, ConfigError, ModelregError
 from ..torrent import Torrent
 from ..webseed.app import Gateway
 from ..webseed.routes import Served, ServeSet, parse_allow
@@ -36,7 +36,10 @@ def served_from(path: Path, repo: str | None) -> Served:
     if repo:
         repo_id, revision = parse_allow(repo)
         return Served.of(repo_id, revision, torrent)
-    model = model_from(path.resolve(), path.resolve().parent, torrent)
+    try:
+        model = model_from(path.resolve(), path.resolve().parent, torrent)
+    except CatalogError as exc:
+        raise ConfigError(f"{exc.path}: {exc.problem}; or name it with --repo ORG/NAME@REV") from exc
     if not model.pinned:
         raise ConfigError(f"{path}: no commit hash for {model.repo_id} (add a sidecar .json or use --repo)")
     return Served.of(model.repo_id, model.revision, torrent)

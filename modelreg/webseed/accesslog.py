@@ -25,7 +25,10 @@ def note(request: web.BaseRequest) -> dict:
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """Counts every answered request and logs it as a JSON line (when the logger has a handler)."""
+    """Counts every answered request and logs it as a JSON line (when the logger has a handler).
+
+    ``bytes`` is what went out on the wire for the response, headers included.
+    """
 
     def log(self, request: BaseRequest, response: StreamResponse, duration: float) -> None:
         gateway = request.app.get(GATEWAY) if hasattr(request, "app") else None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 _HELP = {
     "requests_total": ("counter", "Requests answered, by HTTP status."),
-    "bytes_served_total": ("counter", "Response body bytes sent to clients."),
+    "bytes_served_total": ("counter", "Bytes sent to clients (status line and headers included)."),
     "redirects_total": ("counter", "Clients sent to Hugging Face, by target (cdn or resolve)."),
     "cache_hits_total": ("counter", "File requests answered from cached, verified pieces only."),
     "cache_misses_total": ("counter", "File requests that needed pieces fetched from upstream."),
