@@ -98,7 +98,11 @@ def make_model(
 ) -> Model:
     """Publish ``files`` (paths inside the repo) on the hub and make the torrent named after the repo."""
     repo = hub.add_repo(repo_id, files)
-    name = repo_id.split("/")[1]
+    return Model(repo_id, repo.sha, files, make_torrent(tmp, repo_id.split("/")[1], files, piece_length, mode))
+
+
+def make_torrent(tmp: Path, name: str, files: dict[str, bytes], piece_length: int, mode: str = "hybrid") -> Torrent:
+    """A multi-file torrent ``name`` of ``files``, made by libtorrent (hybrid, v1 or v2)."""
     root = tmp / "source"
     for rel, data in files.items():
         path = root / name / rel
@@ -109,8 +113,7 @@ def make_model(
     flags = {"hybrid": 0, "v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only}[mode]
     ct = lt.create_torrent(fs, piece_length, flags)
     lt.set_piece_hashes(ct, str(root))
-    torrent = Torrent.from_bytes(lt.bencode(ct.generate()), source=f"{name}.torrent")
-    return Model(repo_id, repo.sha, files, torrent)
+    return Torrent.from_bytes(lt.bencode(ct.generate()), source=f"{name}.torrent")
 
 
 def start_gateway(

@@ -77,10 +77,12 @@ class PieceMap:
         return self._verify_v2(start, data)
 
     def _verify_v2(self, start: int, data: bytes) -> bool:
-        (seg,) = [s for s in self.segments(start, start + len(data)) if not s.entry.is_pad] or [None]
-        if seg is None or seg.length != len(data) or seg.entry.pieces_root is None:
+        """A v2 piece is one file's bytes (the pad after a file's tail is not hashed, only zeros)."""
+        files = [s for s in self.segments(start, start + len(data)) if not s.entry.is_pad]
+        if len(files) != 1 or files[0].entry.pieces_root is None or any(data[files[0].length :]):
             return False
-        entry = seg.entry
+        seg, entry = files[0], files[0].entry
+        data = data[: seg.length]
         if entry.size <= self.piece_length:
             leaves = 1 << max(0, math.ceil(entry.size / BLOCK) - 1).bit_length()
             return merkle_root(data, leaves) == entry.pieces_root
