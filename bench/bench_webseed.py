@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fakehub import Fault, FakeHub  # noqa: E402
-from webseed_harness import (  # noqa: E402
+from fakehub import FakeHub, Fault
+from webseed_harness import (
     aria2c_download,
     downloaded,
     libtorrent_download,

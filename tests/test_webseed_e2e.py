@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import http.client
 import shutil
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
-
 from fakehub import fake_hub
-from modelreg.catalog import load_catalog
-from modelreg.webseed import ServeSet
 from webseed_harness import (
     aria2c_download,
     downloaded,
@@ -21,6 +17,9 @@ from webseed_harness import (
     make_model,
     start_gateway,
 )
+
+from modelreg.catalog import load_catalog
+from modelreg.webseed import ServeSet
 
 pytestmark = pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c is not installed")
 
@@ -79,9 +78,9 @@ def test_mirror_mode_download_then_hub_offline(client, hub, model, tmp_path):
 def test_single_file_torrent_both_clients(hub, tmp_path):
     """A web seed ending in '/' gets the torrent's name appended, by both clients."""
     import libtorrent as lt
+    from webseed_harness import Model
 
     from modelreg.torrent import Torrent
-    from webseed_harness import Model
 
     data = make_files({"x": 700_001})["x"]
     repo = hub.add_repo("TestOrg/Single", {"weights.gguf": data})

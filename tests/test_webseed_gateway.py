@@ -5,16 +5,15 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from pathlib import Path
 
 import pytest
-
 from fakehub import fake_hub
+from webseed_harness import make_files, make_model, start_gateway
+
 from modelreg.cli import main
-from modelreg.webseed import ServeSet, Served
+from modelreg.webseed import ServeSet
 from modelreg.webseed.cache import PieceCache
 from modelreg.webseed.metrics import Metrics
-from webseed_harness import make_files, make_model, start_gateway
 
 FILES = {
     "config.json": 1_000,

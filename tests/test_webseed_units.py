@@ -5,15 +5,15 @@ from __future__ import annotations
 import http.client
 
 import pytest
-
 from fakehub import FakeHub
+from webseed_harness import make_files, make_model, make_torrent, start_gateway
+
 from modelreg.errors import ConfigError
 from modelreg.webseed.hosts import RedirectPolicy
 from modelreg.webseed.pieces import PieceMap
 from modelreg.webseed.ranges import RangeNotSatisfiable, parse_range
 from modelreg.webseed.settings import GatewaySettings, parse_size
 from modelreg.webseed.upstream import DEFAULT_CDN_TTL, _reuse_until
-from webseed_harness import make_files, make_model, make_torrent, start_gateway
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import libtorrent as lt
 from aiohttp import web
 
 from modelreg.torrent import Torrent, torrent_with_extras
-from modelreg.webseed import Gateway, GatewaySettings, ServeSet, Served, make_runner
+from modelreg.webseed import Gateway, GatewaySettings, Served, ServeSet, make_runner
 from modelreg.webseed.upstream import RetryPolicy
 
 FAST_RETRY = RetryPolicy(attempts=4, backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
@@ -47,7 +47,7 @@ class GatewayThread:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
-    def __enter__(self) -> "GatewayThread":
+    def __enter__(self) -> GatewayThread:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the gateway did not start")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -101,10 +102,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(gateway: Gateway, host: str, port: int, access_log: str) -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly (pieces being fetched are flushed or dropped whole)."""
     runner = make_runner(gateway, access_log)
     await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await web.TCPSite(runner, host, port, backlog=1024).start()
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()

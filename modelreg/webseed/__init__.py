@@ -12,7 +12,7 @@ request against the registry's torrents and either redirects the client to the r
 """
 
 from .app import Gateway, make_runner
-from .routes import ServeSet, Served
+from .routes import Served, ServeSet
 from .settings import GatewaySettings
 
 __all__ = ["Gateway", "GatewaySettings", "ServeSet", "Served", "make_runner"]

@@ -6,8 +6,8 @@ import json
 import logging
 import time
 
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 LOGGER_NAME = "modelreg.webseed.access"

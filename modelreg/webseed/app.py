@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -49,7 +49,9 @@ class Gateway:
             token=settings.token,
         )
         self.cache = (
-            PieceCache(settings.cache_dir, self.metrics, settings.max_cache_size) if settings.cache_dir else None
+            PieceCache(settings.cache_dir, self.metrics, settings.max_cache_size)
+            if settings.cache_dir and self.mirror
+            else None
         )
         self.fetcher = Fetcher(self.cache, self.upstream, self.metrics) if self.cache else None
         self._active = 0

@@ -22,8 +22,8 @@ import math
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import CacheError, ModelregError
 from ..fsutil import atomic_write_bytes
@@ -216,7 +216,7 @@ class PieceCache:
             except OSError:
                 pass
 
-    def pinned(self, store: TorrentStore, entry: FileEntry) -> "_Pin":
+    def pinned(self, store: TorrentStore, entry: FileEntry) -> _Pin:
         return _Pin(self._pins, (store.key, entry.path_str))
 
     async def make_room(self, incoming: int) -> None:

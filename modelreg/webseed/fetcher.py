@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
-from ..errors import UpstreamError
+from ..errors import UpstreamError, WebseedError
 from .cache import PieceCache, TorrentStore
 from .metrics import Metrics
 from .upstream import Upstream
@@ -94,7 +94,12 @@ class Fetcher:
                             "Hugging Face is serving different bytes than the torrent describes",
                         )
         except BaseException as exc:
-            err = exc if isinstance(exc, Exception) else UpstreamError(503, "the gateway is shutting down")
+            if isinstance(exc, OSError):  # disk full, cache folder gone...: the client may try again later
+                err: BaseException = WebseedError(503, f"the mirror cache cannot store pieces: {exc}")
+            elif isinstance(exc, Exception):
+                err = exc
+            else:
+                err = UpstreamError(503, "the gateway is shutting down")
             for i in todo:
                 fut = self._inflight.pop((store.key, i), None)
                 if fut is not None and not fut.done():

@@ -35,7 +35,7 @@ class RedirectPolicy:
     schemes: tuple[str, ...] = ("https",)
 
     @classmethod
-    def for_endpoint(cls, endpoint: str, extra: tuple[str, ...] = ()) -> "RedirectPolicy":
+    def for_endpoint(cls, endpoint: str, extra: tuple[str, ...] = ()) -> RedirectPolicy:
         parts = urlsplit(endpoint)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ConfigError(f"the hub endpoint must be an http(s) URL, not {endpoint!r}")

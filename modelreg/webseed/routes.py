@@ -11,8 +11,8 @@ torrent's file list, so ``..``, encoded slashes and files outside the torrent ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 from urllib.parse import quote, unquote
 
 from ..catalog import COMMIT, REPO_ID, Catalog
@@ -32,7 +32,7 @@ class Served:
     files: dict[str, FileEntry] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, repo_id: str, revision: str, torrent: Torrent | None) -> "Served":
+    def of(cls, repo_id: str, revision: str, torrent: Torrent | None) -> Served:
         files = {f.path_str: f for f in torrent.layout} if torrent else {}
         return cls(repo_id, revision, torrent, files)
 
@@ -82,7 +82,7 @@ class ServeSet:
     @classmethod
     def build(
         cls, catalog: Catalog | None = None, torrents: Iterable[Served] = (), allow: Iterable[str] = ()
-    ) -> "ServeSet":
+    ) -> ServeSet:
         """Registry models pinned to a commit, then torrents from the cache, then ``--allow`` entries."""
         serve = cls()
         for model in catalog.models if catalog else ():

@@ -13,9 +13,10 @@ import asyncio
 import random
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
@@ -191,7 +192,7 @@ class Upstream:
                         raise _Retryable(f"{_host(url)} closed the connection early", "short_body")
                 finally:
                     resp.release()
-            except (_Retryable, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, _Retryable, aiohttp.ClientError) as exc:
                 failures += 1
                 await self._after_failure(f"bytes of {path}", exc, failures)
 
@@ -212,7 +213,7 @@ class Upstream:
         while True:
             try:
                 return await attempt()
-            except (_Retryable, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, _Retryable, aiohttp.ClientError) as exc:
                 failures += 1
                 await self._after_failure(what, exc, failures)
 
@@ -307,7 +308,7 @@ def _reuse_until(url: str, now: float) -> float:
         if "Expires" in query:
             expires = float(query["Expires"][0])
         elif "X-Amz-Date" in query and "X-Amz-Expires" in query:
-            signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+            signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
             expires = signed.timestamp() + float(query["X-Amz-Expires"][0])
     except ValueError:
         expires = None
