@@ -9,30 +9,55 @@ class ModelregError(Exception):
     """Base class of every error modelreg reports to a user (never shown with a traceback)."""
 
 
-class TorrentError(ModelregError):
-    """A .torrent file that cannot be read: names the file and the problem."""
+class FileProblem(ModelregError):
+    """A problem with one file: the message is ``<path>: <problem>``."""
 
     def __init__(self, path: str | Path | None, problem: str):
         self.path = str(path) if path is not None else None
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class TorrentError(FileProblem):
+    """A .torrent file that cannot be read."""
 
 
 class ConfigError(ModelregError):
     """An invalid configuration file or option."""
 
 
-class CatalogError(ModelregError):
+class CatalogError(FileProblem):
     """A registry entry that cannot become a model (bad sidecar, duplicate infohash...)."""
-
-    def __init__(self, path: str | Path | None, problem: str):
-        self.path = str(path) if path is not None else None
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
 class BuildError(ModelregError):
     """The site could not be built; the previous site is left as it was."""
+
+
+class CreateError(ModelregError):
+    """A torrent could not be made from the given files: names the file and the problem."""
+
+
+class VerifyError(ModelregError):
+    """Files could not be checked against a torrent (unreadable torrent or folder)."""
+
+
+class HubError(ModelregError):
+    """Hugging Face metadata of a repository could not be fetched.
+
+    ``reason`` is a short machine-readable word (``not-found``, ``revision-not-found``, ``gated``,
+    ``unauthorized``, ``rate-limited``, ``server-error``, ``timeout``, ``offline``, ``http-error``, ``bad-response``);
+    the message says what happened and what to do.
+    """
+
+    def __init__(self, repo_id: str, revision: str | None, reason: str, detail: str):
+        self.repo_id, self.revision, self.reason, self.detail = repo_id, revision, reason, detail
+        at = f"@{revision}" if revision else ""
+        super().__init__(f"{repo_id}{at}: {detail}")
+
+
+class MetadataCacheError(FileProblem):
+    """A file of the metadata cache cannot be read or written."""
 
 
 class WebseedError(ModelregError):

@@ -34,4 +34,7 @@ class ModelMeta:
     gated: bool | str = False
     card_markdown: str | None = None
     files: tuple[RepoFile, ...] = field(default=(), repr=False)
+    #: The commit HF resolved ``revision`` to (differs from it when the model follows a branch).
+    commit: str | None = None
+    #: When the metadata was fetched (UTC, ISO 8601); kept in the cache, not shown by the site.
     fetched_at: str | None = None

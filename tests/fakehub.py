@@ -2,16 +2,25 @@
 
 Two origins run in background threads: the hub (``hub.endpoint``: the JSON API, ``resolve`` and ``raw``
 downloads) and a CDN (``hub.cdn_endpoint``) to which LFS files redirect with a signed, expiring URL.
-The real ``huggingface_hub`` works against it (``HfApi(endpoint=hub.endpoint)``, or ``HF_ENDPOINT`` in a
-subprocess: see ``FakeHub.env``). Large files are ``Generated``: deterministic content produced on the fly.
+The real ``huggingface_hub`` works against it (``HfApi(endpoint=hub.endpoint)``, ``endpoint=`` on the download
+functions, or ``HF_ENDPOINT`` in a subprocess: see ``FakeHub.env``). Large files are ``Generated``:
+deterministic content produced on the fly at several GB/s (``python tests/fakehub.py`` measures it).
 
 Usage::
 
     with FakeHub() as hub:
         repo = hub.add_repo("Org/Name", {"config.json": b"{}", "model.safetensors": Generated(10**8, seed=1)})
         HfApi(endpoint=hub.endpoint).model_info("Org/Name", files_metadata=True)
+        repo.commit({"config.json": b"{ }"})          # main moves on; repo.history keeps the old sha served
+        hub.inject("cdn", 503, times=2)               # the next two CDN requests fail
+        with hub.offline(): ...                        # connections refused
 
-As a pytest fixture: ``hub = pytest.fixture(fake_hub)`` or ``yield from fake_hub()`` inside your own fixture.
+As a pytest fixture: ``yield from fake_hub()`` inside your own fixture.
+
+Notes: an LFS file's SHA-256 (needed for its redirect and metadata) is computed on first use at ~2 GB/s and
+cached process-wide per (size, seed); for files of many GB call ``repo.files[path].sha256()`` in the test setup
+so a client's 10 s metadata timeout is not spent hashing. libtorrent sessions must set
+``ssrf_mitigation=False`` to follow the redirect to the loopback CDN (its URL carries a query string).
 """
 
 from __future__ import annotations
@@ -301,11 +310,12 @@ class Repo:
     ) -> str:
         """Make a new revision on ``branch`` and return its sha; older revisions stay served.
 
-        ``files`` update the parent's files (``None`` deletes a path) unless ``replace`` starts from nothing.
+        ``files`` update the parent's files (``None`` deletes a path) unless ``replace`` starts from nothing; the
+        parent of a new branch is ``main``.
         ``lfs`` names the paths stored with LFS; otherwise HF's rule decides (extension or size > 10 MiB).
         """
         with self._lock:
-            parent = self.branches.get(branch)
+            parent = self.branches.get(branch, self.branches.get("main"))  # a new branch starts from main
             base = {} if replace or parent is None else dict(self.commits[parent].files)
             changed: dict[str, Content] = {}
             for path, content in files.items():
@@ -1044,7 +1054,7 @@ class FakeHub:
         if action == "commits":
             return self._commits(req, repo, commit)
         if action == "paths-info" and req.method == "POST":
-            return self._paths_info(req, commit)
+            return self._paths_info(req, repo, commit)
         return _error(404, "Not Found")
 
     def _model_info(self, req: _Request, repo: Repo, commit: Commit) -> _Response:
@@ -1115,12 +1125,11 @@ class FakeHub:
         query = {**query, "cursor": base64.urlsafe_b64encode(str(index).encode()).decode()}
         return f'<{self.endpoint}{req.path}?{urlencode(query, doseq=True)}>; rel="next"'
 
-    def _paths_info(self, req: _Request, commit: Commit) -> _Response:
+    def _paths_info(self, req: _Request, repo: Repo, commit: Commit) -> _Response:
         form: dict[str, list[str]] = {}
         for key, value in parse_qsl(req.body.decode(), keep_blank_values=True):
             form.setdefault(key.removesuffix("[]"), []).append(value)
         expand = (form.get("expand") or ["false"])[-1].lower() == "true"
-        repo = next((r for r in self.repos.values() if commit.sha in r.commits), None)
         out = []
         for path in form.get("paths", []):
             path = path.strip("/")

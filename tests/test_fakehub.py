@@ -119,6 +119,12 @@ def test_revisions_stay_served_after_the_repo_changes(hub, model, tmp_path):
     commits = client.list_repo_commits("TinyOrg/Tiny-Model")
     assert [c.commit_id for c in commits] == [new, old] and commits[0].title == "Change config"
     assert client.list_repo_refs("TinyOrg/Tiny-Model").branches[0].target_commit == new
+    dev = model.commit({"extra.txt": b"x"}, branch="dev")
+    model.tag("v1", old)
+    assert client.model_info("TinyOrg/Tiny-Model", revision="dev").sha == dev
+    assert {s.rfilename for s in client.model_info("TinyOrg/Tiny-Model", revision="dev").siblings} == (
+        new_names | {"extra.txt"})
+    assert client.model_info("TinyOrg/Tiny-Model", revision="v1").sha == old and model.sha == new
 
 
 def test_list_repo_tree_paginates_like_hf(model):
@@ -210,6 +216,10 @@ def test_list_models_sorts_by_trending_and_filters(hub):
     assert [m.id for m in client.list_models(author="Org0", sort="trending_score")] == ["Org0/m2", "Org0/m0"]
     assert [m.id for m in client.list_models(search="m1")] == ["Org1/m1"]
     assert next(iter(client.list_models(search="m0"))).trending_score == 5
+    hub.list_page_size = 2
+    hub.reset_stats()
+    assert [m.id for m in client.list_models(sort="trending_score")] == ["Org1/m1", "Org0/m2", "Org0/m0"]
+    assert len(hub.find_requests(path="^/api/models$")) == 2  # followed the Link header
 
 
 def test_snapshot_download_and_expand(hub, model, tmp_path):
@@ -250,6 +260,9 @@ def test_ranges_on_hub_and_cdn(hub, model):
     assert status == 200 and body == b"" and int(headers["Content-Length"]) == len(CONFIG)
     assert headers["Accept-Ranges"] == "bytes" and headers["X-Repo-Commit"] == model.sha
 
+    status, _, pointer = raw(f"{hub.endpoint}/{model.repo_id}/raw/main/model.safetensors")
+    assert status == 200 and pointer == model.entry("model.safetensors").pointer()
+    assert f"oid sha256:{WEIGHTS.sha256()}".encode() in pointer
     status, headers, _ = raw(hub.url(model.repo_id, "model.safetensors"))
     assert status == 302 and headers["X-Linked-Size"] == str(WEIGHTS.size)
     assert headers["X-Linked-Etag"] == f'"{WEIGHTS.sha256()}"' and "ETag" in headers
@@ -323,6 +336,30 @@ def test_corrupt_flips_exactly_one_byte(hub, model):
     assert status == 206 and len(body) == 1000
     assert [i for i in range(1000) if body[i] != good[i]] == [500]
     assert raw(cdn, headers={"Range": "bytes=0-999"})[2] == good
+
+
+def test_libtorrent_web_seeds_from_the_hub_through_the_cdn(hub, model, tmp_path):
+    import libtorrent as lt
+    from ltutil import make_torrent
+
+    data = make_torrent(tmp_path / "src", {"model.safetensors": WEIGHTS.read()}, piece_length=262144,
+                        webseeds=(hub.url(model.repo_id, "model.safetensors", model.sha),))
+    # the CDN is on loopback and its URLs carry a query: libtorrent's SSRF guard would refuse the redirect
+    session = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
+                          "enable_upnp": False, "enable_natpmp": False, "ssrf_mitigation": False})
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(data)
+    params.save_path = str(tmp_path / "dst")
+    handle = session.add_torrent(params)
+    deadline = time.monotonic() + 30
+    while not handle.status().is_seeding and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handle.status().is_seeding
+    session.remove_torrent(handle)
+    del session
+    assert (tmp_path / "dst" / "model.safetensors").read_bytes() == WEIGHTS.read()
+    assert [r.status for r in hub.find_requests(origin="hub")] == [302]
+    assert sum(r.bytes_sent for r in hub.find_requests(origin="cdn")) == WEIGHTS.size
 
 
 def test_delay_and_in_flight_peak(hub, model):

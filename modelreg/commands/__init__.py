@@ -2,6 +2,9 @@
 
 COMMANDS = [
     "build",
+    "create",
+    "verify",
+    "refresh",
     "webseed",
     "mirror",
 ]

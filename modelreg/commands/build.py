@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..builder import build_site
 from ..config import load_config
+from ..errors import ConfigError
+from ..refresh import DEFAULT_JOBS, RefreshSettings, parse_age
 
 
 def add_site_options(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +26,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_site_options(parser)
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit 1, write nothing) if any torrent or sidecar is bad")
+    parser.add_argument("--refresh-metadata", action="store_true",
+                        help="first fetch Hugging Face metadata that is missing or older than --max-age into the "
+                             "cache (without it the build never touches the network)")
+    add_refresh_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_refresh_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that refresh the metadata cache (build --refresh-metadata, refresh)."""
+    parser.add_argument("--max-age", metavar="AGE", default="7d",
+                        help="refetch cached metadata older than this: 7d, 12h, 30m, 0 for all (default: 7d)")
+    parser.add_argument("--jobs", metavar="N", type=int, default=DEFAULT_JOBS,
+                        help=f"requests to the hub at a time (default: {DEFAULT_JOBS})")
+
+
+def refresh_settings(args: argparse.Namespace, only: tuple[str, ...] = ()) -> RefreshSettings:
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    return RefreshSettings(max_age=parse_age(args.max_age), jobs=args.jobs, only=only)
 
 
 def site_config(args: argparse.Namespace):
@@ -37,6 +57,8 @@ def site_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    report = build_site(site_config(args), strict=args.strict)
-    print(report.summary(), file=sys.stderr if report.errors else sys.stdout)
+    refresh = refresh_settings(args) if args.refresh_metadata else None
+    report = build_site(site_config(args), strict=args.strict, refresh_metadata=refresh)
+    failed = report.errors or (report.refresh and report.refresh.failed)
+    print(report.summary(), file=sys.stderr if failed else sys.stdout)
     return 0
