@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from fakehub import fake_hub
 from webseed_harness import (
+    Model,
     aria2c_download,
     downloaded,
     libtorrent_download,
@@ -19,6 +20,8 @@ from webseed_harness import (
 )
 
 from modelreg.catalog import load_catalog
+from modelreg.create import LocalSource, create_torrent
+from modelreg.torrent import Torrent
 from modelreg.webseed import ServeSet
 
 pytestmark = pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c is not installed")
@@ -77,19 +80,10 @@ def test_mirror_mode_download_then_hub_offline(client, hub, model, tmp_path):
 
 def test_single_file_torrent_both_clients(hub, tmp_path):
     """A web seed ending in '/' gets the torrent's name appended, by both clients."""
-    import libtorrent as lt
-    from webseed_harness import Model
-
-    from modelreg.torrent import Torrent
-
     data = make_files({"x": 700_001})["x"]
     repo = hub.add_repo("TestOrg/Single", {"weights.gguf": data})
     (tmp_path / "weights.gguf").write_bytes(data)
-    fs = lt.file_storage()
-    lt.add_files(fs, str(tmp_path / "weights.gguf"))
-    ct = lt.create_torrent(fs, 64 * 1024, 0)
-    lt.set_piece_hashes(ct, str(tmp_path))
-    torrent = Torrent.from_bytes(lt.bencode(ct.generate()))
+    torrent = Torrent.from_bytes(create_torrent(LocalSource.open(tmp_path / "weights.gguf"), piece_length=64 * 1024))
     assert torrent.single_file
     model = Model("TestOrg/Single", repo.sha, {"weights.gguf": data}, torrent)
     with start_gateway(model, "mirror", hub, cache=tmp_path / "cache") as gw:

@@ -81,10 +81,11 @@ def test_parse_size_and_settings():
         GatewaySettings(mode="proxy")
 
 
+@pytest.mark.parametrize("maker", ["libtorrent", "modelreg"])
 @pytest.mark.parametrize("mode", ["hybrid", "v1", "v2"])
-def test_piece_hashes_match_libtorrent_torrents(mode, tmp_path):
+def test_piece_hashes_match_libtorrent_torrents(mode, maker, tmp_path):
     files = make_files({"a.bin": 40_000, "b/c.bin": 16_384, "d.bin": 100_001, "e.txt": 5}, seed=3)
-    torrent = make_torrent(tmp_path, "Name", files, 32 * 1024, mode)
+    torrent = make_torrent(tmp_path, "Name", files, 32 * 1024, mode, maker)
     pmap = PieceMap(torrent)
     stream = bytearray(pmap.stream_size)
     for entry in torrent.files:

@@ -15,6 +15,7 @@ from pathlib import Path
 import libtorrent as lt
 from aiohttp import web
 
+from modelreg.create import LocalSource, create_torrent
 from modelreg.torrent import Torrent, torrent_with_extras
 from modelreg.webseed import Gateway, GatewaySettings, Served, ServeSet, make_runner
 from modelreg.webseed.upstream import RetryPolicy
@@ -101,13 +102,18 @@ def make_model(
     return Model(repo_id, repo.sha, files, make_torrent(tmp, repo_id.split("/")[1], files, piece_length, mode))
 
 
-def make_torrent(tmp: Path, name: str, files: dict[str, bytes], piece_length: int, mode: str = "hybrid") -> Torrent:
-    """A multi-file torrent ``name`` of ``files``, made by libtorrent (hybrid, v1 or v2)."""
+def make_torrent(
+    tmp: Path, name: str, files: dict[str, bytes], piece_length: int, mode: str = "hybrid", maker: str = "modelreg"
+) -> Torrent:
+    """A multi-file torrent ``name`` of ``files`` (hybrid, v1 or v2), made by ``modelreg.create`` or libtorrent."""
     root = tmp / "source"
     for rel, data in files.items():
         path = root / name / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+    if maker == "modelreg":
+        data = create_torrent(LocalSource.open(root / name), piece_length=piece_length, mode=mode)
+        return Torrent.from_bytes(data, source=f"{name}.torrent")
     fs = lt.file_storage()
     lt.add_files(fs, str(root / name))
     flags = {"hybrid": 0, "v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only}[mode]
