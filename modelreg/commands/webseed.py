@@ -16,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..catalog import load_catalog
-from ..config import load_config
+from ..config import Config, load_config
 from ..errors import ConfigError
 from ..webseed.app import Gateway, make_runner
 from ..webseed.cache import PieceCache
@@ -62,8 +62,8 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def settings_from(args: argparse.Namespace, mode: str) -> GatewaySettings:
-    config = load_config(args.config)
+def settings_from(args: argparse.Namespace, mode: str, config: Config | None = None) -> GatewaySettings:
+    config = config or load_config(args.config)
     return GatewaySettings(
         mode=mode,
         hf_endpoint=(args.hf_endpoint or config.hf_endpoint).rstrip("/"),
@@ -77,13 +77,18 @@ def settings_from(args: argparse.Namespace, mode: str) -> GatewaySettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args, args.mode)
+    config = load_config(args.config)
+    settings = settings_from(args, args.mode, config)
     if settings.mode == "mirror" and args.allow:
         raise ConfigError("--allow works in redirect mode only: mirror mode serves only torrents it can verify")
-    registry = Path(args.registry) if args.registry else load_config(args.config).path(load_config(args.config).registry)
+    registry = Path(args.registry) if args.registry else config.path(config.registry)
     catalog = load_catalog(registry) if args.registry or registry.is_dir() else None
     for error in catalog.errors if catalog else ():
         print(f"warning: {error}", file=sys.stderr)
+    unpinned = [m.rel_path for m in catalog.models if not m.pinned] if catalog else []
+    if unpinned:
+        print(f"warning: not served, no commit hash (add a sidecar with \"revision\"): {', '.join(unpinned)}",
+              file=sys.stderr)
     cached = []
     if settings.cache_dir:
         cached, errors = PieceCache(settings.cache_dir, Metrics()).cached_torrents()
@@ -94,10 +99,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"nothing to serve: no torrent pinned to a commit in {registry}, none in the cache, no --allow"
         )
-    gateway = Gateway(settings, serve)
     print(f"modelreg webseed: {settings.mode} mode, {len(serve)} repositories, "
           f"http://{args.host}:{args.port}/v1/", file=sys.stderr)
-    asyncio.run(_serve(gateway, args.host, args.port, args.access_log))
+    asyncio.run(_serve(Gateway(settings, serve), args.host, args.port, args.access_log))
     return 0
 
 
