@@ -362,3 +362,22 @@ def test_webseed_command_serves_a_registry_and_stops_on_sigterm(hub, model, tmp_
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "redirect mode, 1 repositories" in err
+
+
+def test_failure_mid_stream_cuts_the_response_short_never_wrong(hub, model, tmp_path, monkeypatch):
+    from modelreg.webseed import app
+
+    monkeypatch.setattr(app, "WINDOW_BYTES", 64 * 1024)  # one piece per step: the 2nd step fails
+    hub.inject("cdn", times=1)  # the first fetch goes through untouched...
+    hub.inject("cdn", 500, times=None)  # ...every later one fails
+    data = model.files[LFS]
+    with start_gateway(model, "mirror", hub, cache=tmp_path / "cache") as gw:
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
+        conn.request("GET", file_url(model, LFS))
+        resp = conn.getresponse()
+        assert resp.status == 200 and int(resp.headers["Content-Length"]) == len(data)
+        with pytest.raises(http.client.IncompleteRead) as info:
+            resp.read()
+        conn.close()
+    got = info.value.partial
+    assert 0 < len(got) < len(data) and got == data[: len(got)]
