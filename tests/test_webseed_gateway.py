@@ -381,3 +381,12 @@ def test_failure_mid_stream_cuts_the_response_short_never_wrong(hub, model, tmp_
         conn.close()
     got = info.value.partial
     assert 0 < len(got) < len(data) and got == data[: len(got)]
+
+
+def test_oversized_request_heads_are_refused(hub, model):
+    with start_gateway(model, "redirect", hub) as gw:
+        status, _, _ = fetch(gw, file_url(model, "x" * 10_000))
+        assert status in (400, 414)
+        status, _, _ = fetch(gw, file_url(model, LFS), headers={"X-Junk": "y" * 10_000})
+        assert status in (400, 431)
+        assert fetch(gw, file_url(model, LFS))[0] == 302

@@ -115,3 +115,13 @@ def test_mirror_serves_v1_only_and_v2_only_torrents(mode, tmp_path):
                 assert (resp.status, resp.read() == data) == (200, True), path
                 conn.close()
             assert gw.gateway.metrics.pieces_corrupt == 1
+
+
+def test_the_gateway_does_not_import_the_renderer():
+    import subprocess
+    import sys
+
+    code = "import sys, modelreg.commands.webseed, modelreg.commands.mirror; " \
+           "print(sorted(m for m in ('modelreg.render', 'modelreg.builder', 'jinja2') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
