@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..catalog import model_from
 from ..errors import CatalogError, ConfigError, ModelregError
+from ..progress import byte_progress
 from ..torrent import Torrent
 from ..webseed.app import Gateway
 from ..webseed.routes import Served, ServeSet, parse_allow
@@ -63,8 +64,11 @@ async def _mirror(gateway: Gateway, items: list[Served]) -> int:
             store = gateway.cache.store(served)
             todo = store.missing(range(store.map.num_pieces))
             name = f"{served.repo_id}@{served.revision[:12]} ({served.torrent.name})"
+            missing = sum(store.piece_payload(i) for i in todo)
             try:
-                await gateway.fetcher.ensure(store, todo)
+                with byte_progress(missing, served.torrent.name) as advance:
+                    gateway.fetcher.on_stored = advance
+                    await gateway.fetcher.ensure(store, todo)
             except ModelregError as exc:
                 failed += 1
                 print(f"error: {name}: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from ..errors import UpstreamError, WebseedError
 from .cache import PieceCache, TorrentStore
@@ -41,6 +41,8 @@ class Fetcher:
         self._runs = asyncio.Semaphore(max_runs)
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
+        #: Called with the bytes each stored piece added (``modelreg mirror`` draws its progress bar with it).
+        self.on_stored: Callable[[int], None] = lambda n: None
 
     async def ensure(self, store: TorrentStore, pieces: range | list[int]) -> None:
         """Return once every piece in ``pieces`` is verified and cached, or raise UpstreamError."""
@@ -136,7 +138,7 @@ class Fetcher:
                     if index not in wanted or store.has(index):
                         pass
                     elif pmap.verify(index, data):
-                        store.write_piece(index, data)
+                        self.on_stored(store.write_piece(index, data))
                         self.metrics.pieces_fetched += 1
                         fut = self._inflight.pop((store.key, index), None)
                         if fut is not None and not fut.done():
