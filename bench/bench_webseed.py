@@ -4,7 +4,8 @@
    vs nginx serving the same files from disk in the same run (target: >= 70% of nginx's bytes/s);
 2. redirect mode: requests/s and p99 latency of 302s for an LFS file (target: >= 3,000 req/s, p99 < 50 ms);
 3. a ~32 MB hybrid torrent downloaded by libtorrent and by aria2c with the CDN answering 500 to every 7th
-   request (the 2nd, 9th, ...), per mode (redirect: the client meets the errors; mirror: the gateway retries them).
+   request (the 2nd, 9th, ...), per mode (redirect: the client meets the errors; mirror: the gateway retries them);
+4. the same torrent with no faults, libtorrent at its default ``urlseed_wait_retry`` (30 s), per mode.
 
 The gateway runs in this process (one event loop thread), nginx with one worker: one process each.
 Serving alternates gateway and nginx runs (3 rounds of 5 s each) and compares the medians.
@@ -58,6 +59,15 @@ done = function(summary, latency, requests)
     latency:percentile(99), summary.errors.status))
 end
 """
+
+
+FLAKY_SIZES = {
+    "config.json": 2_000,
+    "tokenizer.json": 3_000_000,
+    "model-00001-of-00003.safetensors": 10_000_000,
+    "model-00002-of-00003.safetensors": 10_000_000,
+    "model-00003-of-00003.safetensors": 9_000_000,
+}
 
 
 class EverySeventhCdn500(FakeHub):
@@ -209,13 +219,7 @@ end
 
 
 def bench_flaky_cdn(tmp: Path, timeout: float = 30) -> dict:
-    sizes = {
-        "config.json": 2_000,
-        "tokenizer.json": 3_000_000,
-        "model-00001-of-00003.safetensors": 10_000_000,
-        "model-00002-of-00003.safetensors": 10_000_000,
-        "model-00003-of-00003.safetensors": 9_000_000,
-    }
+    sizes = FLAKY_SIZES
     files = make_files(sizes, seed=4)
     results = {}
     with EverySeventhCdn500() as hub:  # the counter restarts for each run
@@ -240,6 +244,23 @@ def bench_flaky_cdn(tmp: Path, timeout: float = 30) -> dict:
     return results
 
 
+def bench_libtorrent_defaults(tmp: Path, timeout: float = 90) -> dict:
+    """libtorrent with its default urlseed_wait_retry (30 s), no faults: what redirects cost it."""
+    files = make_files(FLAKY_SIZES, seed=4)
+    results = {}
+    with FakeHub() as hub:
+        model = make_model(hub, tmp / "defaults", "Bench/Default-Model", files, piece_length=1 << 20)
+        for mode in ("redirect", "mirror"):
+            dest = tmp / f"defaults-{mode}"
+            with start_gateway(model, mode, hub, cache=tmp / f"defaults-cache-{mode}") as gw:
+                seconds = libtorrent_download(model.torrent_bytes(gw.url), dest, timeout=timeout, wait_retry=30)
+            assert downloaded(dest, model) == files
+            results[mode] = seconds
+            print(f"{sum(FLAKY_SIZES.values()) / 1e6:.0f} MB torrent, no faults, libtorrent with urlseed_wait_retry "
+                  f"30 s, {mode} mode: {seconds:.1f} s")
+    return results
+
+
 def main() -> dict:
     missing = [tool for tool in ("wrk", "nginx", "aria2c") if shutil.which(tool) is None]
     if missing:
@@ -252,6 +273,7 @@ def main() -> dict:
             "serving": bench_serving(tmp),
             "redirect": bench_redirect(tmp),
             "flaky": bench_flaky_cdn(tmp),
+            "libtorrent_defaults": bench_libtorrent_defaults(tmp),
         }
 
 

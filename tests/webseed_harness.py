@@ -139,8 +139,11 @@ def start_gateway(
     return GatewayThread(Gateway(GatewaySettings(**options), serve), access_log)
 
 
-def libtorrent_download(torrent_bytes: bytes, dest: Path, timeout: float = 60) -> float:
-    """Download with libtorrent and no peers (web seed only); returns the seconds it took."""
+def libtorrent_download(torrent_bytes: bytes, dest: Path, timeout: float = 60, wait_retry: int = 1) -> float:
+    """Download with libtorrent and no peers (web seed only); returns the seconds it took.
+
+    ``wait_retry`` is libtorrent's ``urlseed_wait_retry`` (30 s by default; 1 s keeps tests fast).
+    """
     ses = lt.session(
         {
             "listen_interfaces": "127.0.0.1:0",
@@ -148,7 +151,7 @@ def libtorrent_download(torrent_bytes: bytes, dest: Path, timeout: float = 60) -
             "enable_lsd": False,
             "enable_upnp": False,
             "enable_natpmp": False,
-            "urlseed_wait_retry": 1,
+            "urlseed_wait_retry": wait_retry,
             "alert_mask": 0,
         }
     )
