@@ -60,6 +60,14 @@ class MetadataCacheError(FileProblem):
     """A file of the metadata cache cannot be read or written."""
 
 
+class DownloadError(ModelregError):
+    """A repository's files could not be listed or streamed from the hub: names the repository, file and problem."""
+
+
+class RepoChangedError(DownloadError):
+    """The repository on the hub is no longer what its listing said (a file changed, moved or was resized)."""
+
+
 class WebseedError(ModelregError):
     """A web-seed request the gateway cannot answer; ``status`` is the HTTP status the client gets."""
 

@@ -1,6 +1,7 @@
 """One module per command; each has ``register(subparsers)`` and ``run(args) -> int``."""
 
 COMMANDS = [
+    "add",
     "build",
     "create",
     "verify",
