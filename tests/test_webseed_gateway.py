@@ -303,6 +303,9 @@ def test_webseed_command_rejects_bad_options(tmp_path, capsys):
     assert "ORG/NAME@" in capsys.readouterr().err
     assert main(["webseed", "--registry", str(tmp_path)]) == 1
     assert "nothing to serve" in capsys.readouterr().err
+    allow = "TestOrg/Tiny-Model@" + "a" * 40
+    assert main(["webseed", "--mode", "mirror", "--cache", str(tmp_path / "c"), "--allow", allow]) == 1
+    assert "redirect mode only" in capsys.readouterr().err
     assert main(["webseed", "--max-cache-size", "lots"]) == 2
 
 
