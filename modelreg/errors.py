@@ -68,5 +68,21 @@ class RepoChangedError(DownloadError):
     """The repository on the hub is no longer what its listing said (a file changed, moved or was resized)."""
 
 
+class WebseedError(ModelregError):
+    """A web-seed request the gateway cannot answer; ``status`` is the HTTP status the client gets."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+class UpstreamError(WebseedError):
+    """Hugging Face (or its CDN) kept failing or answered something the gateway cannot trust (502, or 504)."""
+
+
+class CacheError(ModelregError):
+    """The web-seed cache folder cannot be used (unreadable, or a torrent in it is broken)."""
+
+
 class ServeError(ModelregError):
     """The preview server cannot start (nothing to serve, port in use...)."""

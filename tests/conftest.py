@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,13 @@ def corpus_dir() -> Path:
 def corpus_expected(corpus_dir: Path) -> dict[str, dict]:
     """expected.json: what libtorrent reads from each corpus torrent, keyed by its path in the corpus."""
     return json.loads((corpus_dir / "expected.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def never_the_real_hub(monkeypatch):
+    """Whatever a test forgets to set, nothing leaves 127.0.0.1 and no saved token is used."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -17,14 +16,6 @@ FAST = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
 TOKEN = "hf_test_token"
 
 
-@pytest.fixture(autouse=True)
-def never_the_real_hub(monkeypatch):
-    """Whatever a test forgets to set, nothing leaves 127.0.0.1 and no saved token is used."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
 
 @pytest.fixture

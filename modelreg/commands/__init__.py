@@ -6,5 +6,7 @@ COMMANDS = [
     "create",
     "verify",
     "refresh",
+    "webseed",
+    "mirror",
     "serve",
 ]

@@ -8,15 +8,12 @@ disk can be published. The torrent and its sidecar (repository and commit) go in
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import bencodepy
 
 from ..catalog import load_catalog
 from ..config import load_config
@@ -35,7 +32,8 @@ from ..hfsource import (
 from ..hub import RetryPolicy, hub_endpoint, hub_token
 from ..layout import Mode
 from ..progress import byte_progress
-from .create import _size
+from ..torrent import Torrent
+from .create import add_torrent_options
 
 #: The web seed gateway of the public registry (``<prefix>/v1/<org>/<name>/<commit>/``).
 DEFAULT_WEBSEED_PREFIX = "https://seed.modelregistry.io/"
@@ -113,13 +111,9 @@ def add_model(
     except OSError as exc:
         target.unlink(missing_ok=True)
         raise DownloadError(f"{sidecar}: cannot write: {exc.strerror or exc}") from exc
-    info = bencodepy.encode(bencodepy.decode(data)[b"info"])
-    return Added(
-        target, sidecar, snapshot, len(source.files), total,
-        hashlib.sha1(info).hexdigest() if mode != "v2" else None,
-        hashlib.sha256(info).hexdigest() if mode != "v1" else None,
-        seconds,
-    )
+    torrent = Torrent.from_bytes(data, source=str(target))
+    return Added(target, sidecar, snapshot, len(source.files), total, torrent.infohash_v1, torrent.infohash_v2,
+                 seconds)
 
 
 def trending(count: int, *, endpoint: str, token: str | None = None) -> list[str]:
@@ -149,17 +143,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="branch, tag or commit (default: main); the torrent pins the commit it resolves to")
     parser.add_argument("--file", metavar="PATH",
                         help="make a single-file torrent of this one file of the repository")
-    parser.add_argument("--piece-length", metavar="N", type=_size,
-                        help="piece length in bytes, e.g. 4M (default: libtorrent's choice for the size)")
+    add_torrent_options(parser)
     parser.add_argument("--registry", metavar="DIR",
                         help="registry folder (default: the config's registry, registry/)")
     parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--v1-only", dest="mode", action="store_const", const="v1",
-                      help="BitTorrent v1 metadata only")
-    mode.add_argument("--v2-only", dest="mode", action="store_const", const="v2",
-                      help="BitTorrent v2 metadata only")
-    parser.set_defaults(mode="hybrid")
     seed = parser.add_mutually_exclusive_group()
     seed.add_argument("--webseed-prefix", metavar="URL", default=DEFAULT_WEBSEED_PREFIX,
                       help=f"web seed gateway prefix (default: {DEFAULT_WEBSEED_PREFIX})")
@@ -168,8 +155,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "torrents (--file), since clients append the torrent name to the URL")
     seed.add_argument("--no-webseed", dest="webseed_prefix", action="store_const", const=None,
                       help="no web seed")
-    parser.add_argument("--tracker", metavar="URL", action="append", default=[],
-                        help="tracker URL, each in its own tier; repeat for several")
     parser.add_argument("--no-lfs-check", dest="check_lfs", action="store_false",
                         help="do not check LFS files against the SHA-256 the hub lists for them (saves one "
                         "hash pass, about a third of the CPU time)")

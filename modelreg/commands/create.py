@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
-
-import bencodepy
 
 from ..create import create_torrent, write_torrent
 from ..progress import byte_progress
 from ..source import LocalSource
+from ..torrent import Torrent
 
 
-def _size(text: str) -> int:
+def parse_size(text: str) -> int:
+    """A byte count from the command line: 4194304, 4M, 16KiB."""
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     text = text.strip().lower().removesuffix("ib").removesuffix("b")
     factor = units.get(text[-1:], 1)
@@ -25,13 +24,9 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4194304, 4M or 16KiB)") from None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("create", help="make a .torrent from a model folder",
-                                   description=__doc__.replace("`", ""))
-    parser.add_argument("folder", help="the model folder (or a single file)")
-    parser.add_argument("-o", "--output", metavar="OUT",
-                        help="where to write the torrent (default: <name>.torrent here)")
-    parser.add_argument("--piece-length", metavar="N", type=_size,
+def add_torrent_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that makes a torrent (create, add): piece length, version, trackers."""
+    parser.add_argument("--piece-length", metavar="N", type=parse_size,
                         help="piece length in bytes, e.g. 4M (default: libtorrent's choice for the size)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--v1-only", dest="mode", action="store_const", const="v1",
@@ -39,10 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--v2-only", dest="mode", action="store_const", const="v2",
                       help="BitTorrent v2 metadata only")
     parser.set_defaults(mode="hybrid")
-    parser.add_argument("--webseed", metavar="URL", action="append", default=[],
-                        help="web seed URL (BEP 19); repeat for several")
     parser.add_argument("--tracker", metavar="URL", action="append", default=[],
                         help="tracker URL, each in its own tier; repeat for several")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("create", help="make a .torrent from a model folder",
+                                   description=__doc__.replace("`", ""))
+    parser.add_argument("folder", help="the model folder (or a single file)")
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="where to write the torrent (default: <name>.torrent here)")
+    add_torrent_options(parser)
+    parser.add_argument("--webseed", metavar="URL", action="append", default=[],
+                        help="web seed URL (BEP 19); repeat for several")
     parser.add_argument("--name", help="torrent name (default: the folder's name)")
     parser.add_argument("--comment", help="comment stored in the torrent")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -66,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     write_torrent(data, output)
-    info = bencodepy.decode(data)[b"info"]
-    info_bytes = bencodepy.encode(info)
+    torrent = Torrent.from_bytes(data, source=str(output))
     print(f"wrote {output}")
-    print(f"  {len(source.files)} file(s), {total} bytes, piece length {info[b'piece length']}")
-    if args.mode != "v2":
-        print(f"  infohash v1 {hashlib.sha1(info_bytes).hexdigest()}")
-    if args.mode != "v1":
-        print(f"  infohash v2 {hashlib.sha256(info_bytes).hexdigest()}")
+    print(f"  {len(torrent.files)} file(s), {torrent.total_size} bytes, piece length {torrent.piece_length}")
+    if torrent.infohash_v1:
+        print(f"  infohash v1 {torrent.infohash_v1}")
+    if torrent.infohash_v2:
+        print(f"  infohash v2 {torrent.infohash_v2}")
     sys.stdout.flush()
     return 0

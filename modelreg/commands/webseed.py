@@ -1,0 +1,120 @@
+"""``modelreg webseed``: run the web-seed gateway that BitTorrent clients use when a model has no peers.
+
+Clients ask ``/v1/<org>/<name>/<revision>/<torrent name>/<path>``; ``redirect`` mode sends them to the
+right Hugging Face file, ``mirror`` mode serves verified bytes from a local cache (see ``modelreg mirror``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from ..catalog import load_catalog
+from ..config import Config, load_config
+from ..errors import ConfigError
+from ..webseed.app import Gateway, make_runner
+from ..webseed.cache import PieceCache
+from ..webseed.metrics import Metrics
+from ..webseed.routes import ServeSet
+from ..webseed.settings import MODES, GatewaySettings, parse_size
+
+
+def add_upstream_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``modelreg mirror``."""
+    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
+    parser.add_argument("--cache", metavar="DIR", help="folder of verified pieces (mirror mode)")
+    parser.add_argument("--hf-endpoint", metavar="URL", help="Hugging Face endpoint (default: from the config)")
+    parser.add_argument("--redirect-host", metavar="HOST", action="append", default=[],
+                        help="also allow redirects to HOST, HOST:PORT or *.DOMAIN (repeatable)")
+    parser.add_argument("--max-cache-size", metavar="SIZE", type=_size,
+                        help="evict least-recently-used files above this size (e.g. 500G)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("webseed", help="run the web-seed gateway (redirect to HF or serve a mirror)",
+                                   description=__doc__.replace("`", ""))
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument("--mode", choices=MODES, default="redirect", help="redirect (default) or mirror")
+    parser.add_argument("--registry", metavar="DIR", help="folder of .torrent files (default: from the config)")
+    parser.add_argument("--allow", metavar="ORG/NAME@REV", action="append", default=[],
+                        help="also serve this repository revision (redirect mode; repeatable)")
+    parser.add_argument("--access-log", metavar="FILE", default="-",
+                        help="JSON-lines access log ('-' for stderr, '' for none; default: -)")
+    parser.add_argument("--max-connections", type=int, default=1024,
+                        help="requests answered at once before 503 (default: 1024)")
+    parser.add_argument("--max-per-client", type=int, default=64,
+                        help="requests at once from one address before 429 (default: 64)")
+    add_upstream_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def settings_from(args: argparse.Namespace, mode: str, config: Config | None = None) -> GatewaySettings:
+    config = config or load_config(args.config)
+    return GatewaySettings(
+        mode=mode,
+        hf_endpoint=(args.hf_endpoint or config.hf_endpoint).rstrip("/"),
+        redirect_hosts=tuple(args.redirect_host),
+        cache_dir=Path(args.cache).resolve() if args.cache else None,
+        max_cache_size=args.max_cache_size,
+        max_connections=getattr(args, "max_connections", 1024),
+        max_per_client=getattr(args, "max_per_client", 64),
+        token=os.environ.get("HF_TOKEN") or None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    settings = settings_from(args, args.mode, config)
+    if settings.mode == "mirror" and args.allow:
+        raise ConfigError("--allow works in redirect mode only: mirror mode serves only torrents it can verify")
+    registry = Path(args.registry) if args.registry else config.path(config.registry)
+    catalog = load_catalog(registry) if args.registry or registry.is_dir() else None
+    for error in catalog.errors if catalog else ():
+        print(f"warning: {error}", file=sys.stderr)
+    unpinned = [m.rel_path for m in catalog.models if not m.pinned] if catalog else []
+    if unpinned:
+        print(f"warning: not served, no commit hash (add a sidecar with \"revision\"): {', '.join(unpinned)}",
+              file=sys.stderr)
+    cached = []
+    if settings.cache_dir:
+        cached, errors = PieceCache(settings.cache_dir, Metrics()).cached_torrents()
+        for error in errors:
+            print(f"warning: {error}", file=sys.stderr)
+    serve = ServeSet.build(catalog, cached, args.allow)
+    if not len(serve):
+        raise ConfigError(
+            f"nothing to serve: no torrent pinned to a commit in {registry}, none in the cache, no --allow"
+        )
+    print(f"modelreg webseed: {settings.mode} mode, {len(serve)} repositories, "
+          f"http://{args.host}:{args.port}/v1/", file=sys.stderr)
+    asyncio.run(_serve(Gateway(settings, serve), args.host, args.port, args.access_log))
+    return 0
+
+
+async def _serve(gateway: Gateway, host: str, port: int, access_log: str) -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly (pieces being fetched are flushed or dropped whole)."""
+    runner = make_runner(gateway, access_log)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,18 @@
+"""The web-seed gateway: BEP 19 web seeds for registry torrents, backed by Hugging Face.
+
+A BitTorrent client asks ``/v1/<org>/<name>/<revision>/<torrent name>/<path>``; the gateway checks the
+request against the registry's torrents and either redirects the client to the right HF file
+(``redirect`` mode) or serves verified bytes from its own cache (``mirror`` mode). Modules:
+
+- :mod:`.routes`: what is served and what a URL names; :mod:`.ranges`: ``Range`` headers;
+- :mod:`.hosts`: where redirects may point; :mod:`.upstream`: the HF client (retries, CDN URLs);
+- :mod:`.pieces`: piece geometry and hash checks; :mod:`.cache`: the on-disk piece cache;
+- :mod:`.fetcher`: coalesced, verified downloads into the cache; :mod:`.app`: the aiohttp app;
+- :mod:`.metrics` and :mod:`.accesslog`: ``/metrics`` and the JSON access log.
+"""
+
+from .app import Gateway, make_runner
+from .routes import Served, ServeSet
+from .settings import GatewaySettings
+
+__all__ = ["Gateway", "GatewaySettings", "ServeSet", "Served", "make_runner"]

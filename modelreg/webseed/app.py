@@ -1,0 +1,282 @@
+"""The web-seed gateway as an aiohttp application: routing, the two modes, limits, health and metrics.
+
+``redirect`` mode answers each file request with a redirect: LFS files straight to their signed CDN
+URL (resolved and cached by the gateway), other files to HF's ``resolve`` URL. ``mirror`` mode answers
+with bytes from the verified piece cache, fetching missing pieces from HF first; complete ranges go
+out with sendfile. Pad files are answered with zeros in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ..errors import UpstreamError, WebseedError
+from .accesslog import GATEWAY, JsonAccessLogger, access_logger, note
+from .cache import PieceCache, iter_file_chunks
+from .fetcher import Fetcher
+from .hosts import RedirectPolicy
+from .metrics import Metrics
+from .ranges import RangeNotSatisfiable, parse_range
+from .routes import ServeSet, Target
+from .settings import GatewaySettings
+from .upstream import Upstream
+
+#: Bytes fetched ahead per step when a mirror request streams pieces it had to fetch.
+WINDOW_BYTES = 8 << 20
+_CHUNK = 256 * 1024
+_ZEROS = bytes(_CHUNK)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Gateway:
+    """Everything a running gateway holds: what it serves, its upstream client, cache and counters."""
+
+    def __init__(self, settings: GatewaySettings, serve: ServeSet, metrics: Metrics | None = None):
+        self.settings = settings
+        self.serve = serve
+        self.metrics = metrics or Metrics()
+        self.policy = RedirectPolicy.for_endpoint(settings.hf_endpoint, settings.redirect_hosts)
+        self.upstream = Upstream(
+            settings.hf_endpoint,
+            self.policy,
+            self.metrics,
+            retry=settings.retry,
+            timeout=settings.upstream_timeout,
+            token=settings.token,
+        )
+        self.cache = (
+            PieceCache(settings.cache_dir, self.metrics, settings.max_cache_size)
+            if settings.cache_dir and self.mirror
+            else None
+        )
+        self.fetcher = Fetcher(self.cache, self.upstream, self.metrics) if self.cache else None
+        self._active = 0
+        self._per_client: Counter[str] = Counter()
+
+    @property
+    def mirror(self) -> bool:
+        return self.settings.mode == "mirror"
+
+    async def start(self) -> None:
+        await self.upstream.start()
+        if self.cache:
+            for served in self.serve:
+                if served.torrent is not None:
+                    self.cache.store(served)
+
+    async def close(self) -> None:
+        if self.fetcher:
+            await self.fetcher.close()
+        await self.upstream.close()
+
+    # -- application ---------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors, self._limits], client_max_size=1024)
+        app[GATEWAY] = self
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics_page)
+        app.router.add_route("GET", "/v1/{tail:.*}", self.file)
+        app.router.add_route("HEAD", "/v1/{tail:.*}", self.file)
+
+        async def on_startup(_: web.Application) -> None:
+            await self.start()
+
+        async def on_cleanup(_: web.Application) -> None:
+            await self.close()
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except WebseedError as exc:
+            note(request)["error"] = str(exc)
+            started = note(request).get("response")
+            if started is not None:  # headers are out: cut the body short rather than send a wrong byte
+                if request.transport is not None:
+                    request.transport.close()
+                return started
+            headers = {"Content-Range": f"bytes */{exc.size}"} if isinstance(exc, RangeNotSatisfiable) else {}
+            if isinstance(exc, UpstreamError):
+                headers["Retry-After"] = "10"
+            return web.Response(status=exc.status, text=f"{exc}\n", headers=headers)
+
+    @web.middleware
+    async def _limits(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        client = request.remote or "?"
+        if self._active >= self.settings.max_connections:
+            return _refuse(request, 503, "the gateway is at its connection limit; retry shortly")
+        if self._per_client[client] >= self.settings.max_per_client:
+            return _refuse(request, 429, "too many concurrent requests from your address; retry shortly")
+        self._active += 1
+        self._per_client[client] += 1
+        self.metrics.in_flight = self._active
+        try:
+            return await handler(request)
+        finally:
+            self._active -= 1
+            self._per_client[client] -= 1
+            if not self._per_client[client]:
+                del self._per_client[client]
+            self.metrics.in_flight = self._active
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        body = {"status": "ok", "mode": self.settings.mode, "served": len(self.serve)}
+        if self.cache:
+            body["cache_bytes"] = self.cache.used
+        return web.json_response(body)
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        target = self.serve.route(request.raw_path)
+        entry = target.entry
+        if entry is None:
+            return await self._redirect(request, target)
+        rng = parse_range(request.headers.get("Range"), entry.size) if entry.size else None
+        if target.is_pad or entry.size == 0:
+            note(request)["cache"] = "pad" if target.is_pad else "empty"
+            return await _zeros(request, entry.size, rng)
+        if not self.mirror:
+            return await self._redirect(request, target)
+        return await self._from_cache(request, target, rng)
+
+    async def _redirect(self, request: web.Request, target: Target) -> web.Response:
+        url, kind = await self.upstream.locate(target.served, target.path)
+        self.metrics.redirects[kind] += 1
+        note(request)["cache"] = f"redirect-{kind}"
+        return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+    async def _from_cache(
+        self, request: web.Request, target: Target, rng: tuple[int, int] | None
+    ) -> web.StreamResponse:
+        assert self.cache is not None and self.fetcher is not None and target.entry is not None
+        entry = target.entry
+        store = self.cache.store(target.served)
+        start, end = rng or (0, entry.size)
+        with self.cache.pinned(store, entry):
+            if store.complete(entry, start, end):
+                self.metrics.cache_hits += 1
+                note(request)["cache"] = "hit"
+                self.cache.touch(store, entry)
+                return _CachedRange(store.path_of(entry), self.cache.pinned(store, entry), entry.size, rng)
+            self.metrics.cache_misses += 1
+            note(request)["cache"] = "miss"
+            response = _ranged_response(entry.size, rng)
+            if request.method == "HEAD":
+                await response.prepare(request)
+                return response
+            pieces = store.map.pieces_of(entry, start, end)
+            step = max(1, WINDOW_BYTES // store.map.piece_length)
+            windows = [pieces[i : i + step] for i in range(0, len(pieces), step)]
+            ready = asyncio.ensure_future(self.fetcher.ensure(store, windows[0]))
+            try:
+                await ready
+                await response.prepare(request)
+                note(request)["response"] = response
+                pos = start
+                for k, window in enumerate(windows):
+                    if k:
+                        await ready
+                    if k + 1 < len(windows):
+                        ready = asyncio.ensure_future(self.fetcher.ensure(store, windows[k + 1]))
+                    stop = min(end, (window[-1] + 1) * store.map.piece_length - entry.offset)
+                    for chunk in iter_file_chunks(store.path_of(entry), pos, stop, _CHUNK):
+                        await response.write(chunk)
+                    pos = stop
+                await response.write_eof()
+            finally:
+                if not ready.done():
+                    ready.cancel()
+            self.cache.touch(store, entry)
+            return response
+
+
+class _CachedRange(web.StreamResponse):
+    """Verified cached bytes of a file, sent with sendfile from the event loop.
+
+    aiohttp's FileResponse opens and closes each file in a thread pool; a cached piece file is in the
+    page cache, so opening it in the loop is cheaper than two thread hand-offs per request. The file is
+    pinned (not evicted) while it is opened; once open, its bytes stay readable even if it is evicted.
+    """
+
+    def __init__(self, path, pin, size: int, rng: tuple[int, int] | None):
+        super().__init__(status=206 if rng else 200)
+        self._path, self._pin = path, pin
+        self._offset, end = rng or (0, size)
+        self._count = end - self._offset
+        self.content_length = self._count
+        self.content_type = "application/octet-stream"
+        self.headers["Accept-Ranges"] = "bytes"
+        if rng:
+            self.headers["Content-Range"] = f"bytes {self._offset}-{end - 1}/{size}"
+
+    async def prepare(self, request: web.BaseRequest):
+        with self._pin:
+            fobj = open(self._path, "rb")
+        try:
+            writer = await super().prepare(request)
+            if request.method == "HEAD" or not self._count:
+                return writer
+            transport = request.transport
+            if transport is None:
+                raise ConnectionResetError("Connection lost")
+            await asyncio.get_running_loop().sendfile(transport, fobj, self._offset, self._count)
+            await super().write_eof()
+            return writer
+        finally:
+            fobj.close()
+
+
+def _ranged_response(size: int, rng: tuple[int, int] | None) -> web.StreamResponse:
+    response = web.StreamResponse(status=206 if rng else 200)
+    start, end = rng or (0, size)
+    response.content_length = end - start
+    response.content_type = "application/octet-stream"
+    response.headers["Accept-Ranges"] = "bytes"
+    if rng:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return response
+
+
+async def _zeros(request: web.Request, size: int, rng: tuple[int, int] | None) -> web.StreamResponse:
+    """A pad file (or an empty file): ``size`` zero bytes, ranges honoured."""
+    response = _ranged_response(size, rng)
+    await response.prepare(request)
+    if request.method != "HEAD":
+        left = response.content_length or 0
+        while left:
+            n = min(left, _CHUNK)
+            await response.write(_ZEROS[:n])
+            left -= n
+        await response.write_eof()
+    return response
+
+
+def _refuse(request: web.Request, status: int, message: str) -> web.Response:
+    note(request)["error"] = message
+    return web.Response(status=status, text=message + "\n", headers={"Retry-After": "1"})
+
+
+def make_runner(gateway: Gateway, access_log: str | None = None) -> web.AppRunner:
+    """An AppRunner for the gateway with the JSON access log and bounded request heads."""
+    return web.AppRunner(
+        gateway.app(),
+        access_log_class=JsonAccessLogger,
+        access_log=access_logger(access_log),
+        max_line_size=8190,
+        max_field_size=8190,
+        keepalive_timeout=75,
+    )
+

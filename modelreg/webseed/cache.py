@@ -1,0 +1,270 @@
+"""The mirror's on-disk cache: verified pieces in files laid out like the torrent, plus a piece bitmap.
+
+One folder per torrent, named by its infohash::
+
+    <cache>/<infohash>/torrent       the .torrent (so the cache knows what it holds after a restart)
+    <cache>/<infohash>/source.json   {"repo_id": ..., "revision": ...}
+    <cache>/<infohash>/pieces        bitmap: bit i set = piece i verified and on disk
+    <cache>/<infohash>/data/<path>   the files (sparse until complete), served with sendfile
+
+A piece is written to its file(s) only after its hash matched. The bitmap is persisted *after* the data
+files were fsynced, through a temp file and ``os.replace``; so after a crash the bitmap never names a
+piece whose bytes did not reach the disk, and a partly written piece is simply fetched again. Eviction
+clears the bitmap (persisted) before it deletes a file. The cache's size is the verified bytes it holds;
+with a cap, whole files are evicted least-recently-used first, never one being served or filled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import CacheError, ModelregError
+from ..fsutil import atomic_write_bytes
+from ..torrent import FileEntry, Torrent
+from .metrics import Metrics
+from .pieces import PieceMap
+from .routes import Served
+
+_TOUCH_EVERY = 30.0
+
+
+def store_key(torrent: Torrent) -> str:
+    return torrent.infohash_v1 or torrent.infohash_v2 or ""
+
+
+class TorrentStore:
+    """The cached pieces of one torrent."""
+
+    def __init__(self, root: Path, served: Served):
+        assert served.torrent is not None
+        self.root = root
+        self.served = served
+        self.torrent = served.torrent
+        self.map = PieceMap(served.torrent)
+        self.key = store_key(served.torrent)
+        self.bits = bytearray(math.ceil(self.map.num_pieces / 8))
+        self.stored_bytes = 0
+        self._dirty: set[Path] = set()
+        self._flush_lock = asyncio.Lock()
+        self._load()
+
+    # -- bitmap
+    def has(self, index: int) -> bool:
+        return bool(self.bits[index >> 3] & (0x80 >> (index & 7)))
+
+    def missing(self, pieces: range) -> list[int]:
+        return [i for i in pieces if not self.has(i)]
+
+    def complete(self, entry: FileEntry, start: int = 0, end: int | None = None) -> bool:
+        return not self.missing(self.map.pieces_of(entry, start, end))
+
+    def path_of(self, entry: FileEntry) -> Path:
+        return self.root.joinpath("data", *entry.path)
+
+    def piece_payload(self, index: int) -> int:
+        """Bytes of real (non-pad) files in piece ``index``."""
+        return sum(s.length for s in self.map.segments(*self.map.piece_span(index)) if not s.entry.is_pad)
+
+    # -- writing
+    def write_piece(self, index: int, data: bytes) -> int:
+        """Store a verified piece; returns the bytes added to the cache."""
+        if self.has(index):
+            return 0
+        start, end = self.map.piece_span(index)
+        pos = 0
+        for seg in self.map.segments(start, end):
+            if not seg.entry.is_pad:
+                path = self.path_of(seg.entry)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    if os.fstat(fd).st_size != seg.entry.size:
+                        os.ftruncate(fd, seg.entry.size)
+                    os.pwrite(fd, data[pos : pos + seg.length], seg.file_offset)
+                finally:
+                    os.close(fd)
+                self._dirty.add(path)
+            pos += seg.length
+        self.bits[index >> 3] |= 0x80 >> (index & 7)
+        added = self.piece_payload(index)
+        self.stored_bytes += added
+        return added
+
+    async def flush(self) -> None:
+        """Make the written pieces durable: fsync their files, then persist the bitmap."""
+        async with self._flush_lock:
+            dirty, self._dirty = self._dirty, set()
+            snapshot = bytes(self.bits)
+            await asyncio.to_thread(self._persist, dirty, snapshot)
+
+    def _persist(self, dirty: set[Path], snapshot: bytes) -> None:
+        for path in dirty:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # evicted meanwhile; its bits are already cleared
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        atomic_write_bytes(self.root / "pieces", snapshot)
+
+    def clear_file(self, entry: FileEntry) -> int:
+        """Forget every piece touching ``entry`` (the caller persists, then deletes); returns bytes freed."""
+        freed = 0
+        for i in self.map.pieces_of(entry):
+            if self.has(i):
+                self.bits[i >> 3] &= ~(0x80 >> (i & 7)) & 0xFF
+                freed += self.piece_payload(i)
+        self.stored_bytes -= freed
+        return freed
+
+    # -- loading
+    def _load(self) -> None:
+        path = self.root / "pieces"
+        if path.exists():
+            data = path.read_bytes()
+            if len(data) == len(self.bits):
+                self.bits[:] = data
+        for entry in self.torrent.files:
+            pieces = self.map.pieces_of(entry)
+            if not any(self.has(i) for i in pieces):
+                continue
+            try:
+                ok = self.path_of(entry).stat().st_size == entry.size
+            except OSError:
+                ok = False
+            if not ok:
+                for i in pieces:
+                    self.bits[i >> 3] &= ~(0x80 >> (i & 7)) & 0xFF
+        self.stored_bytes = sum(self.piece_payload(i) for i in range(self.map.num_pieces) if self.has(i))
+
+
+class PieceCache:
+    """Every cached torrent, the cache's size and its least-recently-used order of files."""
+
+    def __init__(self, root: str | Path, metrics: Metrics, max_size: int | None = None):
+        self.root = Path(root)
+        self.metrics = metrics
+        self.max_size = max_size
+        self.stores: dict[str, TorrentStore] = {}
+        self._lru: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._pins: dict[tuple[str, str], int] = {}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"{self.root}: cannot create the cache folder: {exc.strerror or exc}") from exc
+
+    @property
+    def used(self) -> int:
+        return sum(s.stored_bytes for s in self.stores.values())
+
+    def cached_torrents(self) -> tuple[list[Served], list[ModelregError]]:
+        """The torrents a previous run (or ``modelreg mirror``) stored, to be served again."""
+        found, errors = [], []
+        for folder in sorted(p for p in self.root.iterdir() if (p / "torrent").is_file()):
+            try:
+                torrent = Torrent.read(folder / "torrent")
+                source = json.loads((folder / "source.json").read_text(encoding="utf-8"))
+                found.append(Served.of(source["repo_id"], source["revision"], torrent))
+            except (ModelregError, OSError, ValueError, KeyError, TypeError) as exc:
+                errors.append(CacheError(f"{folder}: skipped, not a usable cache entry: {exc}"))
+        return found, errors
+
+    def store(self, served: Served) -> TorrentStore:
+        """The store of a served torrent, created (with its torrent and source) on first use."""
+        key = store_key(served.torrent)
+        store = self.stores.get(key)
+        if store is None:
+            folder = self.root / key
+            if not (folder / "torrent").is_file():
+                atomic_write_bytes(folder / "torrent", served.torrent.raw)
+                source = {"repo_id": served.repo_id, "revision": served.revision}
+                atomic_write_bytes(folder / "source.json", json.dumps(source).encode())
+            store = self.stores[key] = TorrentStore(folder, served)
+            self._adopt(store)
+        return store
+
+    def _adopt(self, store: TorrentStore) -> None:
+        """Put the store's cached files in the LRU order by their modification time."""
+        entries = []
+        for entry in store.torrent.files:
+            path = store.path_of(entry)
+            if path.exists():
+                entries.append((path.stat().st_mtime, (store.key, entry.path_str)))
+        for mtime, key in sorted(entries):
+            self._lru[key] = mtime
+        self._lru = OrderedDict(sorted(self._lru.items(), key=lambda kv: kv[1]))
+        self.metrics.cache_bytes = self.used
+
+    def touch(self, store: TorrentStore, entry: FileEntry) -> None:
+        """Mark a file as just used (its mtime follows, at most every 30 s, so the order survives restarts)."""
+        key = (store.key, entry.path_str)
+        now = time.time()
+        last = self._lru.pop(key, None)
+        self._lru[key] = now
+        if last is None or now - last > _TOUCH_EVERY:
+            try:
+                os.utime(store.path_of(entry))
+            except OSError:
+                pass
+
+    def pinned(self, store: TorrentStore, entry: FileEntry) -> _Pin:
+        return _Pin(self._pins, (store.key, entry.path_str))
+
+    async def make_room(self, incoming: int) -> None:
+        """Evict least-recently-used, unpinned files until ``incoming`` more bytes fit under the cap."""
+        if self.max_size is None:
+            return
+        for key in list(self._lru):
+            if self.used + incoming <= self.max_size:
+                break
+            if self._pins.get(key):
+                continue
+            store = self.stores.get(key[0])
+            entry = store.served.files.get(key[1]) if store else None
+            self._lru.pop(key, None)
+            if entry is None:
+                continue
+            store.clear_file(entry)
+            await store.flush()
+            try:
+                store.path_of(entry).unlink()
+            except FileNotFoundError:
+                pass
+            self.metrics.cache_evictions += 1
+        self.metrics.cache_bytes = self.used
+
+
+class _Pin:
+    """Keeps a file from eviction while it is being filled or served."""
+
+    def __init__(self, pins: dict, key: tuple[str, str]):
+        self.pins, self.key = pins, key
+
+    def __enter__(self) -> None:
+        self.pins[self.key] = self.pins.get(self.key, 0) + 1
+
+    def __exit__(self, *exc) -> None:
+        self.pins[self.key] -= 1
+        if not self.pins[self.key]:
+            del self.pins[self.key]
+
+
+def iter_file_chunks(path: Path, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Read ``[start, end)`` of a cached file in chunks."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        while start < end:
+            data = f.read(min(chunk, end - start))
+            if not data:
+                raise CacheError(f"{path}: shorter than its torrent says")
+            start += len(data)
+            yield data

@@ -1,0 +1,175 @@
+"""Filling the cache: fetch whole pieces from Hugging Face, verify each, store it; one fetch per piece.
+
+:meth:`Fetcher.ensure` makes pieces present. Missing pieces nobody is fetching yet are grouped into
+runs of consecutive pieces (at most ``run_bytes``) and fetched by background tasks, one upstream range
+request per file of the run; concurrent requests for the same pieces wait on the same futures, so a
+crowd of clients asking for one file costs one upstream download. A piece whose hash does not match is
+dropped, counted and fetched again (up to ``attempts`` times): a corrupt byte is never stored or served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from ..errors import UpstreamError, WebseedError
+from .cache import PieceCache, TorrentStore
+from .metrics import Metrics
+from .upstream import Upstream
+
+_ZEROS = bytes(1 << 20)
+
+
+class Fetcher:
+    """Coalesced, verified piece downloads into a :class:`PieceCache`."""
+
+    def __init__(
+        self,
+        cache: PieceCache,
+        upstream: Upstream,
+        metrics: Metrics,
+        run_bytes: int = 8 << 20,
+        attempts: int = 3,
+        max_runs: int = 8,
+    ):
+        self.cache = cache
+        self.upstream = upstream
+        self.metrics = metrics
+        self.run_bytes = run_bytes
+        self.attempts = attempts
+        self._runs = asyncio.Semaphore(max_runs)
+        self._inflight: dict[tuple[str, int], asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+        #: Called with the bytes each stored piece added (``modelreg mirror`` draws its progress bar with it).
+        self.on_stored: Callable[[int], None] = lambda n: None
+
+    async def ensure(self, store: TorrentStore, pieces: range | list[int]) -> None:
+        """Return once every piece in ``pieces`` is verified and cached, or raise UpstreamError."""
+        waits: list[asyncio.Future] = []
+        claimed: list[int] = []
+        for i in pieces:
+            if store.has(i):
+                continue
+            fut = self._inflight.get((store.key, i))
+            if fut is None:
+                fut = asyncio.get_running_loop().create_future()
+                fut.add_done_callback(_consume)
+                self._inflight[(store.key, i)] = fut
+                claimed.append(i)
+            waits.append(fut)
+        for run in self._runs_of(store, claimed):
+            task = asyncio.create_task(self._fetch_run(store, run))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if waits:
+            await asyncio.gather(*(asyncio.shield(f) for f in waits))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _runs_of(self, store: TorrentStore, claimed: list[int]) -> list[list[int]]:
+        per_run = max(1, self.run_bytes // store.map.piece_length)
+        runs: list[list[int]] = []
+        for i in claimed:
+            if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < per_run:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        return runs
+
+    async def _fetch_run(self, store: TorrentStore, run: list[int]) -> None:
+        todo = list(run)
+        try:
+            async with self._runs:
+                for attempt in range(1, self.attempts + 1):
+                    await self.cache.make_room(sum(store.piece_payload(i) for i in todo))
+                    todo = await self._fetch_once(store, todo)
+                    if not todo:
+                        break
+                    if attempt == self.attempts:
+                        raise UpstreamError(
+                            502,
+                            f"piece {todo[0]} of {store.torrent.name} failed its hash check {self.attempts} times: "
+                            "Hugging Face is serving different bytes than the torrent describes",
+                        )
+        except BaseException as exc:
+            if isinstance(exc, OSError):  # disk full, cache folder gone...: the client may try again later
+                err: BaseException = WebseedError(503, f"the mirror cache cannot store pieces: {exc}")
+            elif isinstance(exc, Exception):
+                err = exc
+            else:
+                err = UpstreamError(503, "the gateway is shutting down")
+            for i in todo:
+                fut = self._inflight.pop((store.key, i), None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(err)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            with contextlib.suppress(Exception):
+                await store.flush()
+            self.metrics.cache_bytes = self.cache.used
+
+    async def _fetch_once(self, store: TorrentStore, todo: list[int]) -> list[int]:
+        """Fetch consecutive pieces ``todo``; store the good ones, return those that failed their hash."""
+        pmap = store.map
+        start = pmap.piece_span(todo[0])[0]
+        end = pmap.piece_span(todo[-1])[1]
+        bad: list[int] = []
+        wanted = set(todo)
+        buffer = bytearray()
+        index = todo[0]
+        touched = {seg.entry.path_str: seg.entry for seg in pmap.segments(start, end) if not seg.entry.is_pad}
+        pins = [self.cache.pinned(store, e) for e in touched.values()]
+        with contextlib.ExitStack() as stack:
+            for pin in pins:
+                stack.enter_context(pin)
+            async for chunk in self._stream(store, start, end):
+                buffer += chunk
+                while index <= todo[-1]:
+                    p_start, p_end = pmap.piece_span(index)
+                    if len(buffer) < p_end - p_start:
+                        break
+                    data = bytes(buffer[: p_end - p_start])
+                    del buffer[: p_end - p_start]
+                    if index not in wanted or store.has(index):
+                        pass
+                    elif pmap.verify(index, data):
+                        self.on_stored(store.write_piece(index, data))
+                        self.metrics.pieces_fetched += 1
+                        fut = self._inflight.pop((store.key, index), None)
+                        if fut is not None and not fut.done():
+                            fut.set_result(None)
+                    else:
+                        self.metrics.pieces_corrupt += 1
+                        bad.append(index)
+                    index += 1
+            for entry in touched.values():
+                self.cache.touch(store, entry)
+        return bad
+
+    async def _stream(self, store: TorrentStore, start: int, end: int) -> AsyncIterator[bytes]:
+        """The torrent's stream bytes ``[start, end)``: files from upstream, pad files as zeros."""
+        for seg in store.map.segments(start, end):
+            if seg.entry.is_pad:
+                left = seg.length
+                while left:
+                    n = min(left, len(_ZEROS))
+                    yield _ZEROS[:n]
+                    left -= n
+                continue
+            chunks = self.upstream.iter_range(
+                store.served, seg.entry.path_str, seg.file_offset, seg.file_offset + seg.length
+            )
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    yield chunk
+
+
+def _consume(fut: asyncio.Future) -> None:
+    """Mark a failed future's exception as seen when no request is left waiting for it."""
+    if not fut.cancelled():
+        fut.exception()

@@ -1,0 +1,48 @@
+"""The gateway's options, typed and checked (the ``modelreg webseed`` command line fills them)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import DEFAULT_HF_ENDPOINT
+from ..errors import ConfigError
+from .upstream import RetryPolicy
+
+MODES = ("redirect", "mirror")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """How the gateway answers and what it protects itself with."""
+
+    mode: str = "redirect"
+    hf_endpoint: str = DEFAULT_HF_ENDPOINT
+    redirect_hosts: tuple[str, ...] = ()
+    cache_dir: Path | None = None
+    max_cache_size: int | None = None
+    #: Requests answered at once, in all and per client address (beyond: 503 and 429).
+    max_connections: int = 1024
+    max_per_client: int = 64
+    retry: RetryPolicy = RetryPolicy()
+    upstream_timeout: float = 30.0
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.mode == "mirror" and self.cache_dir is None:
+            raise ConfigError("--mode mirror needs a --cache DIR to keep verified pieces in")
+        if self.max_connections < 1 or self.max_per_client < 1:
+            raise ConfigError("connection limits must be at least 1")
+
+
+def parse_size(text: str) -> int:
+    """``"500M"``, ``"20GiB"``, ``"1T"`` or a plain byte count, in bytes (powers of 1024)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ConfigError(f"size {text!r} must be a number with an optional K, M, G, T or P suffix")
+    number, unit = float(m.group(1)), m.group(2).lower()
+    return int(number * 1024 ** " kmgtp".index(unit or " "))
