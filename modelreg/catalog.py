@@ -11,6 +11,7 @@ Where a torrent's repository and revision come from, first match wins:
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,20 +71,24 @@ class Catalog:
 
 
 def find_torrents(registry: Path) -> list[Path]:
-    """Every ``.torrent`` below the registry folder, in a stable order."""
-    return sorted(p for p in registry.rglob("*.torrent") if p.is_file())
+    """Every ``.torrent`` file below the registry folder (links followed), in a stable order."""
+    found = []
+    for folder, _, files in os.walk(registry, followlinks=True):
+        found += [os.path.join(folder, name) for name in files if name.endswith(".torrent")]
+    return [Path(p) for p in sorted(found) if os.path.isfile(p)]
 
 
-def load_catalog(registry: str | Path, read: Any = Torrent.read) -> Catalog:
+def load_catalog(registry: str | Path, read: Any = Torrent.read, paths: list[Path] | None = None) -> Catalog:
     """Read every torrent below ``registry``; bad files become errors, the good ones models.
 
-    ``read`` turns a path into a :class:`Torrent` (a caching reader can be passed in).
+    ``read`` turns a path into a :class:`Torrent` (a caching reader can be passed in); ``paths`` spares
+    a second scan where the caller has listed the torrents already.
     """
     registry = Path(registry)
     if not registry.is_dir():
         raise CatalogError(registry, "the registry folder does not exist")
     models, errors = [], []
-    for path in find_torrents(registry):
+    for path in find_torrents(registry) if paths is None else paths:
         try:
             models.append(model_from(path, registry, read(path)))
         except ModelregError as exc:

@@ -34,3 +34,9 @@ def never_the_real_hub(monkeypatch):
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+
+
+@pytest.fixture(autouse=True)
+def build_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Incremental-build caches go to a temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path_factory.mktemp("modelreg-cache")))

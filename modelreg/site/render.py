@@ -40,10 +40,10 @@ def render_site(
     reuse: Reuse | None = None,
     digests: dict[str, str] | None = None,
 ) -> RenderStats:
-    """Write every file of the site into ``out`` (an empty folder).
+    """Write every file of the site into ``out`` (an empty folder), but for unchanged models' files.
 
-    ``reuse`` links unchanged models' files from the previous build and reuses their parts of the
-    shared files; ``digests`` (absolute torrent path -> SHA-256 of its bytes) spares hashing again.
+    ``reuse`` finds the models unchanged since the previous build: their files stay where they are
+    (``reuse.kept``) and their parts of the shared files are reused; ``digests`` (absolute torrent path -> SHA-256 of its bytes) spares hashing again.
     """
     _readable(out)
     env = environment()
@@ -55,7 +55,7 @@ def render_site(
         paths = Paths(model)
         inputs = _inputs(model, digests)
         key = Reuse.key(common, inputs)
-        parts = reuse.lookup(model.repo_id, key, out)
+        parts = reuse.lookup(model.repo_id, key)
         if parts is None:
             record = model_record(model, config)
             _render_model(env, model, record, paths, config, out, inputs["torrent"])

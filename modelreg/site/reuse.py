@@ -4,9 +4,9 @@ Each model gets a key: the SHA-256 of everything its outputs are made from (the 
 modification time, its sidecar, metadata and problems, the config, and the fingerprint of templates and
 code). The manifest remembers, per model, the key, the files written with their size and
 ``st_mtime_ns`` in the site, and the model's parts of the shared files (its API record, its index entry,
-its search row). A model whose key is unchanged and whose old files are still exactly as written gets
-them hard-linked (or copied) into the staging folder and its parts reused; anything else is rendered
-again. The manifest is saved only after the new site is in place.
+its search row). A model whose key is unchanged and whose old files are still exactly as written keeps
+them where they are (the builder's staged update leaves them in place) and its parts are reused;
+anything else is rendered again. The manifest is saved only after the new site is in place.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -33,38 +32,31 @@ class Reuse:
         self.old: dict[str, dict] = _load(manifest) if manifest and previous and previous.is_dir() else {}
         self.new: dict[str, dict] = {}
         self.reused = self.rendered = 0
-        self._dirs: set[str] = set()
+        #: Files of reused models, relative to the site, that stay as they are.
+        self.kept: list[str] = []
 
     @staticmethod
     def key(*parts: object) -> str:
         """SHA-256 of the parts' ``repr`` (plain data and frozen dataclasses print deterministically)."""
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
-    def lookup(self, model_id: str, key: str, staging: Path) -> dict | None:
-        """The model's parts from the last build, its files linked into ``staging``; None if it changed."""
+    def lookup(self, model_id: str, key: str) -> dict | None:
+        """The model's parts from the last build, if its key and its live files are unchanged, else None.
+
+        Its files then stay in place: they are listed in ``kept`` for the staged update.
+        """
         entry = self.old.get(model_id)
         if self.previous is None or entry is None or entry.get("key") != key:
             return None
-        sources = []
-        previous, staging_ = str(self.previous), str(staging)
+        previous = str(self.previous)
         for rel, (size, mtime_ns) in entry["files"].items():
-            src = os.path.join(previous, rel)
             try:
-                st = os.stat(src)
+                st = os.stat(os.path.join(previous, rel))
             except OSError:
                 return None
             if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                 return None
-            sources.append((src, os.path.join(staging_, rel)))
-        for src, dst in sources:
-            folder = os.path.dirname(dst)
-            if folder not in self._dirs:
-                os.makedirs(folder, exist_ok=True)
-                self._dirs.add(folder)
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
+        self.kept.extend(entry["files"])
         self.new[model_id] = entry
         self.reused += 1
         return entry["parts"]
