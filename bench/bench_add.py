@@ -25,23 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_create import SHARDS  # noqa: E402  (the same 2 GB model shape as create's benchmark)
 from fakehub import FakeHub, Generated  # noqa: E402
 
 TARGET = 0.8
 MB = 1000 * 1000
 MIB = 1024 * 1024
-
-SHARDS = {
-    "model-00001-of-00005.safetensors": 450 * MB,
-    "model-00002-of-00005.safetensors": 450 * MB,
-    "model-00003-of-00005.safetensors": 450 * MB,
-    "model-00004-of-00005.safetensors": 450 * MB,
-    "model-00005-of-00005.safetensors": 189 * MB + 12_345,
-    "tokenizer.json": 11 * MB + 678,
-    "model.safetensors.index.json": 23_456,
-    "config.json": 1_234,
-}
 
 PEAK = """import hashlib, json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
