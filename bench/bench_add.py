@@ -31,7 +31,6 @@ from bench_create import SHARDS  # noqa: E402  (the same 2 GB model shape as cre
 from fakehub import FakeHub, Generated  # noqa: E402
 
 TARGET = 0.8
-MB = 1000 * 1000
 MIB = 1024 * 1024
 
 PEAK = """import hashlib, json, resource, sys, time
