@@ -10,7 +10,9 @@ import re
 
 from ..errors import WebseedError
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*$")
+#: ASCII digits and HTTP's optional whitespace (space, tab) only: ``\d`` and ``\s`` would also take
+#: other scripts' digits (which ``int`` reads) and Unicode spaces, which no HTTP client means.
+_RANGE = re.compile(r"^[ \t]*bytes[ \t]*=[ \t]*([0-9]{0,19})[ \t]*-[ \t]*([0-9]{0,19})[ \t]*$")
 
 
 class RangeNotSatisfiable(WebseedError):
