@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import socket
 import threading
+import time
 import unicodedata
 
 import pytest
@@ -216,3 +217,104 @@ def test_ranges_of_pad_files_and_whole_answers(mirror_gw, model):
     status, headers, body = fetch(mirror_gw, base(model) + "/config.json")
     assert status == 200 and "Content-Range" not in headers
     assert int(headers["Content-Length"]) == len(body) == FILES["config.json"] and body == model.files["config.json"]
+
+
+# -- mirror cache --------------------------------------------------------------------------------
+
+
+def _fresh_mirror(hub, model, tmp_path, **settings):
+    return start_gateway(model, "mirror", hub, cache=tmp_path / "cache", **settings)
+
+
+def test_concurrent_overlapping_ranges_all_get_their_exact_bytes(hub, model, tmp_path):
+    data = model.files[LFS]
+    spans = [(0, 100_000), (50_000, 200_000), (199_999, SIZE), (64 * 1024 - 1, 64 * 1024 + 1), (10, 11), (0, SIZE)]
+    spans = spans * 3
+    results: dict[int, tuple] = {}
+    before = len(hub.find_requests(origin="cdn", method="GET"))
+    with _fresh_mirror(hub, model, tmp_path) as gw:
+
+        def get(k, start, end):
+            results[k] = fetch(gw, base(model) + "/" + LFS, headers={"Range": f"bytes={start}-{end - 1}"})
+
+        threads = [threading.Thread(target=get, args=(k, *s)) for k, s in enumerate(spans)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        fetched = gw.gateway.metrics.pieces_fetched
+    for k, (start, end) in enumerate(spans):
+        status, headers, body = results[k]
+        assert status == 206 and headers["Content-Range"] == f"bytes {start}-{end - 1}/{SIZE}"
+        assert body == data[start:end]
+    entry = model.served.files[LFS]
+    pl = model.torrent.piece_length
+    # Every piece of the file was fetched exactly once however the requests overlapped.
+    assert fetched == (entry.offset + SIZE - 1) // pl - entry.offset // pl + 1
+    cdn = hub.find_requests(origin="cdn", method="GET")[before:]
+    assert sum(r.bytes_sent for r in cdn) == SIZE  # no byte of the file was downloaded twice
+
+
+def test_a_client_leaving_mid_response_harms_nobody(hub, model, tmp_path):
+    with _fresh_mirror(hub, model, tmp_path) as gw:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+            sock.sendall(f"GET {base(model)}/{LFS} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()  # an RST, mid-body
+        status, _, body = fetch(gw, base(model) + "/" + LFS)
+        assert status == 200 and body == model.files[LFS]
+        status, _, body = fetch(gw, base(model) + "/" + LFS)  # now a sendfile hit; leave it too
+        sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+        sock.sendall(f"GET {base(model)}/{LFS} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        sock.close()
+        status, _, body = fetch(gw, base(model) + "/" + LFS, headers={"Range": "bytes=1000-1999"})
+        assert status == 206 and body == model.files[LFS][1000:2000]
+        assert fetch(gw, "/healthz")[0] == 200
+        deadline = time.monotonic() + 5
+        while gw.gateway._active and time.monotonic() < deadline:  # every abandoned slot is given back
+            time.sleep(0.02)
+        assert gw.gateway._active == 0
+
+
+@pytest.mark.parametrize("damage", ["truncate", "truncate-to-zero", "delete"])
+def test_a_cache_file_damaged_on_disk_is_never_served_short_or_wrong(damage, hub, model, tmp_path):
+    data = model.files[LFS]
+    with _fresh_mirror(hub, model, tmp_path) as gw:
+        assert fetch(gw, base(model) + "/" + LFS)[2] == data
+        store = next(iter(gw.gateway.cache.stores.values()))
+        path = store.path_of(model.served.files[LFS])
+        if damage == "delete":
+            path.unlink()
+        else:
+            with open(path, "r+b") as f:
+                f.truncate(0 if damage == "truncate-to-zero" else 1000)
+        for header in (None, "bytes=150000-150099", "bytes=-10"):
+            status, headers, body = fetch(gw, base(model) + "/" + LFS, headers={"Range": header} if header else {})
+            start, end = (0, SIZE) if header is None else (150000, 150100) if "150000" in header else (SIZE - 10, SIZE)
+            assert status == (200 if header is None else 206) and body == data[start:end], (damage, header)
+            assert int(headers["Content-Length"]) == end - start
+        assert path.stat().st_size == SIZE and store.complete(model.served.files[LFS])
+
+
+def test_a_piece_written_into_a_truncated_file_does_not_revive_the_lost_ones(hub, model, tmp_path):
+    """``modelreg mirror`` fills pieces without a request in between: the regrown file must not count."""
+    entry = model.served.files[LFS]
+    pl = model.torrent.piece_length
+    first, last = entry.offset // pl, (entry.offset + entry.size - 1) // pl
+    with _fresh_mirror(hub, model, tmp_path) as gw:
+        store = gw.call(_store(gw.gateway, model))
+        gw.call(gw.gateway.fetcher.ensure(store, [first]))
+        assert store.has(first)
+        with open(store.path_of(entry), "r+b") as f:
+            f.truncate(10)
+        gw.call(gw.gateway.fetcher.ensure(store, [last]))
+        assert store.has(last) and not store.has(first)
+        status, _, body = fetch(gw, base(model) + "/" + LFS)
+    assert status == 200 and body == model.files[LFS]
+
+
+async def _store(gateway, model):
+    return gateway.cache.store(model.served)

@@ -166,6 +166,8 @@ class Gateway:
         store = self.cache.store(target.served)
         start, end = rng or (0, entry.size)
         with self.cache.pinned(store, entry):
+            if store.drop_if_damaged(entry):
+                await store.flush()
             if store.complete(entry, start, end):
                 self.metrics.cache_hits += 1
                 note(request)["cache"] = "hit"
@@ -232,7 +234,10 @@ class _CachedRange(web.StreamResponse):
             transport = request.transport
             if transport is None:
                 raise ConnectionResetError("Connection lost")
-            await asyncio.get_running_loop().sendfile(transport, fobj, self._offset, self._count)
+            sent = await asyncio.get_running_loop().sendfile(transport, fobj, self._offset, self._count)
+            if sent < self._count:  # the file shrank since it was checked: cut short, never hang the client
+                transport.close()
+                return writer
             await super().write_eof()
             return writer
         finally:

@@ -68,6 +68,20 @@ class TorrentStore:
     def path_of(self, entry: FileEntry) -> Path:
         return self.root.joinpath("data", *entry.path)
 
+    def drop_if_damaged(self, entry: FileEntry, size: int | None = None) -> bool:
+        """Forget ``entry``'s pieces if its file lost its full size on disk (``size``: already measured).
+
+        A file truncated or deleted behind the cache's back has lost verified bytes; forgetting them
+        (the caller persists the bitmap) makes them fetched again instead of served short or as zeros.
+        Returns whether any piece was forgotten.
+        """
+        if size is None:
+            try:
+                size = self.path_of(entry).stat().st_size
+            except OSError:
+                size = -1
+        return size != entry.size and self.clear_file(entry) > 0
+
     def piece_payload(self, index: int) -> int:
         """Bytes of real (non-pad) files in piece ``index``."""
         return sum(s.length for s in self.map.segments(*self.map.piece_span(index)) if not s.entry.is_pad)
@@ -85,7 +99,9 @@ class TorrentStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
                 try:
-                    if os.fstat(fd).st_size != seg.entry.size:
+                    size = os.fstat(fd).st_size
+                    if size != seg.entry.size:
+                        self.drop_if_damaged(seg.entry, size)  # regrowing it must not turn lost bytes into zeros
                         os.ftruncate(fd, seg.entry.size)
                     os.pwrite(fd, data[pos : pos + seg.length], seg.file_offset)
                 finally:
@@ -133,18 +149,10 @@ class TorrentStore:
             data = path.read_bytes()
             if len(data) == len(self.bits):
                 self.bits[:] = data
-        for entry in self.torrent.files:
-            pieces = self.map.pieces_of(entry)
-            if not any(self.has(i) for i in pieces):
-                continue
-            try:
-                ok = self.path_of(entry).stat().st_size == entry.size
-            except OSError:
-                ok = False
-            if not ok:
-                for i in pieces:
-                    self.bits[i >> 3] &= ~(0x80 >> (i & 7)) & 0xFF
         self.stored_bytes = sum(self.piece_payload(i) for i in range(self.map.num_pieces) if self.has(i))
+        for entry in self.torrent.files:
+            if any(self.has(i) for i in self.map.pieces_of(entry)):
+                self.drop_if_damaged(entry)
 
 
 class PieceCache:
