@@ -10,17 +10,16 @@ import socket
 import threading
 import time
 import unicodedata
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
 from fakehub import fake_hub
 from webseed_harness import make_files, make_model, start_gateway
 
-from modelreg.webseed import GatewaySettings, Served, ServeSet
-from modelreg.webseed.hosts import RedirectPolicy
-from modelreg.webseed.metrics import Metrics
-from modelreg.webseed.upstream import Upstream
-from webseed_harness import FAST_RETRY
+from webseed_harness import FAST_RETRY, GatewayThread
+
+from modelreg.webseed import Gateway, GatewaySettings, ServeSet
 
 FILES = {
     "config.json": 1_000,
@@ -111,8 +110,6 @@ def test_torrent_name_and_unicode_form_must_match_exactly(redirect_gw, model):
     assert fetch(gw, f"/v1/{model.repo_id}/{rev}/tiny-model/config.json")[0] == 404
     nfc = "caf\u00e9/notes.txt"
     nfd = unicodedata.normalize("NFD", nfc)
-    from urllib.parse import quote
-
     status, headers, _ = fetch(gw, base(model) + "/" + quote(nfc))
     assert status == 302 and headers["Location"].endswith(quote(nfc))
     assert fetch(gw, base(model) + "/" + quote(nfd))[0] == 404
@@ -318,3 +315,117 @@ def test_a_piece_written_into_a_truncated_file_does_not_revive_the_lost_ones(hub
 
 async def _store(gateway, model):
     return gateway.cache.store(model.served)
+
+
+# -- open redirects ------------------------------------------------------------------------------
+
+REPO, REV = "EvilOrg/Bouncer", "ab" * 20
+
+
+class BouncingHub:
+    """A hub on 127.0.0.1 whose every ``resolve`` (and CDN) answer is a redirect to ``self.location``."""
+
+    def __init__(self):
+        self.location = ""
+        self.hits: list[str] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(f"/api/models/{REPO}/revision/{REV}", self.listing)
+        app.router.add_route("*", "/{tail:.*}", self.bounce)
+        return app
+
+    async def listing(self, request: web.Request) -> web.Response:
+        return web.json_response({"siblings": [{"rfilename": "w.bin", "lfs": {"size": 10}}, {"rfilename": "r.txt"}]})
+
+    async def bounce(self, request: web.Request) -> web.Response:
+        self.hits.append(request.path_qs)
+        if request.path.startswith("/hop/"):  # an allowed first hop that bounces on
+            return web.Response(status=302, headers={"Location": request.query["to"]})
+        if request.path.startswith("/ok/"):
+            return web.Response(body=b"0123456789")
+        return web.Response(status=302, headers={"Location": self.location})
+
+
+class _AppThread:
+    """Any aiohttp application on 127.0.0.1:<free port> from its own event loop thread."""
+
+    def __init__(self, app: web.Application):
+        self.app, self.port = app, 0
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._start())
+        self._ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    def __enter__(self) -> _AppThread:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def bouncer():
+    hub = BouncingHub()
+    with _AppThread(hub.app()) as upstream:
+        hub.endpoint = f"http://127.0.0.1:{upstream.port}"
+        serve = ServeSet.build(allow=[f"{REPO}@{REV}"])
+        gateway = Gateway(GatewaySettings(mode="redirect", hf_endpoint=hub.endpoint, retry=FAST_RETRY), serve)
+        with GatewayThread(gateway) as gw:
+            yield hub, gw
+
+
+EVIL = [
+    "http://evil.example/w.bin",
+    "https://evil.example/w.bin",
+    "//evil.example/w.bin",
+    "http://{hub}@evil.example/w.bin",
+    "http://user@{hub}/ok/w.bin",
+    "http://{hub}\\@evil.example/w.bin",
+    "http://{host}.evil.example/w.bin",
+    "http://{host}:1/ok/w.bin",
+    "http://localhost:{port}/ok/w.bin",
+    "http://[::1]:{port}/ok/w.bin",
+    "ftp://{hub}/ok/w.bin",
+    "file:///etc/passwd",
+    "javascript:alert(1)",
+    "http://{hub}:99999/ok/w.bin",
+    "/hop/x?to=http://evil.example/w.bin",
+    "/hop/x?to=//evil.example/w.bin",
+]
+
+
+@pytest.mark.parametrize("location", EVIL)
+def test_no_upstream_redirect_leads_a_client_off_the_allow_list(location, bouncer):
+    hub, gw = bouncer
+    host, port = hub.endpoint.split("://")[1].split(":")
+    hub.location = location.format(hub=f"{host}:{port}", host=host, port=port)
+    status, headers, body = fetch(gw, f"/v1/{REPO}/{REV}/Bouncer/w.bin?fresh={quote(location)}")
+    assert status == 502 and "Location" not in headers, body
+    assert b"not an allowed redirect host" in body or b"too many redirects" in body
+
+
+@pytest.mark.parametrize("location", ["/ok/w.bin?sig=1", "http://{hub}/ok/w.bin", "/hop/x?to=/ok/w.bin"])
+def test_redirects_within_the_hub_are_followed_and_answered_absolute(location, bouncer):
+    hub, gw = bouncer
+    netloc = hub.endpoint.split("://")[1]
+    hub.location = location.format(hub=netloc)
+    status, headers, _ = fetch(gw, f"/v1/{REPO}/{REV}/Bouncer/w.bin")
+    assert status == 302 and headers["Location"].startswith(hub.endpoint + "/")
