@@ -429,3 +429,79 @@ def test_redirects_within_the_hub_are_followed_and_answered_absolute(location, b
     hub.location = location.format(hub=netloc)
     status, headers, _ = fetch(gw, f"/v1/{REPO}/{REV}/Bouncer/w.bin")
     assert status == 302 and headers["Location"].startswith(hub.endpoint + "/")
+
+
+# -- an upstream that sends other bytes than asked -----------------------------------------------
+
+
+class LyingHub:
+    """A hub on 127.0.0.1 serving a model's files (none LFS) with a chosen way of answering ranges wrong."""
+
+    def __init__(self, model):
+        self.model, self.lie = model, ""
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(f"/api/models/{self.model.repo_id}/revision/{self.model.revision}", self.listing)
+        app.router.add_get(f"/{self.model.repo_id}/resolve/{self.model.revision}/{{path:.+}}", self.resolve)
+        return app
+
+    async def listing(self, request: web.Request) -> web.Response:
+        return web.json_response({"siblings": [{"rfilename": p} for p in self.model.files]})
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        data = self.model.files[request.match_info["path"]]
+        first, last = request.headers["Range"].removeprefix("bytes=").split("-")
+        start, end = int(first), int(last) + 1
+        size = len(data)
+        if self.lie == "ignores-range":
+            return web.Response(body=data + b"trailing junk")
+        if self.lie == "sends-more":  # the rest of the file, and says so
+            return web.Response(status=206, body=data[start:], headers={"Content-Range": f"bytes {start}-{size - 1}/{size}"})
+        if self.lie == "caps-at-100k":  # at most 100 KiB per answer, honestly labelled (resumed)
+            end = min(end, start + 100 * 1024)
+        elif self.lie == "halves":  # half of what was asked, honestly labelled, forever
+            end = start + max(1, (end - start) // 2)
+        elif self.lie == "wrong-offset":  # the label is right, the bytes come from elsewhere
+            return web.Response(
+                status=206, body=data[start + 1 : end + 1].ljust(end - start, b"\0"),
+                headers={"Content-Range": f"bytes {start}-{end - 1}/{size}"},
+            )
+        elif self.lie == "wrong-label":
+            return web.Response(status=206, body=data[start:end], headers={"Content-Range": f"bytes {start + 1}-{end}/{size}"})
+        return web.Response(status=206, body=data[start:end], headers={"Content-Range": f"bytes {start}-{end - 1}/{size}"})
+
+
+@pytest.mark.parametrize(
+    "lie, status",
+    [
+        ("ignores-range", 502),  # a 200 to a range not starting at 0: refused, not skipped through
+        ("sends-more", 206),
+        ("caps-at-100k", 206),
+        ("halves", 502),  # shrinking answers count as failures: bounded, then given up
+        ("wrong-offset", 502),
+        ("wrong-label", 502),
+    ],
+)
+def test_mirror_serves_only_verified_bytes_whatever_upstream_sends(lie, status, model, tmp_path):
+    liar = LyingHub(model)
+    liar.lie = lie
+    data = model.files[LFS]
+    with _AppThread(liar.app()) as upstream:
+        settings = GatewaySettings(
+            mode="mirror", hf_endpoint=f"http://127.0.0.1:{upstream.port}", cache_dir=tmp_path / "c", retry=FAST_RETRY
+        )
+        with GatewayThread(Gateway(settings, ServeSet([model.served]))) as gw:
+            got, headers, body = fetch(gw, base(model) + "/" + LFS, headers={"Range": "bytes=70000-"})
+            assert got == status
+            if got == 206:
+                assert body == data[70000:] and headers["Content-Range"] == f"bytes 70000-{SIZE - 1}/{SIZE}"
+                liar.lie = "wrong-offset"  # now cached: what upstream says no longer matters
+                assert fetch(gw, base(model) + "/" + LFS, headers={"Range": "bytes=70000-"})[2] == data[70000:]
+            else:
+                assert "Content-Range" not in headers and data[70000:70016] not in body
+                if lie.startswith("wrong"):  # not one piece passed its hash check, so none was stored
+                    assert gw.gateway.cache.used == 0
+            # Fetching the whole file with an honest upstream afterwards still gives the exact bytes.
+            liar.lie = ""
+            assert fetch(gw, base(model) + "/" + LFS)[2] == data
