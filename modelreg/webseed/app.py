@@ -144,7 +144,9 @@ class Gateway:
         entry = target.entry
         if entry is None:
             return await self._redirect(request, target)
-        rng = parse_range(request.headers.get("Range"), entry.size) if entry.size else None
+        # Repeated Range fields mean their comma-joined list (RFC 9110 §5.3): several ranges, refused.
+        fields = request.headers.getall("Range", None)
+        rng = parse_range(",".join(fields) if fields else None, entry.size) if entry.size else None
         if target.is_pad or entry.size == 0:
             note(request)["cache"] = "pad" if target.is_pad else "empty"
             return await _zeros(request, entry.size, rng)
