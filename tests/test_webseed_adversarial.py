@@ -505,3 +505,40 @@ def test_mirror_serves_only_verified_bytes_whatever_upstream_sends(lie, status, 
             # Fetching the whole file with an honest upstream afterwards still gives the exact bytes.
             liar.lie = ""
             assert fetch(gw, base(model) + "/" + LFS)[2] == data
+
+
+# -- request heads -------------------------------------------------------------------------------
+
+
+def raw_exchange(gw, head: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        sock.sendall(head.encode("latin-1"))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_two_range_fields_are_two_ranges_not_the_first_one(mirror_gw, model):
+    # RFC 9110 §5.3: repeated field lines mean their comma-joined list, i.e. a multi-range request.
+    answer = raw_exchange(
+        mirror_gw,
+        f"GET {base(model)}/config.json HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nRange: bytes=5-6\r\n"
+        "Connection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 416") and b"Content-Range: bytes */1000" in answer
+
+
+@pytest.mark.parametrize("gw_name", ["redirect_gw", "mirror_gw"])
+def test_an_absolute_form_request_target_is_served_like_its_path(gw_name, request, hub, model):
+    # RFC 9112 §3.2.2: a server MUST accept the absolute-form (what a client sends through a proxy).
+    gw = request.getfixturevalue(gw_name)
+    target = f"http://127.0.0.1:{gw.port}{base(model)}/config.json"
+    answer = raw_exchange(gw, f"GET {target} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nConnection: close\r\n\r\n")
+    if gw_name == "redirect_gw":
+        assert answer.startswith(b"HTTP/1.1 302")
+        assert f"Location: {hub.url(model.repo_id, 'config.json', model.revision)}\r\n".encode() in answer
+    else:
+        assert answer.startswith(b"HTTP/1.1 206") and answer.endswith(b"\r\n\r\n" + model.files["config.json"][:10])
+    traversal = f"http://127.0.0.1:{gw.port}{base(model)}/%2e%2e/{model.torrent.name}/config.json"
+    assert raw_exchange(gw, f"GET {traversal} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 404")

@@ -140,7 +140,7 @@ class Gateway:
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def file(self, request: web.Request) -> web.StreamResponse:
-        target = self.serve.route(request.raw_path)
+        target = self.serve.route(_origin_form(request.raw_path))
         entry = target.entry
         if entry is None:
             return await self._redirect(request, target)
@@ -244,6 +244,15 @@ class _CachedRange(web.StreamResponse):
             return writer
         finally:
             fobj.close()
+
+
+def _origin_form(raw_path: str) -> str:
+    """The path and query of a request target; an absolute-form one (``http://host/v1/...``, which
+    RFC 9112 §3.2.2 says a server must accept) loses its scheme and authority, nothing else."""
+    if raw_path.startswith("/"):
+        return raw_path
+    authority_and_rest = raw_path.partition("://")[2]
+    return "/" + authority_and_rest.partition("/")[2]
 
 
 def _ranged_response(size: int, rng: tuple[int, int] | None) -> web.StreamResponse:
