@@ -542,3 +542,28 @@ def test_an_absolute_form_request_target_is_served_like_its_path(gw_name, reques
         assert answer.startswith(b"HTTP/1.1 206") and answer.endswith(b"\r\n\r\n" + model.files["config.json"][:10])
     traversal = f"http://127.0.0.1:{gw.port}{base(model)}/%2e%2e/{model.torrent.name}/config.json"
     assert raw_exchange(gw, f"GET {traversal} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 404")
+
+
+def test_a_cache_hit_being_sent_holds_its_client_slot(hub, tmp_path):
+    big = make_model(hub, tmp_path, "TestOrg/Big-Model", make_files({"w.bin": 16 << 20, "c.json": 100}, seed=5), 1 << 20)
+    with start_gateway(big, "mirror", hub, cache=tmp_path / "cache", max_per_client=1) as gw:
+        path = f"/v1/{big.repo_id}/{big.revision}/{big.torrent.name}/w.bin"
+        assert fetch(gw, path)[2] == big.files["w.bin"]  # now a sendfile hit
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(10)
+        slow.connect(("127.0.0.1", gw.port))
+        try:
+            slow.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert slow.recv(12) == b"HTTP/1.1 200"  # then stop reading: the send stalls
+            deadline = time.monotonic() + 5
+            while not gw.gateway._active and time.monotonic() < deadline:
+                time.sleep(0.02)
+            status, _, _ = fetch(gw, f"/v1/{big.repo_id}/{big.revision}/{big.torrent.name}/c.json")
+            assert status == 429
+        finally:
+            slow.close()
+        deadline = time.monotonic() + 5
+        while gw.gateway._active and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fetch(gw, f"/v1/{big.repo_id}/{big.revision}/{big.torrent.name}/c.json")[0] == 200

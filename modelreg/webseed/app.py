@@ -174,7 +174,10 @@ class Gateway:
                 self.metrics.cache_hits += 1
                 note(request)["cache"] = "hit"
                 self.cache.touch(store, entry)
-                return _CachedRange(store.path_of(entry), self.cache.pinned(store, entry), entry.size, rng)
+                response = _CachedRange(store.path_of(entry), self.cache.pinned(store, entry), entry.size, rng)
+                # Sent here, not after the handler returns as aiohttp would: the limits count it meanwhile.
+                await response.prepare(request)
+                return response
             self.metrics.cache_misses += 1
             note(request)["cache"] = "miss"
             response = _ranged_response(entry.size, rng)
@@ -227,6 +230,8 @@ class _CachedRange(web.StreamResponse):
             self.headers["Content-Range"] = f"bytes {self._offset}-{end - 1}/{size}"
 
     async def prepare(self, request: web.BaseRequest):
+        if self.prepared:  # aiohttp prepares the handler's answer again; it is sent already
+            return self._payload_writer
         with self._pin:
             fobj = open(self._path, "rb")
         try:
