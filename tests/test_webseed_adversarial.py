@@ -10,15 +10,23 @@ import socket
 import threading
 import time
 import unicodedata
+from typing import Self
 from urllib.parse import quote
 
 import pytest
 from aiohttp import web
 from fakehub import fake_hub
-from webseed_harness import make_files, make_model, start_gateway
+from webseed_harness import (
+    FAST_RETRY,
+    GatewayThread,
+    Model,
+    make_files,
+    make_model,
+    start_gateway,
+)
 
-from webseed_harness import FAST_RETRY, GatewayThread
-
+from modelreg.create import LocalSource, create_torrent
+from modelreg.torrent import Torrent
 from modelreg.webseed import Gateway, GatewaySettings, ServeSet
 
 FILES = {
@@ -369,7 +377,7 @@ class _AppThread:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
-    def __enter__(self) -> _AppThread:
+    def __enter__(self) -> Self:
         self._thread.start()
         assert self._ready.wait(10)
         return self
@@ -567,3 +575,19 @@ def test_a_cache_hit_being_sent_holds_its_client_slot(hub, tmp_path):
         while gw.gateway._active and time.monotonic() < deadline:
             time.sleep(0.02)
         assert fetch(gw, f"/v1/{big.repo_id}/{big.revision}/{big.torrent.name}/c.json")[0] == 200
+
+
+def test_a_single_file_torrent_answers_only_its_exact_name(hub, tmp_path):
+    data = make_files({"x": 100_001}, seed=9)["x"]
+    repo = hub.add_repo("TestOrg/Single-Adv", {"weights.gguf": data})
+    (tmp_path / "weights.gguf").write_bytes(data)
+    torrent = Torrent.from_bytes(create_torrent(LocalSource.open(tmp_path / "weights.gguf"), piece_length=16384))
+    single = Model("TestOrg/Single-Adv", repo.sha, {"weights.gguf": data}, torrent)
+    root = f"/v1/{single.repo_id}/{single.revision}"
+    with start_gateway(single, "mirror", hub, cache=tmp_path / "cache") as gw:
+        status, headers, body = fetch(gw, f"{root}/weights.gguf", headers={"Range": "bytes=-5"})
+        assert status == 206 and body == data[-5:]
+        assert headers["Content-Range"] == f"bytes {len(data) - 5}-{len(data) - 1}/{len(data)}"
+        for tail in ("weights.gguf/", "Weights.gguf", "weights.gguf/weights.gguf", "weights.gguf%2f", "./weights.gguf", ""):
+            status, headers, _ = fetch(gw, f"{root}/{tail}")
+            assert status == 404 and "Location" not in headers, tail
