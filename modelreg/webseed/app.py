@@ -108,6 +108,13 @@ class Gateway:
             if isinstance(exc, UpstreamError):
                 headers["Retry-After"] = "10"
             return web.Response(status=exc.status, text=f"{exc}\n", headers=headers)
+        except ConnectionError:
+            started = note(request).get("response")
+            if started is None:
+                raise
+            # The client left mid-answer: what aiohttp does quietly for an answer it sends itself.
+            note(request)["error"] = "the client disconnected"
+            return started
 
     @web.middleware
     async def _limits(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -176,6 +183,7 @@ class Gateway:
                 self.cache.touch(store, entry)
                 response = _CachedRange(store.path_of(entry), self.cache.pinned(store, entry), entry.size, rng)
                 # Sent here, not after the handler returns as aiohttp would: the limits count it meanwhile.
+                note(request)["response"] = response
                 await response.prepare(request)
                 return response
             self.metrics.cache_misses += 1
