@@ -4,14 +4,12 @@ that is raced, abandoned mid-response or damaged on disk."""
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import logging
 import socket
 import threading
 import time
 import unicodedata
-from typing import Self
 from urllib.parse import quote
 
 import pytest
@@ -19,6 +17,7 @@ from aiohttp import web
 from fakehub import fake_hub
 from webseed_harness import (
     FAST_RETRY,
+    AppThread,
     GatewayThread,
     Model,
     make_files,
@@ -359,44 +358,10 @@ class BouncingHub:
         return web.Response(status=302, headers={"Location": self.location})
 
 
-class _AppThread:
-    """Any aiohttp application on 127.0.0.1:<free port> from its own event loop thread."""
-
-    def __init__(self, app: web.Application):
-        self.app, self.port = app, 0
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
-        self._ready.set()
-        self.loop.run_forever()
-
-    async def _start(self) -> None:
-        self.runner = web.AppRunner(self.app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
 def bouncer():
     hub = BouncingHub()
-    with _AppThread(hub.app()) as upstream:
+    with AppThread(web.AppRunner(hub.app())) as upstream:
         hub.endpoint = f"http://127.0.0.1:{upstream.port}"
         serve = ServeSet.build(allow=[f"{REPO}@{REV}"])
         gateway = Gateway(GatewaySettings(mode="redirect", hf_endpoint=hub.endpoint, retry=FAST_RETRY), serve)
@@ -499,7 +464,7 @@ def test_mirror_serves_only_verified_bytes_whatever_upstream_sends(lie, status, 
     liar = LyingHub(model)
     liar.lie = lie
     data = model.files[LFS]
-    with _AppThread(liar.app()) as upstream:
+    with AppThread(web.AppRunner(liar.app())) as upstream:
         settings = GatewaySettings(
             mode="mirror", hf_endpoint=f"http://127.0.0.1:{upstream.port}", cache_dir=tmp_path / "c", retry=FAST_RETRY
         )

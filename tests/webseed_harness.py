@@ -23,16 +23,14 @@ from modelreg.webseed.upstream import RetryPolicy
 FAST_RETRY = RetryPolicy(attempts=4, backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
 
 
-class GatewayThread:
-    """A gateway serving on 127.0.0.1:<free port> from its own event loop thread."""
+class AppThread:
+    """An aiohttp application serving on 127.0.0.1:<port> (free by default) from its own event loop thread."""
 
-    def __init__(self, gateway: Gateway, access_log: str | None = None, port: int = 0):
-        self.gateway = gateway
-        self.access_log = access_log
+    def __init__(self, runner: web.AppRunner, port: int = 0):
+        self.runner = runner
         self.port = port
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
-        self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -42,20 +40,19 @@ class GatewayThread:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        self._runner = make_runner(self.gateway, self.access_log)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
-    def __enter__(self) -> GatewayThread:
+    def __enter__(self):
         self._thread.start()
         if not self._ready.wait(10):
-            raise RuntimeError("the gateway did not start")
+            raise RuntimeError(f"{type(self).__name__}: the server did not start")
         return self
 
     def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
@@ -65,8 +62,17 @@ class GatewayThread:
         return f"http://127.0.0.1:{self.port}"
 
     def call(self, coro):
-        """Run a coroutine on the gateway's loop (to reach its state safely)."""
+        """Run a coroutine on the server's loop (to reach its state safely)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+
+class GatewayThread(AppThread):
+    """A gateway serving on 127.0.0.1:<free port> from its own event loop thread."""
+
+    def __init__(self, gateway: Gateway, access_log: str | None = None, port: int = 0):
+        self.gateway = gateway
+        self.access_log = access_log
+        super().__init__(make_runner(gateway, access_log), port)
 
 
 def make_files(sizes: dict[str, int], seed: int = 1) -> dict[str, bytes]:
