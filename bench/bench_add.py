@@ -27,27 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_create import SHARDS  # noqa: E402  (the same 2 GB model shape as create's benchmark)
+from bench_create import PEAK, SHARDS  # noqa: E402  (create's model shape and peak-memory probe)
 from fakehub import FakeHub, Generated  # noqa: E402
 
 TARGET = 0.8
 MIB = 1024 * 1024
 
-PEAK = """import hashlib, json, resource, sys, time
+PEAK = PEAK + """import json, sys, time
 sys.path.insert(0, sys.argv[1])
-def cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-def peak_rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
 def report(seconds, data=None):
     out = {"seconds": seconds, "rss": peak_rss(), "cpu": cpu_seconds()}
     if data is not None:
-        import bencodepy
-        info = bencodepy.encode(bencodepy.decode(data)[b"info"])
-        out.update(v1=hashlib.sha1(info).hexdigest(), v2=hashlib.sha256(info).hexdigest())
+        from modelreg.torrent import Torrent
+        torrent = Torrent.from_bytes(data)
+        out.update(v1=torrent.infohash_v1, v2=torrent.infohash_v2)
     print(json.dumps(out))
 """
 

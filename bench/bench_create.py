@@ -51,13 +51,13 @@ PEAK
 sys.path.insert(0, sys.argv[2])
 from modelreg.create import create_torrent
 from modelreg.source import LocalSource
-import bencodepy, hashlib
+from modelreg.torrent import Torrent
 start = time.perf_counter()
 data = create_torrent(LocalSource.open(sys.argv[1]), mode="hybrid")
 seconds = time.perf_counter() - start
-info = bencodepy.encode(bencodepy.decode(data)[b"info"])
+torrent = Torrent.from_bytes(data)
 print(json.dumps({"seconds": seconds, "rss": peak_rss(), "cpu": cpu_seconds(),
-                  "v1": hashlib.sha1(info).hexdigest(), "v2": hashlib.sha256(info).hexdigest()}))
+                  "v1": torrent.infohash_v1, "v2": torrent.infohash_v2}))
 """.replace("PEAK\n", PEAK)
 
 LIBTORRENT = """
