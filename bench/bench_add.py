@@ -38,15 +38,15 @@ sys.path.insert(0, sys.argv[1])
 def report(seconds, data=None):
     out = {"seconds": seconds, "rss": peak_rss(), "cpu": cpu_seconds()}
     if data is not None:
-        from modelreg.torrent import Torrent
+        from modelreg.torrent.metainfo import Torrent
         torrent = Torrent.from_bytes(data)
         out.update(v1=torrent.infohash_v1, v2=torrent.infohash_v2)
     print(json.dumps(out))
 """
 
 CREATE = PEAK + """
-from modelreg.create import create_torrent
-from modelreg.source import LocalSource
+from modelreg.torrent.create import create_torrent
+from modelreg.torrent.source import LocalSource
 start = time.perf_counter()
 data = create_torrent(LocalSource.open(sys.argv[2]))
 report(time.perf_counter() - start, data)
@@ -62,7 +62,7 @@ report(time.perf_counter() - start, added.torrent.read_bytes())
 """
 
 SOURCE = PEAK + """
-from modelreg.hfsource import HfSource, fetch_snapshot
+from modelreg.hf.source import HfSource, fetch_snapshot
 snapshot = fetch_snapshot(sys.argv[2], endpoint=sys.argv[4])
 start = time.perf_counter()
 total = 0

@@ -2,7 +2,7 @@
 
 Run: ``python bench/bench_create.py`` (or ``python bench/run.py create``). It writes a 2 GB folder of
 realistic shards to a temporary folder, reads it once so both sides hash from the page cache, then times
-``modelreg.create.create_torrent`` and libtorrent's ``set_piece_hashes`` on the same folder, each in its
+``modelreg.torrent.create.create_torrent`` and libtorrent's ``set_piece_hashes`` on the same folder, each in its
 own process (so each one's peak RSS is its own), and checks both give the same infohashes.
 """
 
@@ -49,9 +49,9 @@ OURS = """
 import json, sys, time
 PEAK
 sys.path.insert(0, sys.argv[2])
-from modelreg.create import create_torrent
-from modelreg.source import LocalSource
-from modelreg.torrent import Torrent
+from modelreg.torrent.create import create_torrent
+from modelreg.torrent.source import LocalSource
+from modelreg.torrent.metainfo import Torrent
 start = time.perf_counter()
 data = create_torrent(LocalSource.open(sys.argv[1]), mode="hybrid")
 seconds = time.perf_counter() - start

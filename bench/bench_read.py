@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modelreg.torrent import Torrent  # noqa: E402
+from modelreg.torrent.metainfo import Torrent  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "modelregistry"
 TARGET = 3.0

@@ -17,11 +17,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from examples_hub import publish  # noqa: E402
 from fakehub import FakeHub  # noqa: E402
 
-from modelreg.builder import join_metadata  # noqa: E402
-from modelreg.catalog import load_catalog  # noqa: E402
-from modelreg.hub import HubClient  # noqa: E402
-from modelreg.metacache import MetaCache  # noqa: E402
-from modelreg.refresh import RefreshSettings, refresh  # noqa: E402
+from modelreg.hf.client import HubClient  # noqa: E402
+from modelreg.registry.catalog import load_catalog  # noqa: E402
+from modelreg.registry.metacache import MetaCache  # noqa: E402
+from modelreg.registry.refresh import RefreshSettings, refresh  # noqa: E402
+from modelreg.site.build import join_metadata  # noqa: E402
 
 MODELS, LATENCY = 100, 0.02
 

@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from synth import CORPUS, generate  # noqa: E402
 
-from modelreg import bencoding  # noqa: E402
-from modelreg.builder import CACHE_ENV, build_site, cache_dir  # noqa: E402
 from modelreg.config import Config  # noqa: E402
-from modelreg.torrent import Torrent  # noqa: E402
+from modelreg.site.build import CACHE_ENV, build_site, cache_dir  # noqa: E402
+from modelreg.torrent import bencode as bencoding  # noqa: E402
+from modelreg.torrent.metainfo import Torrent  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modelreg import bencoding  # noqa: E402
-from modelreg.catalog import load_catalog  # noqa: E402
+from modelreg.registry.catalog import load_catalog  # noqa: E402
+from modelreg.torrent import bencode as bencoding  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "modelregistry"
 _ORG_WORDS = ("open deep meta mist nova qwen gemma star blue cedar tensor quant neural lumen atlas orbit "

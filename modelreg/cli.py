@@ -6,9 +6,9 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .commands import COMMANDS
-from .errors import ModelregError
+from modelreg import __version__
+from modelreg.commands import COMMANDS
+from modelreg.errors import ModelregError
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from modelreg.errors import ConfigError
 
 CONFIG_FILE = "modelreg.toml"
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -25,6 +25,7 @@ class Config:
     site_url: str = ""
     registry: str = "registry"
     out: str = "site"
+    theme_dir: str = "templates"  # files here replace the packaged theme's files of the same name
     trackers: tuple[str, ...] = ()
     webseeds: tuple[str, ...] = ()
     hf_endpoint: str = DEFAULT_HF_ENDPOINT
@@ -34,7 +35,7 @@ class Config:
         """A path option resolved against the config file's folder."""
         return (self.root / value).resolve()
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """A copy with some options changed, validated like the file."""
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "root"}
         values.update({k: v for k, v in changes.items() if v is not None})
@@ -110,6 +111,7 @@ _CHECKS = {
     "site_url": _site_url,
     "registry": _text,
     "out": _text,
+    "theme_dir": _text,
     "trackers": _urls(("http", "https", "udp", "wss")),
     "webseeds": _urls(("http", "https")),
     "hf_endpoint": lambda k, v, w: _url(k, v, w).rstrip("/"),

@@ -166,8 +166,8 @@ def write_files(example: Example, folder: Path) -> Path:
 
 def write_registry(out: Path) -> list[Path]:
     """Create each example's torrent and sidecar under ``out``; return the torrents written."""
-    from modelreg.create import create_torrent, write_torrent
-    from modelreg.source import LocalSource
+    from modelreg.torrent.create import create_torrent, write_torrent
+    from modelreg.torrent.source import LocalSource
 
     written = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -83,10 +83,10 @@ def serve_examples(hub: FakeHub) -> list[Repo]:
 
 
 def main() -> int:
-    from modelreg.catalog import load_catalog
-    from modelreg.hub import HubClient
-    from modelreg.metacache import MetaCache
-    from modelreg.refresh import RefreshSettings, refresh
+    from modelreg.hf.client import HubClient
+    from modelreg.registry.catalog import load_catalog
+    from modelreg.registry.metacache import MetaCache
+    from modelreg.registry.refresh import RefreshSettings, refresh
 
     registry = ROOT / "registry"
     with FakeHub() as hub:

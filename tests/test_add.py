@@ -12,11 +12,11 @@ from ltutil import lt_read, make_torrent
 
 from modelreg.cli import main
 from modelreg.commands.add import add_model, torrent_path
-from modelreg.create import create_torrent
 from modelreg.errors import CreateError, DownloadError, RepoChangedError
-from modelreg.hfsource import HfSource, RetryPolicy, Snapshot, fetch_snapshot
-from modelreg.source import LocalSource
-from modelreg.torrent import Torrent
+from modelreg.hf.source import HfSource, RetryPolicy, Snapshot, fetch_snapshot
+from modelreg.torrent.create import create_torrent
+from modelreg.torrent.metainfo import Torrent
+from modelreg.torrent.source import LocalSource
 
 lt = pytest.importorskip("libtorrent")
 
@@ -354,7 +354,7 @@ def test_an_unreachable_hub_is_a_clear_error(hub, tmp_path, capsys):
 
 
 def test_buffers_are_reused_only_once_nothing_refers_to_them():
-    from modelreg.hfsource import _BufferPool
+    from modelreg.hf.source import _BufferPool
 
     pool = _BufferPool(1024, limit=2)
     first, view = pool.take(1000)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fakehub import Generated, fake_hub
 
-from modelreg.torrent import Torrent
+from modelreg.torrent.metainfo import Torrent
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 1_500_000_000

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from modelreg.catalog import Catalog, load_catalog
 from modelreg.config import Config
-from modelreg.metadata import ModelMeta
+from modelreg.hf.metadata import ModelMeta
+from modelreg.registry.catalog import Catalog, load_catalog
 from modelreg.site import render_site
 
 CHROMIUM = Path("/usr/bin/chromium")

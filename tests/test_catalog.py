@@ -6,11 +6,10 @@ import json
 import shutil
 
 import pytest
-
-from modelreg.catalog import load_catalog, repo_from_webseeds
-from modelreg.errors import CatalogError
-
 from ltutil import make_torrent
+
+from modelreg.errors import CatalogError
+from modelreg.registry.catalog import load_catalog, repo_from_webseeds
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 

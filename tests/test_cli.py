@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from modelreg import builder, cli
-
 from ltutil import make_torrent
+
+from modelreg import cli
+from modelreg.site import build as builder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,11 +14,11 @@ import pytest
 
 from modelreg import __version__
 from modelreg.cli import main
-from modelreg.create import create_torrent, write_torrent
 from modelreg.errors import CreateError
-from modelreg.layout import default_piece_length, plan_layout
-from modelreg.source import LocalSource, SourceFile
-from modelreg.torrent import Torrent
+from modelreg.torrent.create import create_torrent, write_torrent
+from modelreg.torrent.layout import default_piece_length, plan_layout
+from modelreg.torrent.metainfo import Torrent
+from modelreg.torrent.source import LocalSource, SourceFile
 
 lt = pytest.importorskip("libtorrent")
 
@@ -250,7 +250,7 @@ def test_interrupted_create_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
     real_chunks = LocalSource.chunks
 
     def failing_chunks(self, file):
-        for i, chunk in enumerate(real_chunks(self, file)):
+        for _i, chunk in enumerate(real_chunks(self, file)):
             if file.path == ("b.bin",):
                 raise CreateError(f"{file.path_str}: disk went away")
             yield chunk
@@ -330,8 +330,8 @@ def test_layout_and_metainfo_rebuild_every_corpus_torrent(corpus_dir: Path) -> N
     The corpus was made by libtorrent 2.0 from Hugging Face repositories: this checks file order, pad
     files, default piece length, the file tree and which files get piece layers on 49 real models.
     """
-    from modelreg.create import build_metainfo
-    from modelreg.hashing import FileHashes, StreamHashes
+    from modelreg.torrent.create import build_metainfo
+    from modelreg.torrent.hashing import FileHashes, StreamHashes
 
     paths = sorted(corpus_dir.rglob("*.torrent"))
     assert len(paths) == 49

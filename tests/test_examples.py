@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from modelreg import cli
-from modelreg.catalog import load_catalog
+from modelreg.registry.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "registry"

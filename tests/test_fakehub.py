@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
+from fakehub import DEFAULT_GITATTRIBUTES, FakeHub, Generated, fake_hub, is_lfs_path
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -23,8 +24,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
-from fakehub import DEFAULT_GITATTRIBUTES, FakeHub, Generated, fake_hub, is_lfs_path
 
 WEIGHTS = Generated(3 * 1024 * 1024 + 17, seed=11)
 CONFIG = b'{"architectures": ["LlamaForCausalLM"], "hidden_size": 64}\n'

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelreg.hashing import FileTreeHasher, PieceHasher, merkle_root, next_power_of_two, pad_root
+from modelreg.torrent.hashing import FileTreeHasher, PieceHasher, merkle_root, next_power_of_two, pad_root
 
 BLOCK = 16 * 1024
 
@@ -38,7 +38,7 @@ def naive_file_hashes(data: bytes, piece_length: int) -> tuple[bytes, list[bytes
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
 def test_merkle_root_pads_with_zero_hashes() -> None:

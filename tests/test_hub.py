@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from fakehub import FakeHub, Generated
 
 from modelreg.config import Config
 from modelreg.errors import HubError
-from modelreg.hub import HubClient, RetryPolicy, hub_endpoint, retry_after
-
-from fakehub import FakeHub, Generated
+from modelreg.hf.client import HubClient, RetryPolicy, hub_endpoint, retry_after
 
 FAST = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
 TOKEN = "hf_test_token"

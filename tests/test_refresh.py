@@ -6,22 +6,21 @@ import json
 import shutil
 import socket
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from modelreg import cli
-from modelreg.builder import build_site, join_metadata
-from modelreg.catalog import load_catalog
-from modelreg.config import Config
-from modelreg.errors import MetadataCacheError
-from modelreg.hub import HubClient, RetryPolicy
-from modelreg.metacache import MetaCache
-from modelreg.refresh import RefreshSettings, parse_age, refresh
-
 from examples_hub import publish, serve_examples
 from fakehub import FakeHub
+
+from modelreg import cli
+from modelreg.config import Config
+from modelreg.errors import MetadataCacheError
+from modelreg.hf.client import HubClient, RetryPolicy
+from modelreg.registry.catalog import load_catalog
+from modelreg.registry.metacache import MetaCache
+from modelreg.registry.refresh import RefreshSettings, parse_age, refresh
+from modelreg.site.build import build_site, join_metadata
 
 FAST = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
 TOKEN = "hf_test_token"
@@ -92,7 +91,7 @@ def test_refresh_then_offline_build_is_byte_identical(registry, hub, monkeypatch
 def test_cache_files_are_deterministic(registry, hub):
     cache = MetaCache.for_registry(registry)
     client = HubClient(hub.endpoint, retry=FAST)
-    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     refresh(load_catalog(registry).models, cache, client, settings(), clock=lambda: moment)
     first = snapshot(cache.root)
     refresh(load_catalog(registry).models, cache, client, settings(max_age=timedelta(0)), clock=lambda: moment)
@@ -107,7 +106,7 @@ def test_cache_files_are_deterministic(registry, hub):
 def test_max_age_skips_fresh_entries(registry, hub):
     cache, client = MetaCache.for_registry(registry), HubClient(hub.endpoint, retry=FAST)
     models = load_catalog(registry).models
-    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
     assert len(refresh(models, cache, client, settings(), clock=lambda: now).fetched) == 2
     hub.reset_stats()
     later = refresh(models, cache, client, settings(max_age=parse_age("7d")), clock=lambda: now + timedelta(days=6))

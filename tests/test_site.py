@@ -13,11 +13,11 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from modelreg.builder import build_site
-from modelreg.catalog import Catalog, load_catalog
 from modelreg.config import Config
-from modelreg.metadata import ModelMeta
+from modelreg.hf.metadata import ModelMeta
+from modelreg.registry.catalog import Catalog, load_catalog
 from modelreg.site import render_site
+from modelreg.site.build import build_site
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 EXTRA_TRACKER = "udp://tracker.example.org:6969/announce"
@@ -328,7 +328,7 @@ def test_torrent_file_names_needing_quotes_link_correctly(corpus_dir: Path, tmp_
 
 def test_parallel_prefetch_matches_a_plain_parse(corpus_dir: Path, tmp_path: Path):
     from modelreg.site import ParseCache
-    from modelreg.torrent import Torrent
+    from modelreg.torrent.metainfo import Torrent
 
     paths = sorted(corpus_dir.rglob("*.torrent"))
     cache = ParseCache(tmp_path / "torrents")

@@ -6,12 +6,11 @@ import hashlib
 import os
 
 import pytest
-
-from modelreg import bencoding
-from modelreg.errors import TorrentError
-from modelreg.torrent import Torrent, torrent_with_extras
-
 from ltutil import lt_read, make_torrent
+
+from modelreg.errors import TorrentError
+from modelreg.torrent import bencode as bencoding
+from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 
 
 def summary(t: Torrent) -> dict:

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from modelreg import bencoding
-from modelreg.errors import TorrentError
-from modelreg.torrent import Torrent
-
 from ltutil import make_torrent
+
+from modelreg.errors import TorrentError
+from modelreg.torrent import bencode as bencoding
+from modelreg.torrent.metainfo import Torrent
 
 
 def _seeds() -> list[bytes]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from modelreg.cli import main
-from modelreg.create import create_torrent, write_torrent
 from modelreg.errors import VerifyError
-from modelreg.source import LocalSource
-from modelreg.torrent import Torrent
-from modelreg.verify import verify
+from modelreg.torrent.create import create_torrent, write_torrent
+from modelreg.torrent.metainfo import Torrent
+from modelreg.torrent.source import LocalSource
+from modelreg.torrent.verify import verify
 
 KIB = 1024
 PIECE = 16 * KIB

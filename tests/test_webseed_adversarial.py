@@ -25,8 +25,8 @@ from webseed_harness import (
     start_gateway,
 )
 
-from modelreg.create import LocalSource, create_torrent
-from modelreg.torrent import Torrent
+from modelreg.torrent.create import LocalSource, create_torrent
+from modelreg.torrent.metainfo import Torrent
 from modelreg.webseed import Gateway, GatewaySettings, ServeSet
 
 FILES = {

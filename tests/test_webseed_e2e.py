@@ -19,9 +19,9 @@ from webseed_harness import (
     start_gateway,
 )
 
-from modelreg.catalog import load_catalog
-from modelreg.create import LocalSource, create_torrent
-from modelreg.torrent import Torrent
+from modelreg.registry.catalog import load_catalog
+from modelreg.torrent.create import LocalSource, create_torrent
+from modelreg.torrent.metainfo import Torrent
 from modelreg.webseed import ServeSet
 
 pytestmark = pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c is not installed")

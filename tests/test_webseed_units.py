@@ -122,6 +122,6 @@ def test_the_gateway_does_not_import_the_renderer():
     import sys
 
     code = "import sys, modelreg.commands.webseed, modelreg.commands.mirror; " \
-           "print(sorted(m for m in ('modelreg.render', 'modelreg.builder', 'jinja2') if m in sys.modules))"
+           "print(sorted(m for m in ('modelreg.render', 'modelreg.site.build', 'jinja2') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -15,8 +15,8 @@ from pathlib import Path
 import libtorrent as lt
 from aiohttp import web
 
-from modelreg.create import LocalSource, create_torrent
-from modelreg.torrent import Torrent, torrent_with_extras
+from modelreg.torrent.create import LocalSource, create_torrent
+from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 from modelreg.webseed import Gateway, GatewaySettings, Served, ServeSet, make_runner
 from modelreg.webseed.upstream import RetryPolicy
 
@@ -111,7 +111,7 @@ def make_model(
 def make_torrent(
     tmp: Path, name: str, files: dict[str, bytes], piece_length: int, mode: str = "hybrid", maker: str = "modelreg"
 ) -> Torrent:
-    """A multi-file torrent ``name`` of ``files`` (hybrid, v1 or v2), made by ``modelreg.create`` or libtorrent."""
+    """A multi-file torrent ``name`` of ``files`` (hybrid, v1 or v2), made by ``modelreg.torrent.create`` or libtorrent."""
     root = tmp / "source"
     for rel, data in files.items():
         path = root / name / rel

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..catalog import load_catalog
-from ..config import load_config
-from ..create import create_torrent, write_torrent
-from ..errors import ConfigError, DownloadError, ModelregError
-from ..fsutil import atomic_write_bytes
-from ..hfsource import (
+from modelreg.commands.create import add_torrent_options
+from modelreg.config import load_config
+from modelreg.errors import ConfigError, DownloadError, ModelregError
+from modelreg.fsutil import atomic_write_bytes
+from modelreg.hf.client import RetryPolicy, hub_endpoint, hub_token
+from modelreg.hf.source import (
     CHUNK_SIZE,
     DEFAULT_JOBS,
     HfSource,
@@ -29,11 +29,11 @@ from ..hfsource import (
     hf_webseed_url,
     webseed_url,
 )
-from ..hub import RetryPolicy, hub_endpoint, hub_token
-from ..layout import Mode
-from ..progress import byte_progress
-from ..torrent import Torrent
-from .create import add_torrent_options
+from modelreg.progress import byte_progress
+from modelreg.registry.catalog import load_catalog
+from modelreg.torrent.create import create_torrent, write_torrent
+from modelreg.torrent.layout import Mode
+from modelreg.torrent.metainfo import Torrent
 
 #: The web seed gateway of the public registry (``<prefix>/v1/<org>/<name>/<commit>/``).
 DEFAULT_WEBSEED_PREFIX = "https://seed.modelregistry.io/"

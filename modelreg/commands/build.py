@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..builder import build_site
-from ..config import load_config
-from ..errors import ConfigError
-from ..refresh import DEFAULT_JOBS, RefreshSettings, parse_age
+from modelreg.config import load_config
+from modelreg.errors import ConfigError
+from modelreg.registry.refresh import DEFAULT_JOBS, RefreshSettings, parse_age
+from modelreg.site.build import build_site
 
 
 def add_site_options(parser: argparse.ArgumentParser) -> None:

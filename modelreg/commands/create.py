@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..create import create_torrent, write_torrent
-from ..progress import byte_progress
-from ..source import LocalSource
-from ..torrent import Torrent
+from modelreg.progress import byte_progress
+from modelreg.torrent.create import create_torrent, write_torrent
+from modelreg.torrent.metainfo import Torrent
+from modelreg.torrent.source import LocalSource
 
 
 def parse_size(text: str) -> int:

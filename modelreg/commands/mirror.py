@@ -12,13 +12,13 @@ import asyncio
 import sys
 from pathlib import Path
 
-from ..catalog import model_from
-from ..errors import CatalogError, ConfigError, ModelregError
-from ..progress import byte_progress
-from ..torrent import Torrent
-from ..webseed.app import Gateway
-from ..webseed.routes import Served, ServeSet, parse_allow
-from .webseed import add_upstream_options, settings_from
+from modelreg.commands.webseed import add_upstream_options, settings_from
+from modelreg.errors import CatalogError, ConfigError, ModelregError
+from modelreg.progress import byte_progress
+from modelreg.registry.catalog import model_from
+from modelreg.torrent.metainfo import Torrent
+from modelreg.webseed.app import Gateway
+from modelreg.webseed.routes import Served, ServeSet, parse_allow
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

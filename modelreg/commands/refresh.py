@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..catalog import load_catalog
-from ..hub import HubClient, hub_endpoint, hub_token
-from ..metacache import MetaCache
-from ..refresh import refresh
-from .build import add_refresh_options, refresh_settings, site_config
+from modelreg.commands.build import add_refresh_options, refresh_settings, site_config
+from modelreg.hf.client import HubClient, hub_endpoint, hub_token
+from modelreg.registry.catalog import load_catalog
+from modelreg.registry.metacache import MetaCache
+from modelreg.registry.refresh import refresh
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

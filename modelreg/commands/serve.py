@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import CONFIG_FILE
-from ..serve import Preview, serve
-from .build import add_site_options, site_config
+from modelreg.commands.build import add_site_options, site_config
+from modelreg.config import CONFIG_FILE
+from modelreg.site.preview import Preview, serve
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

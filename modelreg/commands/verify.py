@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import TorrentError, VerifyError
-from ..progress import byte_progress
-from ..torrent import Torrent
-from ..verify import verify
+from modelreg.errors import TorrentError, VerifyError
+from modelreg.progress import byte_progress
+from modelreg.torrent.metainfo import Torrent
+from modelreg.torrent.verify import verify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

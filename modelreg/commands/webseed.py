@@ -15,14 +15,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..catalog import load_catalog
-from ..config import Config, load_config
-from ..errors import ConfigError
-from ..webseed.app import Gateway, make_runner
-from ..webseed.cache import PieceCache
-from ..webseed.metrics import Metrics
-from ..webseed.routes import ServeSet
-from ..webseed.settings import MODES, GatewaySettings, parse_size
+from modelreg.config import Config, load_config
+from modelreg.errors import ConfigError
+from modelreg.registry.catalog import load_catalog
+from modelreg.webseed.app import Gateway, make_runner
+from modelreg.webseed.cache import PieceCache
+from modelreg.webseed.metrics import Metrics
+from modelreg.webseed.routes import ServeSet
+from modelreg.webseed.settings import MODES, GatewaySettings, parse_size
 
 
 def add_upstream_options(parser: argparse.ArgumentParser) -> None:

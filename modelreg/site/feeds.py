@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from ..config import Config
+from modelreg.config import Config
 
 FEED_ENTRIES = 500
 

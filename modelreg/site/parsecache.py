@@ -19,8 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelregError
-from ..torrent import FileEntry, Torrent
+from modelreg.errors import ModelregError
+from modelreg.torrent.metainfo import FileEntry, Torrent
 
 CACHE_VERSION = 3
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
@@ -31,7 +31,7 @@ _HEADER = (CACHE_VERSION, tuple(sys.version_info[:2]), _FIELDS)
 
 
 class ParseCache:
-    """``read(path)`` for :func:`~modelreg.catalog.load_catalog` that remembers what it parsed."""
+    """``read(path)`` for :func:`~modelreg.registry.catalog.load_catalog` that remembers what it parsed."""
 
     def __init__(self, file: Path | None):
         self.file = file

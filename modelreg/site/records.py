@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ..catalog import Model
-from ..config import Config
-from ..formats import detect_formats
-from ..magnet import magnet_link
+from modelreg.registry.catalog import Model
+from modelreg.config import Config
+from modelreg.site.formats import detect_formats
+from modelreg.torrent.magnet import magnet_link
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,17 @@ from typing import Any
 
 import jinja2
 
-from ..catalog import Catalog, Model
-from ..config import Config
-from ..sanitize import render_card
-from ..errors import BuildError
-from ..torrent import Torrent, torrent_with_extras
-from .feeds import feed_xml, sitemap_xml
-from .parsecache import full_torrent
-from .records import Paths, file_list, file_tree, model_record
-from .reuse import Reuse
-from .search import search_index, search_text
-from .templating import STATIC, environment, fingerprint
+from modelreg.registry.catalog import Catalog, Model
+from modelreg.config import Config
+from modelreg.site.sanitize import render_card
+from modelreg.errors import BuildError
+from modelreg.torrent.metainfo import Torrent, torrent_with_extras
+from modelreg.site.feeds import feed_xml, sitemap_xml
+from modelreg.site.parsecache import full_torrent
+from modelreg.site.records import Paths, file_list, file_tree, model_record
+from modelreg.site.reuse import Reuse
+from modelreg.site.search import search_index, search_text
+from modelreg.site.templating import Theme
 
 
 @dataclass
@@ -46,9 +46,10 @@ def render_site(
     (``reuse.kept``) and their parts of the shared files are reused; ``digests`` (absolute torrent path -> SHA-256 of its bytes) spares hashing again.
     """
     _readable(out)
-    env = environment()
+    theme = Theme(config.path(config.theme_dir))
+    env = theme.environment()
     reuse = reuse or Reuse(None, None)
-    common = Reuse.key(fingerprint(), _config_key(config))
+    common = Reuse.key(theme.fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
     records, entries, texts, jsons = [], [], [], []
     for model in catalog.models:
@@ -84,7 +85,9 @@ def render_site(
     if sitemap is not None:
         write("sitemap.xml", sitemap)
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
-    shutil.copytree(STATIC, out / "static", dirs_exist_ok=True)
+    for rel, path in theme.static_files():
+        (out / "static" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out / "static" / rel)
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused)
 
 
@@ -165,7 +168,7 @@ def _facets(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _config_key(config: Config) -> dict[str, Any]:
-    return {k: v for k, v in vars(config).items() if k not in ("root", "registry", "out")}
+    return {k: v for k, v in vars(config).items() if k not in ("root", "registry", "out", "theme_dir")}
 
 
 def _json(value: Any) -> str:

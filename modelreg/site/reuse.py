@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from .parsecache import write_cache
+from modelreg.site.parsecache import write_cache
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
 MANIFEST_VERSION = [3, *sys.version_info[:2]]

@@ -1,40 +1,68 @@
-"""The jinja2 environment of the site's templates, and a fingerprint of everything that shapes the output."""
+"""The site's theme: packaged templates and static files, overridden file by file from a user's folder.
+
+The theme ships inside the package (``modelreg/site/templates/``), so an installed wheel can build a site.
+A file in the user's ``theme_dir`` (``templates/`` beside ``modelreg.toml`` by default) replaces the
+packaged file of the same relative path, like MkDocs' ``custom_dir``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
 
-from .records import binary_size, human_count, human_size
+from modelreg.site.records import binary_size, human_count, human_size
 
 PACKAGE = Path(__file__).resolve().parent.parent
-TEMPLATES = PACKAGE.parent / "templates"
-STATIC = TEMPLATES / "static"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Packages whose code shapes the output: a change to any file in them re-renders every page.
+RENDERING_PACKAGES = ("site", "registry", "hf", "torrent")
 
 
-def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
-    """Autoescaping (HTML and XML) environment with the site's filters."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates),
-        autoescape=jinja2.select_autoescape(["html", "xml"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["size"] = human_size
-    env.filters["count"] = human_count
-    env.filters["bsize"] = binary_size
-    return env
+class Theme:
+    """The packaged templates with an optional folder of overrides in front of them."""
 
+    def __init__(self, overrides: Path | None = None):
+        self.overrides = overrides if overrides is not None and overrides.is_dir() else None
+        self.dirs = [d for d in (self.overrides, TEMPLATES) if d is not None]
 
-def fingerprint(templates: Path = TEMPLATES) -> str:
-    """A hash of the templates, static files and rendering code: a change to any of them re-renders all."""
-    h = hashlib.sha256()
-    sources = sorted(templates.rglob("*")) + sorted((PACKAGE / "site").glob("*.py"))
-    sources += [PACKAGE / name for name in ("sanitize.py", "magnet.py", "formats.py", "torrent.py", "catalog.py")]
-    for path in sources:
-        if path.is_file():
-            h.update(str(path.relative_to(PACKAGE.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+    def environment(self) -> jinja2.Environment:
+        """Autoescaping (HTML and XML) environment with the site's filters."""
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
+            autoescape=jinja2.select_autoescape(["html", "xml"]),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters["size"] = human_size
+        env.filters["count"] = human_count
+        env.filters["bsize"] = binary_size
+        return env
+
+    def static_files(self) -> Iterator[tuple[str, Path]]:
+        """Each static file as (path relative to ``static/``, file to copy), an override winning."""
+        seen: set[str] = set()
+        for folder in self.dirs:
+            root = folder / "static"
+            for path in sorted(root.rglob("*")) if root.is_dir() else ():
+                rel = path.relative_to(root).as_posix()
+                if path.is_file() and rel not in seen:
+                    seen.add(rel)
+                    yield rel, path
+
+    def fingerprint(self) -> str:
+        """A hash of the theme (overrides included) and of every module of the packages that shape the
+        output: a change to any of them re-renders all."""
+        h = hashlib.sha256()
+        for n, folder in enumerate(self.dirs):
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    h.update(b"%d\0%s\0" % (n, path.relative_to(folder).as_posix().encode()) + path.read_bytes())
+        for package in RENDERING_PACKAGES:
+            for path in sorted((PACKAGE / package).rglob("*.py")):
+                h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return h.hexdigest()
+

@@ -11,8 +11,8 @@ request against the registry's torrents and either redirects the client to the r
 - :mod:`.metrics` and :mod:`.accesslog`: ``/metrics`` and the JSON access log.
 """
 
-from .app import Gateway, make_runner
-from .routes import Served, ServeSet
-from .settings import GatewaySettings
+from modelreg.webseed.app import Gateway, make_runner
+from modelreg.webseed.routes import Served, ServeSet
+from modelreg.webseed.settings import GatewaySettings
 
 __all__ = ["Gateway", "GatewaySettings", "ServeSet", "Served", "make_runner"]

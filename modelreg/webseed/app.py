@@ -14,16 +14,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import UpstreamError, WebseedError
-from .accesslog import GATEWAY, JsonAccessLogger, access_logger, note
-from .cache import PieceCache, iter_file_chunks
-from .fetcher import Fetcher
-from .hosts import RedirectPolicy
-from .metrics import Metrics
-from .ranges import RangeNotSatisfiable, parse_range
-from .routes import ServeSet, Target
-from .settings import GatewaySettings
-from .upstream import Upstream
+from modelreg.errors import UpstreamError, WebseedError
+from modelreg.webseed.accesslog import GATEWAY, JsonAccessLogger, access_logger, note
+from modelreg.webseed.cache import PieceCache, iter_file_chunks
+from modelreg.webseed.fetcher import Fetcher
+from modelreg.webseed.hosts import RedirectPolicy
+from modelreg.webseed.metrics import Metrics
+from modelreg.webseed.ranges import RangeNotSatisfiable, parse_range
+from modelreg.webseed.routes import ServeSet, Target
+from modelreg.webseed.settings import GatewaySettings
+from modelreg.webseed.upstream import Upstream
 
 #: Bytes fetched ahead per step when a mirror request streams pieces it had to fetch.
 WINDOW_BYTES = 8 << 20

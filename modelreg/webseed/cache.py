@@ -25,12 +25,12 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import CacheError, ModelregError
-from ..fsutil import atomic_write_bytes
-from ..torrent import FileEntry, Torrent
-from .metrics import Metrics
-from .pieces import PieceMap
-from .routes import Served
+from modelreg.errors import CacheError, ModelregError
+from modelreg.fsutil import atomic_write_bytes
+from modelreg.torrent.metainfo import FileEntry, Torrent
+from modelreg.webseed.metrics import Metrics
+from modelreg.webseed.pieces import PieceMap
+from modelreg.webseed.routes import Served
 
 _TOUCH_EVERY = 30.0
 

@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-from ..errors import UpstreamError, WebseedError
-from .cache import PieceCache, TorrentStore
-from .metrics import Metrics
-from .upstream import Upstream
+from modelreg.errors import UpstreamError, WebseedError
+from modelreg.webseed.cache import PieceCache, TorrentStore
+from modelreg.webseed.metrics import Metrics
+from modelreg.webseed.upstream import Upstream
 
 _ZEROS = bytes(1 << 20)
 

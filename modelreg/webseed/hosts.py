@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from modelreg.errors import ConfigError
 
 _PUBLIC_HUB_HOSTS = ("huggingface.co", "hf.co")
 _PUBLIC_HUB_PATTERNS = ("*.huggingface.co", "hf.co", "*.hf.co", "huggingface.co")

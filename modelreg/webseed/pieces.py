@@ -13,7 +13,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from ..torrent import FileEntry, Torrent
+from modelreg.torrent.metainfo import FileEntry, Torrent
 
 BLOCK = 16 * 1024
 _ZERO_HASH = bytes(32)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import WebseedError
+from modelreg.errors import WebseedError
 
 #: ASCII digits and HTTP's optional whitespace (space, tab) only: ``\d`` and ``\s`` would also take
 #: other scripts' digits (which ``int`` reads) and Unicode spaces, which no HTTP client means.

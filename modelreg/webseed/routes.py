@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from ..catalog import COMMIT, REPO_ID, Catalog
-from ..errors import ConfigError, WebseedError
-from ..torrent import FileEntry, Torrent
+from modelreg.errors import ConfigError, WebseedError
+from modelreg.registry.catalog import COMMIT, REPO_ID, Catalog
+from modelreg.torrent.metainfo import FileEntry, Torrent
 
 PREFIX = "v1"
 

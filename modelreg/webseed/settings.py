@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DEFAULT_HF_ENDPOINT
-from ..errors import ConfigError
-from .upstream import RetryPolicy
+from modelreg.config import DEFAULT_HF_ENDPOINT
+from modelreg.errors import ConfigError
+from modelreg.webseed.upstream import RetryPolicy
 
 MODES = ("redirect", "mirror")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)

@@ -21,11 +21,11 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
 
-from .. import __version__
-from ..errors import UpstreamError, WebseedError
-from .hosts import RedirectPolicy
-from .metrics import Metrics
-from .routes import Served
+from modelreg import __version__
+from modelreg.errors import UpstreamError, WebseedError
+from modelreg.webseed.hosts import RedirectPolicy
+from modelreg.webseed.metrics import Metrics
+from modelreg.webseed.routes import Served
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 #: How long a signed CDN URL is reused when it carries no expiry we can read.

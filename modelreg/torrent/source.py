@@ -1,6 +1,6 @@
 """Byte sources to hash: an ordered list of files and a way to stream each one.
 
-A :class:`Source` is what :func:`modelreg.create.create_torrent` hashes. The
+A :class:`Source` is what :func:`modelreg.torrent.create.create_torrent` hashes. The
 hashing engine never touches the file system itself, so the same engine hashes a
 local folder (:class:`LocalSource`) or any other ordered byte stream, such as
 HTTP range reads from a model hub.

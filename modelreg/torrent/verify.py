@@ -1,7 +1,7 @@
 """Check files on disk against a torrent: every v1 piece and every v2 piece hash.
 
 :func:`verify` streams the files once through the same engine that creates
-torrents (:func:`modelreg.hashing.hash_stream`) and compares what it computes
+torrents (:func:`modelreg.torrent.hashing.hash_stream`) and compares what it computes
 with the torrent's SHA-1 pieces and its v2 piece layers and ``pieces root``\\ s.
 A missing or short file is read as zeros so that the other files are still
 checked; the report names each problem by file.
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelreg.errors import TorrentError, VerifyError
-from modelreg.hashing import ProgressCallback, StreamHashes, hash_stream
-from modelreg.layout import Layout, LayoutEntry
-from modelreg.source import READ_CHUNK, SourceFile
-from modelreg.torrent import Torrent
+from modelreg.torrent.hashing import ProgressCallback, StreamHashes, hash_stream
+from modelreg.torrent.layout import Layout, LayoutEntry
+from modelreg.torrent.metainfo import Torrent
+from modelreg.torrent.source import READ_CHUNK, SourceFile
 
 _ZEROS = bytes(READ_CHUNK)
 
@@ -102,7 +102,7 @@ class VerifyReport:
 
 
 class _FolderReader:
-    """A :class:`~modelreg.source.Source` over a torrent's files on disk, forgiving on purpose.
+    """A :class:`~modelreg.torrent.source.Source` over a torrent's files on disk, forgiving on purpose.
 
     It always yields exactly the announced size: a missing, unreadable or short
     file is completed with zeros, a long one is cut, and the problem noted.

@@ -1,4 +1,4 @@
-"""A :class:`~modelreg.source.Source` that streams a Hugging Face repository's files over HTTP.
+"""A :class:`~modelreg.torrent.source.Source` that streams a Hugging Face repository's files over HTTP.
 
 Nothing is written to disk: each file is fetched from ``<endpoint>/<org>/<name>/resolve/<commit>/<path>``
 in ranges of :data:`CHUNK_SIZE` bytes by a few threads that download ahead of the hashing engine, into a
@@ -10,9 +10,9 @@ The token goes to the hub only, never to the CDN.
 Every answer is checked against the listing made at the start (:func:`fetch_snapshot`): the commit
 (``X-Repo-Commit``), the file's identity (``ETag`` or ``X-Linked-Etag``) and its size. A difference means
 the repository changed under the run and raises :class:`~modelreg.errors.RepoChangedError`. The engine
-checks each LFS file's SHA-256 as it streams (:attr:`SourceFile.sha256 <modelreg.source.SourceFile>`).
+checks each LFS file's SHA-256 as it streams (:attr:`SourceFile.sha256 <modelreg.torrent.source.SourceFile>`).
 Lost connections resume with a ``Range`` request; 429 and 5xx answers are retried per
-:class:`modelreg.hub.RetryPolicy`, honouring ``Retry-After``.
+:class:`modelreg.hf.client.RetryPolicy`, honouring ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import httpx2
 
 from modelreg import __version__
 from modelreg.errors import DownloadError, RepoChangedError
-from modelreg.hub import RETRY_STATUS, RetryPolicy, retry_after
-from modelreg.source import SourceFile
+from modelreg.hf.client import RETRY_STATUS, RetryPolicy, retry_after
+from modelreg.torrent.source import SourceFile
 
 #: Bytes per range request and per buffer handed to the engine.
 CHUNK_SIZE = 16 * 1024 * 1024

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modelreg.errors import CreateError
-from modelreg.source import Source, SourceFile
+from modelreg.torrent.source import Source, SourceFile
 
 Mode = Literal["hybrid", "v1", "v2"]
 MODES: tuple[Mode, ...] = ("hybrid", "v1", "v2")

@@ -1,4 +1,4 @@
-"""Make a .torrent from a :class:`~modelreg.source.Source`, byte for byte like libtorrent.
+"""Make a .torrent from a :class:`~modelreg.torrent.source.Source`, byte for byte like libtorrent.
 
 Given the same files, piece length, web seeds and trackers, the info dictionary
 is the one libtorrent's ``create_torrent`` makes, so the v1 and v2 infohashes
@@ -16,9 +16,9 @@ import bencodepy
 from modelreg import __version__
 from modelreg.errors import CreateError
 from modelreg.fsutil import atomic_write_bytes
-from modelreg.hashing import ProgressCallback, StreamHashes, hash_stream
-from modelreg.layout import Layout, Mode, plan_layout
-from modelreg.source import LocalSource, Source, SourceFile
+from modelreg.torrent.hashing import ProgressCallback, StreamHashes, hash_stream
+from modelreg.torrent.layout import Layout, Mode, plan_layout
+from modelreg.torrent.source import LocalSource, Source, SourceFile
 
 __all__ = [
     "LocalSource",

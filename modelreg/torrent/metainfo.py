@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from . import bencoding
-from .errors import TorrentError
+from modelreg.errors import TorrentError
+from modelreg.torrent import bencode as bencoding
 
 #: Largest file or torrent we accept: 1 PiB. Anything bigger is a corrupt or hostile file.
 MAX_SIZE = 1 << 50
@@ -85,7 +86,7 @@ class Torrent:
         return max(self.files, key=lambda f: f.size, default=None)
 
     @classmethod
-    def read(cls, path: str | Path) -> "Torrent":
+    def read(cls, path: str | Path) -> Torrent:
         """Read and check a .torrent file."""
         try:
             data = Path(path).read_bytes()
@@ -94,7 +95,7 @@ class Torrent:
         return cls.from_bytes(data, source=str(path))
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str | None = None) -> "Torrent":
+    def from_bytes(cls, data: bytes, source: str | None = None) -> Torrent:
         """Decode and check torrent bytes; ``source`` names the file in error messages."""
         return _Parser(data, source).parse()
 

@@ -4,7 +4,7 @@
   stream (files and pad files concatenated).
 * :class:`FileTreeHasher`: v2 (BEP 52), per file, SHA-256 of each 16 KiB block,
   a Merkle root per piece (the piece layer) and the file's ``pieces root``.
-* :func:`hash_stream` reads a :class:`~modelreg.source.Source` once, in layout
+* :func:`hash_stream` reads a :class:`~modelreg.torrent.source.Source` once, in layout
   order, and hands each chunk to one worker thread per hasher through bounded
   queues. hashlib releases the GIL on large buffers, so SHA-1 and SHA-256 run on
   different cores while memory stays bounded whatever the model's size.
@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from modelreg.errors import CreateError
-from modelreg.layout import BLOCK_SIZE, Layout, LayoutEntry
-from modelreg.source import Source
+from modelreg.torrent.layout import BLOCK_SIZE, Layout, LayoutEntry
+from modelreg.torrent.source import Source
 
 ZERO_HASH = bytes(32)
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-from .catalog import Catalog, Model, find_torrents, load_catalog
-from .config import Config
-from .crosscheck import compare_files
-from .errors import BuildError, MetadataCacheError, ModelregError
-from .fsutil import staged_update
-from .hub import HubClient, hub_endpoint, hub_token
-from .metacache import MetaCache
-from .refresh import RefreshReport, RefreshSettings, refresh
-from .site import ParseCache, Reuse, render_site
+from modelreg.registry.catalog import Catalog, Model, find_torrents, load_catalog
+from modelreg.config import Config
+from modelreg.registry.crosscheck import compare_files
+from modelreg.errors import BuildError, MetadataCacheError, ModelregError
+from modelreg.fsutil import staged_update
+from modelreg.hf.client import HubClient, hub_endpoint, hub_token
+from modelreg.registry.metacache import MetaCache
+from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh
+from modelreg.site import ParseCache, Reuse, render_site
 
 #: Environment variable naming the folder of incremental build caches (default: the user's cache folder).
 CACHE_ENV = "MODELREG_CACHE_DIR"

@@ -13,9 +13,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import httpx2
 from huggingface_hub import HfApi, hf_hub_url
@@ -29,9 +30,9 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from .config import DEFAULT_HF_ENDPOINT, Config
-from .errors import HubError
-from .metadata import ModelMeta, RepoFile
+from modelreg.config import DEFAULT_HF_ENDPOINT, Config
+from modelreg.errors import HubError
+from modelreg.hf.metadata import ModelMeta, RepoFile
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 CARD_FILE = "README.md"
@@ -215,7 +216,7 @@ def retry_after(headers: Any) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def meta_from_info(info: Any, revision: str | None, files: tuple[RepoFile, ...], card: str | None) -> ModelMeta:
@@ -256,5 +257,5 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(timespec="seconds") + "Z"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote
 
-from .torrent import Torrent
+from modelreg.torrent.metainfo import Torrent
 
 
 def magnet_link(torrent: Torrent, trackers: Iterable[str] = (), webseeds: Iterable[str] = ()) -> str:

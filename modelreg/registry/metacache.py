@@ -1,7 +1,7 @@
 """The metadata cache: one JSON file per repository and revision, kept with the registry and committed with it.
 
 ``<registry>/.metadata/<org>/<name>/<revision>.json`` (``main.json`` for a model with no known revision)
-holds the :class:`~modelreg.metadata.ModelMeta` last fetched, the model card included, and the last
+holds the :class:`~modelreg.hf.metadata.ModelMeta` last fetched, the model card included, and the last
 failure, if the latest refresh failed. A build reads only these files, so it never needs the network and
 the same cache always gives the same site. Files are written atomically with sorted keys; the only
 field that changes when nothing on the hub changed is ``fetched_at``, which the site does not show.
@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import HubError, MetadataCacheError
-from .fsutil import atomic_write_bytes
-from .metadata import ModelMeta, RepoFile
+from modelreg.errors import HubError, MetadataCacheError
+from modelreg.fsutil import atomic_write_bytes
+from modelreg.hf.metadata import ModelMeta, RepoFile
 
 CACHE_DIR = ".metadata"
 FORMAT = 1
@@ -54,7 +54,7 @@ class MetaCache:
         self.root = Path(root)
 
     @classmethod
-    def for_registry(cls, registry: str | Path) -> "MetaCache":
+    def for_registry(cls, registry: str | Path) -> MetaCache:
         return cls(Path(registry) / CACHE_DIR)
 
     def path(self, repo_id: str, revision: str | None) -> Path:

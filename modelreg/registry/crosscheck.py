@@ -13,8 +13,8 @@ A single-file torrent's file is matched by path, else by a unique file of the sa
 
 from __future__ import annotations
 
-from .metadata import ModelMeta, RepoFile
-from .torrent import Torrent
+from modelreg.hf.metadata import ModelMeta, RepoFile
+from modelreg.torrent.metainfo import Torrent
 
 IGNORED = frozenset({".gitattributes"})
 SHOWN = 5  # file names listed in one message before "and N more"

@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .errors import CatalogError, ModelregError
-from .metadata import ModelMeta
-from .torrent import Torrent
+from modelreg.errors import CatalogError, ModelregError
+from modelreg.hf.metadata import ModelMeta
+from modelreg.torrent.metainfo import Torrent
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 REPO_ID = re.compile(rf"^({_PART})/({_PART})$")

@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 
 from tqdm import tqdm
 
-from .catalog import Model
-from .errors import ConfigError, HubError, MetadataCacheError
-from .hub import HubClient, RetryPolicy
-from .metacache import CacheEntry, Failure, MetaCache
+from modelreg.errors import ConfigError, HubError, MetadataCacheError
+from modelreg.hf.client import HubClient, RetryPolicy
+from modelreg.registry.catalog import Model
+from modelreg.registry.metacache import CacheEntry, Failure, MetaCache
 
 DEFAULT_MAX_AGE = timedelta(days=7)
 DEFAULT_JOBS = 8
@@ -32,11 +32,11 @@ def parse_age(text: str) -> timedelta:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .builder import BuildReport, build_site
-from .config import Config
-from .errors import ModelregError, ServeError
-from .site.templating import TEMPLATES
+from modelreg.site.build import BuildReport, build_site
+from modelreg.config import Config
+from modelreg.errors import ModelregError, ServeError
 
 
 class Preview:
@@ -39,7 +38,7 @@ class Preview:
         return report
 
     def sources(self) -> list[Path]:
-        paths = [self.config.path(self.config.registry), TEMPLATES]
+        paths = [self.config.path(self.config.registry), self.config.path(self.config.theme_dir)]
         if self.config_file is not None:
             paths.append(self.config_file)
         return paths

@@ -1,0 +1,4 @@
+"""The torrent core: bencode, metainfo, magnet links, file layout, hashing, create and verify.
+
+The lowest layer: it imports nothing of modelreg's but ``errors`` and ``fsutil``.
+"""
