@@ -85,4 +85,4 @@ class CacheError(ModelregError):
 
 
 class ServeError(ModelregError):
-    """The preview server cannot start (nothing to serve, port in use...)."""
+    """A server cannot start: the preview or the web-seed gateway (nothing to serve, port in use...)."""

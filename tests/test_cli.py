@@ -46,6 +46,7 @@ def test_bad_torrent_is_reported_and_the_rest_built(registry, tmp_path, capsys):
 def test_strict_fails_and_writes_nothing(registry, tmp_path, capsys):
     out = tmp_path / "site"
     assert run("build", "--registry", str(registry), "--out", str(out)) == 0
+    capsys.readouterr()
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (registry / "OrgC" / "broken").mkdir(parents=True)
     (registry / "OrgC" / "broken" / "b.torrent").write_bytes(b"garbage")

@@ -138,7 +138,7 @@ def test_404_and_gated_keep_cached_metadata_and_say_why(tmp_path, hub, monkeypat
     hub.remove_repo("Org/Alpha")
     hub.repo("Org/Locked").likes = 99
     assert cli.main(["build", "--registry", str(reg), "--out", str(tmp_path / "site"), "--refresh-metadata",
-                     "--max-age", "0"]) == 0  # the config's default endpoint: HF_ENDPOINT decides
+                     "--max-age", "0"]) == 1  # failed fetches fail the command, like refresh; HF_ENDPOINT decides
     out = capsys.readouterr()
     assert "failed 2" in out.err  # summary goes to stderr when something failed
     models = joined(reg)

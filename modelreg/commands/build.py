@@ -58,7 +58,12 @@ def site_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     refresh = refresh_settings(args) if args.refresh_metadata else None
-    report = build_site(site_config(args), strict=args.strict, refresh_metadata=refresh)
+    config = site_config(args)
+    report = build_site(config, strict=args.strict, refresh_metadata=refresh)
     failed = report.errors or (report.refresh and report.refresh.failed)
     print(report.summary(), file=sys.stderr if failed else sys.stdout)
-    return 0
+    if not config.site_url:
+        print(f"warning: site_url is not set, so the feed's links are host-relative ({config.base_url}...): "
+              "feed readers that do not resolve them cannot fetch the .torrent files", file=sys.stderr)
+    # Like 'refresh': a fetch that failed is a failure (the site was built from what was cached).
+    return 1 if report.refresh and report.refresh.failed else 0

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from modelreg.commands import listen_error, port_number
 from modelreg.config import Config, load_config
-from modelreg.errors import ConfigError
+from modelreg.errors import ConfigError, ServeError
 from modelreg.registry.catalog import load_catalog
 from modelreg.webseed.app import Gateway, make_runner
 from modelreg.webseed.cache import PieceCache
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("webseed", help="run the web-seed gateway (redirect to HF or serve a mirror)",
                                    description=__doc__.replace("`", ""))
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port to listen on (default: 8080)")
     parser.add_argument("--mode", choices=MODES, default="redirect", help="redirect (default) or mirror")
     parser.add_argument("--registry", metavar="DIR", help="folder of .torrent files (default: from the config)")
     parser.add_argument("--allow", metavar="ORG/NAME@REV", action="append", default=[],
@@ -99,14 +100,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"nothing to serve: no torrent pinned to a commit in {registry}, none in the cache, no --allow"
         )
-    print(f"modelreg webseed: {settings.mode} mode, {len(serve)} repositories, "
-          f"http://{args.host}:{args.port}/v1/", file=sys.stderr)
-    asyncio.run(_serve(Gateway(settings, serve), args.host, args.port, args.access_log))
+    banner = f"modelreg webseed: {settings.mode} mode, {len(serve)} repositories, http://{args.host}:{args.port}/v1/"
+    asyncio.run(_serve(Gateway(settings, serve), args.host, args.port, args.access_log, banner))
     return 0
 
 
-async def _serve(gateway: Gateway, host: str, port: int, access_log: str) -> None:
-    """Serve until SIGTERM or SIGINT, then stop cleanly (pieces being fetched are flushed or dropped whole)."""
+async def _serve(gateway: Gateway, host: str, port: int, access_log: str, banner: str = "") -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly (pieces being fetched are flushed or dropped whole).
+
+    The banner is printed once the port is listening.
+
+    Raises:
+        ServeError: nothing can listen on ``host:port`` (in use, not a local address).
+    """
     runner = make_runner(gateway, access_log)
     await runner.setup()
     stop = asyncio.Event()
@@ -114,7 +120,12 @@ async def _serve(gateway: Gateway, host: str, port: int, access_log: str) -> Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
+        try:
+            await web.TCPSite(runner, host, port, backlog=1024).start()
+        except OSError as exc:
+            raise ServeError(listen_error(host, port, exc)) from None
+        if banner:
+            print(banner, file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()

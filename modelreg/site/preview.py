@@ -25,14 +25,23 @@ class Preview:
         self.load_config = load_config
         self.config_file = config_file
         self.config = load_config()
+        self.built = False
 
     def rebuild(self, *_: object) -> BuildReport | None:
-        """Build again with the current config; on an error, say so and keep the previous site."""
+        """Build again with the current config; on an error, say so and keep the previous site.
+
+        Raises:
+            ServeError: the first build failed and there is no previous site to serve.
+        """
+        first = not self.built
+        self.built = True
         try:
             self.config = self.load_config()
             report = build_site(self.config)
         except ModelregError as exc:
-            print(f"error: {exc} (still serving the previous build)", file=sys.stderr, flush=True)
+            if first and not self.config.path(self.config.out).is_dir():
+                raise ServeError(f"{exc} (nothing to serve)") from None
+            print(f"error: {exc} (serving the previous build)", file=sys.stderr, flush=True)
             return None
         print(report.summary(), file=sys.stderr if report.errors else sys.stdout, flush=True)
         return report
@@ -76,8 +85,7 @@ def serve(preview: Preview, host: str = "127.0.0.1", port: int = 8000) -> None:
                 handlers.append((r"/.*", web.RedirectHandler, {"url": base}))
             return handlers
 
-    if preview.rebuild() is None and not preview.config.path(preview.config.out).is_dir():
-        raise ServeError("the first build failed, so there is nothing to serve")
+    preview.rebuild()
     server = SiteServer(watcher=SourceWatcher())
     for path in preview.sources():
         server.watch(str(path), preview.rebuild, delay=0.2)
