@@ -29,6 +29,8 @@ class Config:
     trackers: tuple[str, ...] = ()
     webseeds: tuple[str, ...] = ()
     hf_endpoint: str = DEFAULT_HF_ENDPOINT
+    #: Links to pages end in ``/`` (served by a web server); false: in ``/index.html`` (browsable from disk).
+    use_directory_urls: bool = True
     root: Path = field(default=Path("."), compare=False)
 
     def path(self, value: str) -> Path:
@@ -115,4 +117,11 @@ _CHECKS = {
     "trackers": _urls(("http", "https", "udp", "wss")),
     "webseeds": _urls(("http", "https")),
     "hf_endpoint": lambda k, v, w: _url(k, v, w).rstrip("/"),
+    "use_directory_urls": lambda k, v, w: _bool(k, v, w),
 }
+
+
+def _bool(key: str, value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: '{key}' must be true or false, not {value!r}")
+    return value

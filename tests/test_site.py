@@ -240,11 +240,12 @@ def test_metadata_is_shown_and_missing_metadata_degrades(corpus_dir: Path, tmp_p
     assert record["last_modified"] == "2026-05-01T10:00:00Z"
     assert record["problems"] == ["the card is from an older revision"]
     page = (tmp_path / "models" / rich.repo_id / "index.html").read_text()
-    assert "7.6B params" in page and "apache-2.0" in page and "the card is from an older revision" in page
+    assert "7.6B params" in page and "apache-2.0" in page
+    assert "the card is from an older revision" not in page  # operators' problems stay in the API and summary
     index = (tmp_path / "index.html").read_text()
     assert 'value="popular"' in index and "<option>apache-2.0</option>" in index
     assert by_id[plain.repo_id]["license"] is None and by_id[plain.repo_id]["tags"] == []
-    assert "No model card cached" in (tmp_path / "models" / plain.repo_id / "index.html").read_text()
+    assert "No model card here" in (tmp_path / "models" / plain.repo_id / "index.html").read_text()
 
 
 def test_model_page_shows_hashes_tree_revision_and_clients(site: Path, corpus_dir: Path):

@@ -14,13 +14,14 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from modelreg.errors import CatalogError, ModelregError
 from modelreg.hf.metadata import ModelMeta
+from modelreg.registry.history import commit_dates
 from modelreg.torrent.metainfo import Torrent
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -45,6 +46,8 @@ class Model:
     meta: ModelMeta | None = None
     #: Why metadata is missing or stale, and any mismatch between the torrent and HF's file list.
     problems: tuple[str, ...] = ()
+    #: Unix time of the registry's last git commit of the torrent file (None: not a checkout, uncommitted).
+    committed: int | None = None
 
     @property
     def org(self) -> str:
@@ -95,6 +98,9 @@ def load_catalog(registry: str | Path, read: Any = Torrent.read, paths: list[Pat
         except ModelregError as exc:
             errors.append(exc)
     models, dup_errors = _without_duplicates(models)
+    dates = commit_dates(registry) if models else {}
+    if dates:
+        models = [replace(m, committed=dates.get(m.rel_path)) for m in models]
     models.sort(key=lambda m: m.repo_id.lower())
     return Catalog(models, errors + dup_errors)
 

@@ -28,7 +28,7 @@ def compare_files(torrent: Torrent, meta: ModelMeta) -> tuple[list[str], list[st
     errors, matched = [], set()
     missing, differ = [], []
     for entry in torrent.files:
-        found = _match(entry.path_str, hf, torrent.single_file)
+        found = match_file(entry.path_str, hf, torrent.single_file)
         if found is None:
             missing.append(entry.path_str)
             continue
@@ -49,7 +49,8 @@ def compare_files(torrent: Torrent, meta: ModelMeta) -> tuple[list[str], list[st
     return errors, notes
 
 
-def _match(path: str, hf: dict[str, RepoFile], single: bool) -> RepoFile | None:
+def match_file(path: str, hf: dict[str, RepoFile], single: bool) -> RepoFile | None:
+    """HF's file (``hf`` keyed by path) for a torrent file's ``path``, matched as the module says."""
     if path in hf:
         return hf[path]
     if single:

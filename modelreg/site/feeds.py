@@ -17,20 +17,27 @@ def absolute(config: Config, path: str) -> str:
     return f"{config.site_url}{config.base_url}{path}"
 
 
+#: Atom requires a date per entry: a model whose last change is unknown gets this one (and comes last).
+UNKNOWN_DATE = "1970-01-01T00:00:00Z"
+
+
 def newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records by last change, newest first; ties by id, so the order is the same on every build."""
-    return sorted(sorted(records, key=lambda r: r["id"].lower()), key=lambda r: r["last_modified"], reverse=True)
+    """Records by last change, newest first, unknown dates last; ties by id, so the order is the same on
+    every build."""
+    by_id = sorted(records, key=lambda r: r["id"].lower())
+    return sorted(by_id, key=lambda r: r["last_modified"] or "", reverse=True)
 
 
 def feed_xml(env: jinja2.Environment, config: Config, records: list[dict[str, Any]]) -> str:
     """The Atom feed of the newest models (a client's RSS downloader can mirror the registry from it)."""
     entries = newest_first(records)[:FEED_ENTRIES]
-    updated = entries[0]["last_modified"] if entries else "1970-01-01T00:00:00Z"
+    updated = (entries[0]["last_modified"] if entries else None) or UNKNOWN_DATE
     # Atom ids must be absolute IRIs: the site's URL, or else a name-based UUID of title and base path.
     feed_id = absolute(config, "") if config.site_url else (
         "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"modelreg:{config.title}:{config.base_url}")))
     return env.get_template("feed.xml").render(
-        config=config, entries=entries, updated=updated, feed_id=feed_id, url=lambda p: absolute(config, p)
+        config=config, entries=entries, updated=updated, feed_id=feed_id, url=lambda p: absolute(config, p),
+        unknown=UNKNOWN_DATE
     )
 
 

@@ -1,4 +1,9 @@
-"""What the site says about a model: its paths in the site, its JSON API record and its file tree."""
+"""What the site says about a model: its paths in the site, its JSON API record and its file tree.
+
+Links between pages are made by :func:`link` (the templates' ``link`` filter), the one place that knows
+whether the site is served by a web server (``models/org/name/``) or browsed from disk
+(``models/org/name/index.html``, with ``use_directory_urls = false``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from modelreg.registry.catalog import Model
 from modelreg.config import Config
+from modelreg.hf.metadata import RepoFile
+from modelreg.registry.catalog import Model
+from modelreg.registry.crosscheck import compare_files, match_file
 from modelreg.site.formats import detect_formats
 from modelreg.torrent.magnet import magnet_link
 
@@ -42,14 +49,30 @@ class Paths:
         return (self.page + "index.html", self.torrent_file, self.api)
 
 
-def last_modified(model: Model) -> str:
-    """When the model last changed, as ISO 8601 UTC: HF's lastModified, else the torrent's creation date,
-    else the torrent file's modification time (the only source that depends on the checkout)."""
+def link(path: str, directory_urls: bool = True) -> str:
+    """A relative link to a page folder (``''``, ``../``, ``models/org/name/``) or a file.
+
+    With ``directory_urls`` a folder's link ends in ``/`` (``./`` for the current folder), as a web
+    server serves its ``index.html``; without, it names ``index.html``, which also works from ``file://``.
+    Links to files (a ``.torrent``, ``feed.xml``) are left as they are.
+    """
+    if path and not path.endswith("/"):
+        return path
+    if directory_urls:
+        return path or "./"
+    return path + "index.html"
+
+
+def last_modified(model: Model) -> str | None:
+    """When the model last changed, as ISO 8601 UTC, from what is the same in every copy of the registry:
+    HF's lastModified, else the torrent's creation date, else the registry's last git commit of the
+    torrent file; else None (unknown, sorted last). Never a file's modification time."""
     if model.meta and model.meta.last_modified:
         return _iso(_parse_iso(model.meta.last_modified))
-    if model.torrent.creation_date is not None:
-        return _iso(dt.datetime.fromtimestamp(max(0, model.torrent.creation_date), dt.timezone.utc))
-    return _iso(dt.datetime.fromtimestamp(model.torrent_path.stat().st_mtime, dt.timezone.utc))
+    for when in (model.torrent.creation_date, model.committed):
+        if when is not None:
+            return _iso(dt.datetime.fromtimestamp(max(0, when), dt.timezone.utc))
+    return None
 
 
 def _parse_iso(text: str) -> dt.datetime:
@@ -64,9 +87,15 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def torrent_url(config: Config, paths: Paths) -> str | None:
+    """The .torrent's absolute URL, when the site knows its own (``site_url``)."""
+    return f"{config.site_url}{config.base_url}{paths.torrent}" if config.site_url else None
+
+
 def model_record(model: Model, config: Config) -> dict[str, Any]:
     """One model in ``api/models.json``; every other output of the site is rendered from this record."""
     t, paths, meta = model.torrent, Paths(model), model.meta
+    absolute = torrent_url(config, paths)
     return {
         "id": model.repo_id,
         "org": model.org,
@@ -75,7 +104,8 @@ def model_record(model: Model, config: Config) -> dict[str, Any]:
         "pinned": model.pinned,
         "page": paths.page,
         "torrent": paths.torrent,
-        "magnet": magnet_link(t, config.trackers, config.webseeds),
+        "torrent_url": absolute,
+        "magnet": magnet_link(t, config.trackers, config.webseeds, source=absolute),
         "infohash_v1": t.infohash_v1,
         "infohash_v2": t.infohash_v2,
         "size": t.total_size,
@@ -87,18 +117,79 @@ def model_record(model: Model, config: Config) -> dict[str, Any]:
         "license": meta.license if meta else None,
         "tags": list(meta.tags) if meta else [],
         "pipeline_tag": meta.pipeline_tag if meta else None,
+        "library": meta.library_name if meta else None,
+        "base_model": list(meta.base_model) if meta else [],
         "parameters": meta.parameters if meta else None,
         "downloads": meta.downloads if meta else None,
         "likes": meta.likes if meta else None,
-        "formats": detect_formats(f.path_str for f in t.files),
+        "trending_score": meta.trending_score if meta else None,
+        "gated": (meta.gated or False) if meta else None,
+        "formats": detect_formats((f.path_str for f in t.files), meta.tags if meta else (), (model.repo_id, t.name),
+                                  meta.library_name if meta else None),
         "last_modified": last_modified(model),
         "problems": list(model.problems),
     }
 
 
-def file_list(model: Model) -> list[dict[str, Any]]:
-    """The torrent's files (pad files left out) for ``api/models/<org>/<name>.json``."""
-    return [{"path": f.path_str, "size": f.size} for f in model.torrent.files]
+@dataclass(frozen=True)
+class FileInfo:
+    """One file of the torrent as a visitor fetches it alone."""
+
+    path: str  # in the torrent (relative to its folder)
+    size: int
+    #: aria2c's ``--select-file`` index: 1-based in the v1 file list, pad files counted; None for v2-only.
+    index: int | None
+    #: HF's ``resolve`` URL at the torrent's revision (None without a known revision).
+    url: str | None
+    sha256: str | None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def file_infos(model: Model, config: Config) -> list[FileInfo]:
+    """Every file of the torrent (pad files left out), in torrent order, with how to fetch it alone."""
+    t, meta = model.torrent, model.meta
+    hf = {f.path: f for f in meta.files} if meta else {}
+    indexes: dict[str, int] = {}
+    if t.infohash_v1:  # aria2c reads the v1 file list, pad files included; it cannot read a v2-only torrent
+        indexes = {f.path_str: n for n, f in enumerate(t.layout, 1) if not f.is_pad}
+    infos = []
+    for f in t.files:
+        repo_file: RepoFile | None = match_file(f.path_str, hf, t.single_file) if hf else None
+        repo_path = repo_file.path if repo_file else f.path_str
+        url = (f"{config.hf_endpoint}/{model.repo_id}/resolve/{quote(model.revision, safe='')}/"
+               f"{quote(repo_path)}") if model.revision else None
+        infos.append(FileInfo(f.path_str, f.size, indexes.get(f.path_str), url,
+                              repo_file.lfs_sha256 if repo_file else None))
+    return infos
+
+
+def file_list(model: Model, config: Config) -> list[dict[str, Any]]:
+    """The torrent's files (pad files left out) for ``api/models/<org>/<name>.json``: path, size, SHA-256
+    (where HF lists it), aria2c's ``--select-file`` index and HF's URL at the revision."""
+    return [{"path": f.path, "size": f.size, "sha256": f.sha256, "select_file": f.index, "url": f.url}
+            for f in file_infos(model, config)]
+
+
+def visitor_notes(model: Model) -> list[str]:
+    """What a visitor should know before downloading, in their terms (the operator's version of each is
+    in ``problems``, the build summary and the API)."""
+    notes = []
+    meta = model.meta
+    if not model.pinned:
+        notes.append("This torrent is not tied to a fixed revision: the details from Hugging Face below may "
+                     "describe newer files than the torrent holds.")
+    if meta is not None:
+        errors, _ = compare_files(model.torrent, meta)
+        if errors:
+            notes.append("The file list differs from Hugging Face at this revision: the Hugging Face web seed "
+                         "cannot serve every file, so the download may need other peers.")
+        if meta.gated:
+            notes.append("This model is gated on Hugging Face: its web seed serves the files only to accounts "
+                         "that accepted the terms there, so without other peers the download may not start.")
+    return notes
 
 
 @dataclass
@@ -107,7 +198,7 @@ class Folder:
 
     name: str
     folders: dict[str, "Folder"] = field(default_factory=dict)
-    files: list[tuple[str, int]] = field(default_factory=list)
+    files: list[FileInfo] = field(default_factory=list)
     size: int = 0
     count: int = 0
 
@@ -115,18 +206,19 @@ class Folder:
         return sorted(self.folders.values(), key=lambda f: f.name.lower())
 
 
-def file_tree(model: Model) -> Folder:
-    """The torrent's files as nested folders (relative to the torrent's own folder)."""
+def file_tree(model: Model, config: Config) -> Folder:
+    """The torrent's files as nested folders (relative to the torrent's own folder). A single-file
+    torrent has no folder: its root holds the one file."""
     root = Folder(model.torrent.name)
-    for f in model.torrent.files:
+    for f in file_infos(model, config):
         node = root
         node.size += f.size
         node.count += 1
-        for part in f.path[:-1]:
+        for part in f.path.split("/")[:-1]:
             node = node.folders.setdefault(part, Folder(part))
             node.size += f.size
             node.count += 1
-        node.files.append((f.path[-1], f.size))
+        node.files.append(f)
     return root
 
 
@@ -149,6 +241,11 @@ def binary_size(n: int) -> str:
             return f"{n:g} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def human_count(n: int | None) -> str:

@@ -19,7 +19,7 @@ from modelreg.errors import BuildError
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 from modelreg.site.feeds import feed_xml, sitemap_xml
 from modelreg.site.parsecache import full_torrent
-from modelreg.site.records import Paths, file_list, file_tree, model_record
+from modelreg.site.records import Paths, file_list, file_tree, model_record, visitor_notes
 from modelreg.site.reuse import Reuse
 from modelreg.site.search import search_index, search_text
 from modelreg.site.templating import Theme
@@ -47,7 +47,7 @@ def render_site(
     """
     _readable(out)
     theme = Theme(config.path(config.theme_dir))
-    env = theme.environment()
+    env = theme.environment(config)
     reuse = reuse or Reuse(None, None)
     common = Reuse.key(theme.fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
@@ -99,7 +99,7 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
         digest = hashlib.sha256(full_torrent(model.torrent, model.torrent_path).raw).hexdigest()
     return {
         "torrent": digest,
-        "mtime_ns": os.stat(path).st_mtime_ns,  # last_modified falls back to it
+        "committed": model.committed,  # last_modified falls back to it
         "file": model.torrent_path.name,
         "repo": [model.repo_id, model.revision, model.revision_source, model.rel_path],
         "sidecar": model.sidecar,
@@ -111,14 +111,15 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
                   out: Path, digest: str) -> None:
     _write(out / paths.torrent_file, _served_torrent(model, config, digest))
-    detail = dict(record, files=file_list(model))
+    detail = dict(record, files=file_list(model, config))
     _write(out / paths.api, _json(detail) + "\n")
     meta = model.meta
     card = None
     if meta and meta.card_markdown:
         card = render_card(meta.card_markdown, _hf_url(config, model, "blob"), _hf_url(config, model, "resolve"))
     html = env.get_template("model.html").render(
-        model=model, meta=meta, record=record, tree=file_tree(model), card=card, config=config,
+        model=model, meta=meta, record=record, tree=file_tree(model, config), card=card, config=config,
+        notes=visitor_notes(model),
         hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page),
     )
     _write(out / paths.page / "index.html", html)

@@ -64,6 +64,8 @@ def search_index(records: list[dict[str, Any]], texts: list[str]) -> str:
     return json.dumps(index, separators=(",", ":"), ensure_ascii=False)
 
 
-def _days(iso: str) -> int:
+def _days(iso: str | None) -> int:
+    if iso is None:  # unknown: -1 sorts it after every known date under "newest"
+        return -1
     when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
     return int(when.timestamp() // 86400)

@@ -7,13 +7,17 @@ packaged file of the same relative path, like MkDocs' ``custom_dir``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
 
-from modelreg.site.records import binary_size, human_count, human_size
+from modelreg.config import Config
+from modelreg.site.records import binary_size, human_count, human_size, link, plural
 
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -28,8 +32,11 @@ class Theme:
         self.overrides = overrides if overrides is not None and overrides.is_dir() else None
         self.dirs = [d for d in (self.overrides, TEMPLATES) if d is not None]
 
-    def environment(self) -> jinja2.Environment:
-        """Autoescaping (HTML and XML) environment with the site's filters."""
+    def environment(self, config: Config | None = None) -> jinja2.Environment:
+        """Autoescaping (HTML and XML) environment with the site's filters.
+
+        ``link`` makes every link to a page (see :func:`modelreg.site.records.link`), as ``config`` says.
+        """
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
             autoescape=jinja2.select_autoescape(["html", "xml"]),
@@ -40,6 +47,12 @@ class Theme:
         env.filters["size"] = human_size
         env.filters["count"] = human_count
         env.filters["bsize"] = binary_size
+        env.filters["plural"] = plural
+        env.filters["link"] = functools.partial(link, directory_urls=(config or Config()).use_directory_urls)
+        # JSON to show in a page: real characters, escaped as HTML by autoescape (tojson's \u0026 is for <script>).
+        env.filters["shquote"] = shlex.quote  # names in shell commands come from untrusted torrents
+        env.filters["pystr"] = json.dumps  # a JSON string is a valid Python string literal
+        env.filters["pretty_json"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)
         return env
 
     def static_files(self) -> Iterator[tuple[str, Path]]:

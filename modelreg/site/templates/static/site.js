@@ -1,4 +1,5 @@
-/* Copy buttons: any element with data-copy (copies its href) or data-copy-text. No dependencies. */
+/* Copy buttons: any element with data-copy (copies its href), data-copy-text, or data-copy-code (copies the
+   command in its .snippet). No dependencies. */
 (function () {
   "use strict";
   var toast = document.getElementById("toast");
@@ -35,9 +36,10 @@
   }
 
   document.addEventListener("click", function (event) {
-    var el = event.target.closest ? event.target.closest("[data-copy], [data-copy-text]") : null;
+    var el = event.target.closest ? event.target.closest("[data-copy], [data-copy-text], [data-copy-code]") : null;
     if (!el || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
-    var text = el.getAttribute("data-copy-text") || el.getAttribute("href");
+    var code = el.hasAttribute("data-copy-code") ? el.closest(".snippet").querySelector("code") : null;
+    var text = code ? code.textContent : el.getAttribute("data-copy-text") || el.getAttribute("href");
     if (!text) return;
     event.preventDefault();
     copy(text).then(function () {
