@@ -54,17 +54,6 @@ def command_parser(name: str) -> argparse.ArgumentParser:
     return subparsers.choices[name]
 
 
-def make_parser() -> argparse.ArgumentParser:
-    """Every command registered on one parser (for documentation tools; ``main`` does not need it)."""
-    parser = top_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    subparsers.choices.clear()
-    subparsers._choices_actions.clear()
-    for name in COMMANDS:
-        importlib.import_module(f".commands.{name}", __package__).register(subparsers)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run a command; return its exit code (0 ok, 1 error, 2 bad usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
