@@ -187,8 +187,9 @@ def visitor_notes(model: Model) -> list[str]:
             notes.append("The file list differs from Hugging Face at this revision: the Hugging Face web seed "
                          "cannot serve every file, so the download may need other peers.")
         if meta.gated:
-            notes.append("This model is gated on Hugging Face: its web seed serves the files only to accounts "
-                         "that accepted the terms there, so without other peers the download may not start.")
+            notes.append("This model is gated on Hugging Face: fetching its files from Hugging Face itself (its "
+                         "links below, or a web seed on huggingface.co) needs an account that accepted its terms "
+                         "there.")
     return notes
 
 
