@@ -213,3 +213,32 @@ def test_a_site_built_for_disk_browsing_works_from_file_urls(browser, published,
         assert page.locator("#results > li").count() == 2
     finally:
         context.close()
+
+
+def test_without_site_url_the_commands_fetch_the_torrent_from_where_the_page_is_served(browser, published,
+                                                                                       tmp_path):
+    out = tmp_path / "site"
+    build_site(Config(root=tmp_path).replace(registry=str(published["tmp"] / "registry"), out=str(out)),
+               incremental=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    context, page = new_page(browser)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/models/TestOrg/Tiny-Model/"
+        page.goto(base)
+        page.wait_for_function("document.getElementById('torrent-where').textContent.includes('fetch')")
+        url = base + "Tiny-Model.torrent"
+        codes = page.eval_on_selector_all(".snippet code", "els => els.map(e => e.textContent)")
+        assert codes[0] == f"aria2c --seed-time=0 {url}"
+        assert codes[3].startswith("import time, urllib.request, libtorrent as lt\n")
+        assert f'lt.load_torrent_buffer(urllib.request.urlopen("{url}").read())' in codes[3]
+        assert all(url in code for code in codes)  # the per-file commands too
+        assert copied_by_keyboard(page, page.locator(".snippet button").first) == codes[0]
+        # From disk the page cannot know a URL: the commands name the file, as built.
+        page.goto((out / "models" / "TestOrg" / "Tiny-Model" / "index.html").as_uri())
+        assert page.inner_text(".snippet code >> nth=0") == "aria2c --seed-time=0 Tiny-Model.torrent"
+    finally:
+        context.close()
+        server.shutdown()
+        thread.join(5)

@@ -51,7 +51,8 @@ class Theme:
         env.filters["link"] = functools.partial(link, directory_urls=(config or Config()).use_directory_urls)
         # JSON to show in a page: real characters, escaped as HTML by autoescape (tojson's \u0026 is for <script>).
         env.filters["shquote"] = shlex.quote  # names in shell commands come from untrusted torrents
-        env.filters["pystr"] = json.dumps  # a JSON string is a valid Python string literal
+        # A JSON string is a valid Python string literal (non-ASCII kept, as site.js writes it too).
+        env.filters["pystr"] = functools.partial(json.dumps, ensure_ascii=False)
         env.filters["pretty_json"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)
         return env
 

@@ -35,6 +35,29 @@
     return fallbackCopy(text);
   }
 
+  // Without site_url the commands name the .torrent file; served over HTTP the page knows its URL, so the
+  // commands fetch it themselves (same quoting as the build: shlex.quote, a JSON string for Python).
+  function shellQuote(s) {
+    return /^[\w@%+=:,.\/-]+$/.test(s) ? s : "'" + s.replace(/'/g, "'\"'\"'") + "'";
+  }
+  var link = document.querySelector("a#torrent[data-torrent-file]");
+  if (link && /^https?:$/.test(location.protocol)) {
+    var file = link.getAttribute("data-torrent-file"), url = link.href;
+    var shFile = " " + shellQuote(file), pyFile = "lt.load_torrent_file(" + JSON.stringify(file) + ")";
+    document.querySelectorAll(".snippet code").forEach(function (code) {
+      var t = code.textContent;
+      if (t.indexOf(pyFile) >= 0) {
+        t = t.replace("import time, libtorrent as lt", "import time, urllib.request, libtorrent as lt")
+          .replace(pyFile, "lt.load_torrent_buffer(urllib.request.urlopen(" + JSON.stringify(url) + ").read())");
+      } else if (t.slice(-shFile.length) === shFile) {
+        t = t.slice(0, -shFile.length) + " " + shellQuote(url);
+      }
+      code.textContent = t;
+    });
+    var where = document.getElementById("torrent-where");
+    if (where) where.textContent = "These commands fetch the .torrent from this site.";
+  }
+
   document.addEventListener("click", function (event) {
     var el = event.target.closest ? event.target.closest("[data-copy], [data-copy-text], [data-copy-code]") : null;
     if (!el || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
