@@ -239,3 +239,35 @@ def test_copies_of_one_registry_made_at_different_times_build_the_same_site(tmp_
     records = json.loads((out / "api" / "models.json").read_text())
     assert [r["last_modified"] for r in records] == [None, None]
     assert "date unknown" in (out / "index.html").read_text()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_dates_from_git_history_one_log_for_all_files_and_none_from_a_shallow_clones_boundary(tmp_path):
+    from modelreg.registry import history
+
+    origin = tmp_path / "origin"
+    (origin / "a").mkdir(parents=True)
+    (origin / "a" / "old.torrent").write_bytes(b"1")
+    (origin / "2024").write_bytes(b"a file named like a timestamp")
+    _git(origin, "init", "-q")
+    _git(origin, "add", ".")
+    _git(origin, "commit", "-qm", "one", when="2024-01-02T03:04:05Z")
+    (origin / "a" / "new name.torrent").write_bytes(b"2")
+    _git(origin, "add", ".")
+    _git(origin, "commit", "-qm", "two", when="2025-06-07T08:09:10Z")
+    one, two = 1704164645, 1749283750
+    assert history.commit_dates(origin) == {"a/old.torrent": one, "2024": one, "a/new name.torrent": two}
+    assert history.commit_dates(origin / "a") == {"old.torrent": one, "new name.torrent": two}
+    assert history.commit_dates(tmp_path) == {}  # not a git checkout
+
+    calls = []
+    real_run = subprocess.run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(history.subprocess, "run", lambda argv, **kw: calls.append(argv) or real_run(argv, **kw))
+        history.commit_dates(origin)
+    assert [argv[3] for argv in calls].count("log") == 1
+
+    shallow = tmp_path / "shallow"
+    _git(tmp_path, "clone", "-q", "--depth", "1", origin.as_uri(), str(shallow))
+    # The only commit fetched shows every file as added: that is no date of change.
+    assert history.commit_dates(shallow) == {}

@@ -7,6 +7,7 @@ reads the dates of every file (not one call per file: a registry holds thousands
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,31 +20,45 @@ def commit_dates(registry: Path) -> dict[str, int]:
     """``{path relative to registry (posix): Unix time of the newest commit that touched it}``.
 
     Empty when ``registry`` is not inside a git work tree, git is missing or fails: dates are then
-    unknown, never guessed.
+    unknown, never guessed. In a shallow clone the oldest commits fetched show every file as added
+    then, which says nothing about when it changed: files whose newest commit is one of them get no date
+    (clone with the history, e.g. ``fetch-depth: 0`` in GitHub Actions, to have them).
     """
     git = shutil.which("git")
     if git is None:
         return {}
     try:
         done = subprocess.run(
-            [git, "-C", str(registry), "log", "--format=%x00%ct", "--name-only", "--relative", "--no-renames",
+            [git, "-C", str(registry), "log", "--format=%x00%ct %H", "--name-only", "--relative", "--no-renames",
              "-z", "--", "."],
             capture_output=True, timeout=GIT_TIMEOUT, check=False,
         )
+        if done.returncode != 0:
+            return {}
+        shallow = subprocess.run([git, "-C", str(registry), "rev-parse", "--git-path", "shallow"],
+                                 capture_output=True, timeout=GIT_TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError):
         return {}
-    if done.returncode != 0:
-        return {}
-    return parse_log(done.stdout)
+    boundary: set[str] = set()
+    if shallow.returncode == 0 and shallow.stdout.strip():
+        path = registry / os.fsdecode(shallow.stdout.strip())
+        try:
+            boundary = set(path.read_text(encoding="ascii").split())
+        except (OSError, UnicodeDecodeError):
+            boundary = set()
+    return parse_log(done.stdout, boundary)
 
 
-def parse_log(output: bytes) -> dict[str, int]:
-    """Parse ``git log --format=%x00%ct --name-only -z``: ``\\0<time>\\0\\n<path>\\0<path>\\0...`` per commit.
+def parse_log(output: bytes, boundary: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
+    """Parse ``git log --format=%x00%ct %H --name-only -z``: ``\\0<time> <hash>\\0\\n<path>\\0<path>\\0...``
+    per commit.
 
-    A time is the field after an empty one (a path is never empty, so a file named ``2024`` is not taken
-    for one). Newest commits come first, so each path's first date is its last change.
+    A header is the field after an empty one (a path is never empty, so a file named ``2024`` is not taken
+    for one). Newest commits come first, so each path's first date is its last change; a path first met in
+    a ``boundary`` commit (a shallow clone's) is left out.
     """
     dates: dict[str, int] = {}
+    seen: set[bytes] = set()
     when: int | None = None
     header = False
     for field in output.split(b"\0"):
@@ -52,9 +67,14 @@ def parse_log(output: bytes) -> dict[str, int]:
             continue
         if header:
             header = False
-            when = int(field) if field.isdigit() else None
+            stamp, _, commit = field.partition(b" ")
+            when = int(stamp) if stamp.isdigit() else None
+            if commit.decode("ascii", "replace") in boundary:
+                when = None
             continue
         path = field.removeprefix(b"\n")
-        if when is not None and path:
-            dates.setdefault(path.decode("utf-8", "surrogateescape"), when)
+        if path and path not in seen:
+            seen.add(path)
+            if when is not None:
+                dates[path.decode("utf-8", "surrogateescape")] = when
     return dates
