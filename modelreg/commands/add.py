@@ -19,7 +19,8 @@ from modelreg.commands.create import add_torrent_options
 from modelreg.config import load_config
 from modelreg.errors import ConfigError, DownloadError, ModelregError
 from modelreg.fsutil import atomic_write_bytes
-from modelreg.hf.client import RetryPolicy, hub_endpoint, hub_token
+from modelreg.hf.client import hub_endpoint, hub_token
+from modelreg.hf.retry import RetryPolicy
 from modelreg.hf.source import (
     CHUNK_SIZE,
     DEFAULT_JOBS,

@@ -12,7 +12,7 @@ Every answer is checked against the listing made at the start (:func:`fetch_snap
 the repository changed under the run and raises :class:`~modelreg.errors.RepoChangedError`. The engine
 checks each LFS file's SHA-256 as it streams (:attr:`SourceFile.sha256 <modelreg.torrent.source.SourceFile>`).
 Lost connections resume with a ``Range`` request; 429 and 5xx answers are retried per
-:class:`modelreg.hf.client.RetryPolicy`, honouring ``Retry-After``.
+:class:`modelreg.hf.retry.RetryPolicy`, honouring ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -21,17 +21,15 @@ import collections
 import http.client
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
-import httpx2
-
 from modelreg import __version__
-from modelreg.errors import DownloadError, RepoChangedError
-from modelreg.hf.client import RETRY_STATUS, RetryPolicy, retry_after
+from modelreg.errors import DownloadError, HubError, RepoChangedError
+from modelreg.hf.client import HubClient
+from modelreg.hf.retry import Pause, RetryPolicy, retry_after, retryable_status
 from modelreg.torrent.source import SourceFile
 
 #: Bytes per range request and per buffer handed to the engine.
@@ -89,42 +87,16 @@ def fetch_snapshot(
 ) -> Snapshot:
     """Resolve ``revision`` (None: main) to a commit and list the repository's files there, with sizes and
     LFS SHA-256 digests (``HfApi.model_info(files_metadata=True)``)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    api = HfApi(endpoint=endpoint, token=token or False)
     where = f"{repo_id}" + (f" at {revision}" if revision else "")
-    attempt = 0
-    while True:
-        try:
-            info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout)
-            break
-        except GatedRepoError:
-            raise DownloadError(f"{where}: the repository is gated: set HF_TOKEN to a token with access") from None
-        except RevisionNotFoundError:
-            raise DownloadError(f"{repo_id}: revision {revision} does not exist on {endpoint}") from None
-        except RepositoryNotFoundError:
-            raise DownloadError(f"{repo_id}: no such repository on {endpoint} (or it is private)") from None
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status not in RETRY_STATUS or attempt >= retry.retries:
-                raise DownloadError(f"{where}: the hub answered HTTP {status} while listing its files") from None
-            wait = retry_after(exc.response.headers) if exc.response is not None else None
-            if wait is not None and wait > retry.max_retry_after:
-                raise DownloadError(f"{where}: the hub asks to wait {wait:.0f} s; try again later") from None
-        except httpx2.ConnectError as exc:  # refused or unresolvable: asking again will not help
-            raise DownloadError(f"{where}: cannot reach {endpoint}: {exc}") from None
-        except (httpx2.TransportError, OSError) as exc:  # a timeout or a connection lost mid-answer
-            if attempt >= retry.retries:
-                raise DownloadError(f"{where}: no complete answer from {endpoint}: {exc}") from None
-            wait = None
-        time.sleep(retry.delay(attempt) if wait is None else wait)
-        attempt += 1
+    try:
+        info = HubClient(endpoint, token, retry, timeout).model_info(repo_id, revision)
+    except HubError as exc:
+        messages = {
+            "gated": f"{where}: the repository is gated: set HF_TOKEN to a token with access",
+            "revision-not-found": f"{repo_id}: revision {revision} does not exist on {endpoint}",
+            "not-found": f"{repo_id}: no such repository on {endpoint} (or it is private)",
+        }
+        raise DownloadError(messages.get(exc.reason, f"{where}: {exc.detail}")) from None
     if not info.id or not info.sha:
         raise DownloadError(f"{where}: the hub's answer has no repository id or commit")
     files = []
@@ -263,7 +235,16 @@ class HfSource:
         self._ranges: Iterator[tuple[int, int, int]] | None = None
         self._next_file = 0
         self._stopping = threading.Event()
-        self._resume_at = 0.0  # time.monotonic() before which nobody asks (Retry-After)
+        self._gate = Pause()  # after a Retry-After, no download asks again before it has passed
+
+    @property
+    def _resume_at(self) -> float:
+        """``time.monotonic()`` before which no download asks again (after a ``Retry-After``)."""
+        return self._gate.until
+
+    def _pause(self, seconds: float) -> None:
+        """Hold back every download's next request for ``seconds`` (a ``Retry-After``)."""
+        self._gate.extend(seconds)
 
     # -- the Source protocol
 
@@ -350,8 +331,10 @@ class HfSource:
             if self._stopping.is_set():
                 raise DownloadError(f"{self._where(file)}: download stopped")
             problem: str
-            wait: float | None = None
-            self._wait_out_pause(file)
+            after: float | None = None  # the server's Retry-After
+            refreshed = False  # a new CDN link is asked for at once
+            if not self._gate.wait(self._stopping):
+                raise DownloadError(f"{self._where(file)}: download stopped")
             try:
                 response = self._request(url, start + got, start + length - 1)
             except (OSError, http.client.HTTPException) as exc:
@@ -393,7 +376,7 @@ class HfSource:
                         if self._locations.get(file.path) == url:
                             del self._locations[file.path]
                     problem = "the CDN refused the download link (HTTP 403)"
-                    url, redirects, wait = hub_url, 0, 0.0
+                    url, redirects, refreshed = hub_url, 0, True
                 elif status in (401, 403) and on_hub:
                     self._finish(response, url)
                     hint = ("the token in HF_TOKEN has no access to it" if self.token
@@ -411,38 +394,24 @@ class HfSource:
                         f"{self._where(file)}: the server has fewer than the listed {file.size} bytes; "
                         "the repository changed under the run"
                     )
-                elif status in RETRY_STATUS:
+                elif retryable_status(status):
                     after = retry_after(response.headers)
                     self._finish(response, url)
-                    if after is not None and after > self.retry.max_retry_after:
-                        raise DownloadError(
-                            f"{self._where(file)}: {urlsplit(url).netloc} answered HTTP {status} and asks to "
-                            f"wait {after:.0f} s; try again later"
-                        )
                     problem = f"{urlsplit(url).netloc} answered HTTP {status}"
-                    wait = after
-                    if after:
-                        self._pause(after)
                 else:
                     self._finish(response, url)
                     raise DownloadError(f"{self._where(file)}: {urlsplit(url).netloc} answered HTTP {status}")
-            if attempt >= self.retry.retries:
-                raise DownloadError(f"{self._where(file)}: {problem} (gave up after {attempt + 1} attempts)")
-            delay = self.retry.delay(attempt) if wait is None else wait
+            delay = self.retry.wait(attempt, after)
+            if delay is None:
+                raise DownloadError(f"{self._where(file)}: {problem} ({self.retry.why_not(attempt, after)})")
+            if refreshed:
+                delay = 0.0
+            if after:
+                self._pause(after)
             attempt += 1
             if delay and self._stopping.wait(delay):
                 raise DownloadError(f"{self._where(file)}: download stopped")
         return view
-
-    def _pause(self, seconds: float) -> None:
-        """After a ``Retry-After``, no download asks again before it has passed, not only the one told."""
-        with self._lock:
-            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
-
-    def _wait_out_pause(self, file: ListedFile) -> None:
-        while (left := self._resume_at - time.monotonic()) > 0:
-            if self._stopping.wait(left):
-                raise DownloadError(f"{self._where(file)}: download stopped")
 
     def _where(self, file: ListedFile) -> str:
         return f"{self.snapshot.repo_id}/{file.path}"

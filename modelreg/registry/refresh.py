@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from tqdm import tqdm
 
 from modelreg.errors import ConfigError, HubError, MetadataCacheError
-from modelreg.hf.client import HubClient, RetryPolicy
+from modelreg.hf.client import HubClient
+from modelreg.hf.retry import RetryPolicy
 from modelreg.registry.catalog import Model
 from modelreg.registry.metacache import CacheEntry, Failure, MetaCache
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from modelreg.config import DEFAULT_HF_ENDPOINT
 from modelreg.errors import ConfigError
-from modelreg.webseed.upstream import RetryPolicy
+from modelreg.hf.retry import RetryPolicy
+from modelreg.webseed.upstream import GATEWAY_RETRY
 
 MODES = ("redirect", "mirror")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
@@ -26,7 +27,7 @@ class GatewaySettings:
     #: Requests answered at once, in all and per client address (beyond: 503 and 429).
     max_connections: int = 1024
     max_per_client: int = 64
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = GATEWAY_RETRY
     upstream_timeout: float = 30.0
     token: str | None = None
 
