@@ -172,7 +172,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    endpoint = args.hf_endpoint.rstrip("/") if args.hf_endpoint else hub_endpoint(config)
+    endpoint = hub_endpoint(config, args.hf_endpoint)
     token = hub_token()
     registry = Path(args.registry) if args.registry else config.path(config.registry)
     repo_ids = list(args.repo_ids)
