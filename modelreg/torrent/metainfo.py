@@ -15,6 +15,7 @@ from typing import Any
 
 from modelreg.errors import TorrentError
 from modelreg.torrent import bencode as bencoding
+from modelreg.torrent.paths import component_problem
 
 #: Largest file or torrent we accept: 1 PiB. Anything bigger is a corrupt or hostile file.
 MAX_SIZE = 1 << 50
@@ -257,8 +258,9 @@ class _Parser:
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else None
 
     def check_component(self, part: str, what: str) -> None:
-        if part in ("", ".", "..") or "/" in part or "\\" in part or "\x00" in part:
-            raise self.fail(f"unsafe {what} {part!r}: empty, '.', '..' or containing a path separator")
+        problem = component_problem(part)
+        if problem:
+            raise self.fail(f"unsafe {what} {part!r}: {problem}")
 
     def size(self, value: Any, what: str) -> int:
         if not isinstance(value, int):
