@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from modelreg.commands.create import size_argument
 from modelreg.config import Config, load_config
 from modelreg.errors import ConfigError
 from modelreg.hf.client import hub_endpoint, hub_token
@@ -22,7 +23,7 @@ from modelreg.webseed.app import Gateway, make_runner
 from modelreg.webseed.cache import PieceCache
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import ServeSet
-from modelreg.webseed.settings import MODES, GatewaySettings, parse_size
+from modelreg.webseed.settings import MODES, GatewaySettings
 
 
 def add_upstream_options(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def add_upstream_options(parser: argparse.ArgumentParser) -> None:
                         "https://huggingface.co)")
     parser.add_argument("--redirect-host", metavar="HOST", action="append", default=[],
                         help="also allow redirects to HOST, HOST:PORT or *.DOMAIN (repeatable)")
-    parser.add_argument("--max-cache-size", metavar="SIZE", type=_size,
+    parser.add_argument("--max-cache-size", metavar="SIZE", type=size_argument,
                         help="evict least-recently-used files above this size (e.g. 500G)")
 
 
@@ -54,13 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="requests at once from one address before 429 (default: 64)")
     add_upstream_options(parser)
     parser.set_defaults(func=run)
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def settings_from(args: argparse.Namespace, mode: str, config: Config | None = None) -> GatewaySettings:

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ from modelreg.config import DEFAULT_HF_ENDPOINT, Config
 from modelreg.errors import ConfigError, HubError
 from modelreg.hf.metadata import ModelMeta, RepoFile
 from modelreg.hf.retry import Pause, RetryPolicy, retry_after, retryable_status
+from modelreg.units import utc_timestamp
 
 CARD_FILE = "README.md"
 T = TypeVar("T")
@@ -231,8 +232,4 @@ def meta_from_info(info: Any, revision: str | None, files: tuple[RepoFile, ...],
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="seconds") + "Z"
+    return None if value is None else utc_timestamp(value)

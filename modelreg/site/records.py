@@ -11,6 +11,7 @@ from modelreg.registry.catalog import Model
 from modelreg.config import Config
 from modelreg.site.formats import detect_formats
 from modelreg.torrent.magnet import magnet_link
+from modelreg.units import utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _parse_iso(text: str) -> dt.datetime:
 
 
 def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_timestamp(when)
 
 
 def model_record(model: Model, config: Config) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from modelreg.hf.retry import RetryPolicy
 from modelreg.webseed.upstream import GATEWAY_RETRY
 
 MODES = ("redirect", "mirror")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -39,11 +37,3 @@ class GatewaySettings:
         if self.max_connections < 1 or self.max_per_client < 1:
             raise ConfigError("connection limits must be at least 1")
 
-
-def parse_size(text: str) -> int:
-    """``"500M"``, ``"20GiB"``, ``"1T"`` or a plain byte count, in bytes (powers of 1024)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise ConfigError(f"size {text!r} must be a number with an optional K, M, G, T or P suffix")
-    number, unit = float(m.group(1)), m.group(2).lower()
-    return int(number * 1024 ** " kmgtp".index(unit or " "))
