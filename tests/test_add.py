@@ -11,10 +11,10 @@ from fakehub import Commit, FakeHub, Generated, fake_hub
 from ltutil import lt_read, make_torrent
 
 from modelreg.cli import main
-from modelreg.commands.add import add_model, torrent_path
 from modelreg.errors import CreateError, DownloadError, RepoChangedError
 from modelreg.hf.retry import RetryPolicy
 from modelreg.hf.source import HfSource, Snapshot, fetch_snapshot
+from modelreg.registry.add import add_model, torrent_path
 from modelreg.torrent.create import create_torrent
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import LocalSource
