@@ -54,6 +54,13 @@ def merkle_root(leaves: Sequence[bytes], width: int, pad: bytes = ZERO_HASH) -> 
     return layer[0] if layer else pad
 
 
+def block_hashes(data: bytes | memoryview) -> list[bytes]:
+    """The v2 leaves of ``data``: SHA-256 of each 16 KiB block (the last one may be shorter)."""
+    view = memoryview(data)
+    sha = _sha256
+    return [sha(view[i : i + BLOCK_SIZE]).digest() for i in range(0, len(view), BLOCK_SIZE)]
+
+
 def pad_root(blocks: int) -> bytes:
     """Root of a tree of ``blocks`` zero leaves: the filler of a piece layer."""
     return merkle_root((), blocks)
@@ -155,10 +162,7 @@ class FileTreeHasher:
             self._leaves.append(_sha256(self._carry).digest())
             self._carry.clear()
         full = len(view) - len(view) % BLOCK_SIZE
-        sha = _sha256
-        self._leaves.extend(
-            [sha(view[i : i + BLOCK_SIZE]).digest() for i in range(0, full, BLOCK_SIZE)]
-        )
+        self._leaves.extend(block_hashes(view[:full]))
         if full < len(view):
             self._carry += view[full:]
         self._close_pieces()
