@@ -62,7 +62,8 @@ report(time.perf_counter() - start, added.torrent.read_bytes())
 """
 
 SOURCE = PEAK + """
-from modelreg.hf.source import HfSource, fetch_snapshot
+from modelreg.hf.snapshot import fetch_snapshot
+from modelreg.hf.source import HfSource
 snapshot = fetch_snapshot(sys.argv[2], endpoint=sys.argv[4])
 start = time.perf_counter()
 total = 0

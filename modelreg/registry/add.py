@@ -16,15 +16,8 @@ from urllib.parse import urlsplit
 from modelreg.errors import ConfigError, DownloadError
 from modelreg.fsutil import atomic_write_bytes
 from modelreg.hf.retry import RetryPolicy
-from modelreg.hf.source import (
-    CHUNK_SIZE,
-    DEFAULT_JOBS,
-    HfSource,
-    Snapshot,
-    fetch_snapshot,
-    hf_webseed_url,
-    webseed_url,
-)
+from modelreg.hf.snapshot import Snapshot, fetch_snapshot, hf_webseed_url, webseed_url
+from modelreg.hf.source import CHUNK_SIZE, DEFAULT_JOBS, HfSource
 from modelreg.progress import byte_progress
 from modelreg.registry.catalog import REPO_ID
 from modelreg.torrent.create import create_torrent, write_torrent

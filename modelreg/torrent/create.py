@@ -16,7 +16,7 @@ import bencodepy
 from modelreg import __version__
 from modelreg.errors import CreateError
 from modelreg.fsutil import atomic_write_bytes
-from modelreg.torrent.hashing import ProgressCallback, StreamHashes, hash_stream
+from modelreg.torrent.engine import ProgressCallback, StreamHashes, hash_stream
 from modelreg.torrent.layout import Layout, Mode, check_name, plan_layout
 from modelreg.torrent.source import LocalSource, Source, SourceFile
 

@@ -1,7 +1,7 @@
 """Check files on disk against a torrent: every v1 piece and every v2 piece hash.
 
 :func:`verify` streams the files once through the same engine that creates
-torrents (:func:`modelreg.torrent.hashing.hash_stream`) and compares what it computes
+torrents (:func:`modelreg.torrent.engine.hash_stream`) and compares what it computes
 with the torrent's SHA-1 pieces and its v2 piece layers and ``pieces root``\\ s.
 A missing or short file is read as zeros so that the other files are still
 checked; the report names each problem by file.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelreg.errors import NotRegularFileError, TorrentError, VerifyError
-from modelreg.torrent.hashing import ProgressCallback, StreamHashes, hash_stream
+from modelreg.torrent.engine import ProgressCallback, StreamHashes, hash_stream
 from modelreg.torrent.layout import Layout, LayoutEntry
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import READ_CHUNK, SourceFile, open_regular
