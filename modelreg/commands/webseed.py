@@ -30,7 +30,8 @@ def add_upstream_options(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``modelreg mirror``."""
     parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
     parser.add_argument("--cache", metavar="DIR", help="folder of verified pieces (mirror mode)")
-    parser.add_argument("--hf-endpoint", metavar="URL", help="Hugging Face endpoint (default: the config's hf_endpoint, HF_ENDPOINT, "
+    parser.add_argument("--hf-endpoint", metavar="URL",
+                        help="Hugging Face endpoint (default: the config's hf_endpoint, HF_ENDPOINT, "
                         "https://huggingface.co)")
     parser.add_argument("--redirect-host", metavar="HOST", action="append", default=[],
                         help="also allow redirects to HOST, HOST:PORT or *.DOMAIN (repeatable)")

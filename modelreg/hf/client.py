@@ -1,11 +1,13 @@
 """Fetch a model's Hugging Face metadata at a revision with ``huggingface_hub``, retrying what is worth retrying.
 
-Retries follow :mod:`modelreg.hf.retry`, the policy the streaming source and the gateway use too. ``HfApi.model_info`` and the library's shared session (used for the
-model card's ``resolve`` URL) do not retry by themselves in huggingface_hub 2.4, unlike
-``hf_hub_download``, which wraps its requests in ``http_backoff`` (5 retries, 1-8 s, plus its own
-Retry-After handling): the card is therefore fetched through the session, not ``hf_hub_download``,
-so every request is retried once, by :class:`~modelreg.hf.retry.RetryPolicy`, with delays a caller can set.
-The token is always passed explicitly (:func:`hub_token` resolves it), never picked up by the library.
+Retries follow :mod:`modelreg.hf.retry`, the policy the streaming source and the gateway use too.
+``HfApi.model_info`` and the library's shared session (used for the model card's ``resolve`` URL) do not
+retry by themselves in huggingface_hub 2.4, unlike ``hf_hub_download``, which wraps its requests in
+``http_backoff`` (5 retries, 1-8 s, plus its own Retry-After handling): the card is therefore fetched
+through the session, not ``hf_hub_download``, so every request is retried once, by
+:class:`~modelreg.hf.retry.RetryPolicy`, with delays a caller can set. The endpoint and the token are
+resolved by :func:`hub_endpoint` and :func:`hub_token` for every command and always passed explicitly,
+never picked up by the library.
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ with it). LFS files redirect to a CDN with a
 signed URL; it is kept for the next ranges of the same file and asked for again when it expires (403).
 The token goes to the hub only, never to the CDN.
 
-Every answer is checked against the listing made at the start (:func:`~modelreg.hf.snapshot.fetch_snapshot`): the commit
-(``X-Repo-Commit``), the file's identity (``ETag`` or ``X-Linked-Etag``) and its size. A difference means
-the repository changed under the run and raises :class:`~modelreg.errors.RepoChangedError`. The engine
-checks each LFS file's SHA-256 as it streams (:attr:`SourceFile.sha256 <modelreg.torrent.source.SourceFile>`).
+Every answer is checked against the listing made at the start
+(:func:`~modelreg.hf.snapshot.fetch_snapshot`): the commit (``X-Repo-Commit``), the file's identity
+(``ETag`` or ``X-Linked-Etag``) and its size. A difference means the repository changed under the run
+and raises :class:`~modelreg.errors.RepoChangedError`. The engine checks each LFS file's SHA-256 as it
+streams (:attr:`SourceFile.sha256 <modelreg.torrent.source.SourceFile>`).
 Lost connections resume with a ``Range`` request; 429 and 5xx answers are retried per
 :class:`modelreg.hf.retry.RetryPolicy`, honouring ``Retry-After``.
 

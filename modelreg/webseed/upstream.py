@@ -1,8 +1,8 @@
 """The gateway's HTTP client for Hugging Face: file listings, LFS redirects, byte ranges, retries.
 
 Every upstream call retries per :mod:`modelreg.hf.retry` (the policy the commands use) on 429 and passing
-5xx answers (honouring ``Retry-After``), dropped connections and timeouts, then gives up with an :class:`~modelreg.errors.UpstreamError` (502, or 504
-after timeouts) that the client sees as a clear error. Redirects are followed by hand and only to hosts
+5xx answers (honouring ``Retry-After``), dropped connections and timeouts, then gives up with an
+:class:`~modelreg.errors.UpstreamError` (502, or 504 after timeouts) that the client sees as a clear error. Redirects are followed by hand and only to hosts
 the :class:`~modelreg.webseed.hosts.RedirectPolicy` allows. Concurrent look-ups of the same listing or
 the same CDN URL share one request.
 """
