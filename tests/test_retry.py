@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
+from modelreg.errors import UpstreamError
 from modelreg.hf import client, source
 from modelreg.hf.retry import RETRY_STATUS, Pause, RetryPolicy, retry_after, retryable_status
 from modelreg.webseed import settings, upstream
@@ -75,3 +78,55 @@ def test_pause_holds_every_worker_and_stops_when_told():
 def test_one_policy_for_the_hub_client_the_source_and_the_gateway():
     assert client.RetryPolicy is source.RetryPolicy is upstream.RetryPolicy is RetryPolicy
     assert isinstance(settings.GatewaySettings().retry, RetryPolicy)
+
+
+# -- the gateway's upstream reads Retry-After dates too (it read only seconds before the policy was shared) --
+
+
+async def _gateway_listing(retry_after_value: str) -> tuple[list[float], object]:
+    from aiohttp import web
+
+    from modelreg.webseed.hosts import RedirectPolicy
+    from modelreg.webseed.metrics import Metrics
+    from modelreg.webseed.routes import Served
+
+    asked: list[float] = []
+
+    async def listing(request: web.Request) -> web.Response:
+        asked.append(time.monotonic())
+        if len(asked) == 1:
+            return web.Response(status=503, headers={"Retry-After": retry_after_value()})
+        return web.json_response({"siblings": [{"rfilename": "model.bin", "lfs": {"size": 1}}]})
+
+    app = web.Application()
+    app.router.add_get("/api/models/{tail:.*}", listing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    endpoint = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    gateway = upstream.Upstream(endpoint, RedirectPolicy.for_endpoint(endpoint), Metrics(),
+                                retry=RetryPolicy(retries=3, base_delay=0.01, max_retry_after=10))
+    await gateway.start()
+    try:
+        result: object = await gateway.lfs_index(Served.of("Org/Model", "c" * 40, None))
+    except Exception as exc:  # noqa: BLE001 - the test looks at what came out
+        result = exc
+    finally:
+        await gateway.close()
+        await runner.cleanup()
+    return asked, result
+
+
+def test_the_gateway_waits_for_a_retry_after_date():
+    in_two_seconds = lambda: format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)  # noqa: E731
+    asked, result = asyncio.run(_gateway_listing(in_two_seconds))
+    assert result == {"model.bin": True}
+    assert len(asked) == 2 and asked[1] - asked[0] >= 0.9  # the date (whole seconds) was waited for
+
+
+def test_the_gateway_gives_up_at_once_on_a_retry_after_date_beyond_its_limit():
+    in_an_hour = lambda: format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)  # noqa: E731
+    asked, result = asyncio.run(_gateway_listing(in_an_hour))
+    assert len(asked) == 1 and isinstance(result, UpstreamError) and result.status == 502
+    assert "asks to wait" in str(result) and "try again later" in str(result)
