@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fakehub import fake_hub
 
-from modelreg.config import Config
+from modelreg.config import Config, load_config
 from modelreg.errors import ConfigError
 from modelreg.hf.client import hub_endpoint, hub_token
 
@@ -94,3 +94,11 @@ def test_webseed_honours_hf_endpoint_and_the_saved_login(hub, tmp_path):
 
     status, body = _ask_gateway(logged_out, hub, repo, tmp_path)  # no login: the gated file is refused upstream
     assert status == 502 and "401" in body
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://example.org:99999"])
+def test_a_bad_endpoint_in_the_config_file_is_one_clear_error(tmp_path, url):
+    config = tmp_path / "modelreg.toml"
+    config.write_text(f'hf_endpoint = "{url}"\n')
+    with pytest.raises(ConfigError, match=r"'hf_endpoint' must be an absolute http/https URL"):
+        load_config(config)
