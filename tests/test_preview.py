@@ -66,6 +66,7 @@ def test_preview_serves_under_the_base_path_and_reloads_after_a_rebuild(tmp_path
         status, headers, models = _get(port, "/mirror/api/models.json")
         assert status == 200 and len(json.loads(models)) == 1 and b"livereload" not in models
         assert _get(port, "/mirror/../../etc/passwd")[0] in (302, 404)
+        assert _get(port, "/mirror/static/")[0] == 404  # no folder listings
 
         build = _get(port, "/mirror/livereload?v=")[2].decode()  # the current build, at once
         answer: list[str] = []

@@ -171,6 +171,10 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")  # a preview is always fresh
         super().end_headers()
 
+    def list_directory(self, path: str | os.PathLike[str]) -> None:
+        self.send_error(HTTPStatus.NOT_FOUND, "no index.html here")  # a site has pages, not listings
+        return None
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
         pass  # requests are not logged: the terminal shows builds
 
