@@ -53,7 +53,7 @@ report(time.perf_counter() - start, data)
 """
 
 ADD = PEAK + """
-from modelreg.commands.add import add_model
+from modelreg.registry.add import add_model
 from pathlib import Path
 start = time.perf_counter()
 added = add_model(sys.argv[2], Path(sys.argv[3]), endpoint=sys.argv[4], webseed_prefix=None, replace=True,
@@ -62,7 +62,8 @@ report(time.perf_counter() - start, added.torrent.read_bytes())
 """
 
 SOURCE = PEAK + """
-from modelreg.hf.source import HfSource, fetch_snapshot
+from modelreg.hf.snapshot import fetch_snapshot
+from modelreg.hf.source import HfSource
 snapshot = fetch_snapshot(sys.argv[2], endpoint=sys.argv[4])
 start = time.perf_counter()
 total = 0

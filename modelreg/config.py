@@ -80,7 +80,11 @@ def _text(key: str, value: Any, where: str) -> str:
 
 def _url(key: str, value: Any, where: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
     value = _text(key, value, where)
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:  # 'http://[::1' and the like
+        parts = urlsplit("")
     if parts.scheme not in schemes or not parts.netloc:
         raise ConfigError(f"{where}: '{key}' must be an absolute {'/'.join(schemes)} URL, not {value!r}")
     return value

@@ -86,3 +86,7 @@ class CacheError(ModelregError):
 
 class ServeError(ModelregError):
     """A server cannot start: the preview or the web-seed gateway (nothing to serve, port in use...)."""
+
+
+class NotRegularFileError(ModelregError, OSError):
+    """A path that should be a regular file is a FIFO, a device, a socket or a folder (reading it could hang)."""

@@ -11,9 +11,11 @@ from fakehub import Commit, FakeHub, Generated, fake_hub
 from ltutil import lt_read, make_torrent
 
 from modelreg.cli import main
-from modelreg.commands.add import add_model, torrent_path
 from modelreg.errors import CreateError, DownloadError, RepoChangedError
-from modelreg.hf.source import HfSource, RetryPolicy, Snapshot, fetch_snapshot
+from modelreg.hf.retry import RetryPolicy
+from modelreg.hf.snapshot import Snapshot, fetch_snapshot
+from modelreg.hf.source import HfSource
+from modelreg.registry.add import add_model, torrent_path
 from modelreg.torrent.create import create_torrent
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import LocalSource
@@ -354,7 +356,7 @@ def test_an_unreachable_hub_is_a_clear_error(hub, tmp_path, capsys):
 
 
 def test_buffers_are_reused_only_once_nothing_refers_to_them():
-    from modelreg.hf.source import _BufferPool
+    from modelreg.hf.buffers import BufferPool as _BufferPool
 
     pool = _BufferPool(1024, limit=2)
     first, view = pool.take(1000)

@@ -331,7 +331,8 @@ def test_layout_and_metainfo_rebuild_every_corpus_torrent(corpus_dir: Path) -> N
     files, default piece length, the file tree and which files get piece layers on 49 real models.
     """
     from modelreg.torrent.create import build_metainfo
-    from modelreg.torrent.hashing import FileHashes, StreamHashes
+    from modelreg.torrent.engine import StreamHashes
+    from modelreg.torrent.hashing import FileHashes
 
     paths = sorted(corpus_dir.rglob("*.torrent"))
     assert len(paths) == 49

@@ -9,7 +9,8 @@ from fakehub import FakeHub, Generated
 
 from modelreg.config import Config
 from modelreg.errors import HubError
-from modelreg.hf.client import HubClient, RetryPolicy, hub_endpoint, retry_after
+from modelreg.hf.client import HubClient, hub_endpoint
+from modelreg.hf.retry import RetryPolicy, retry_after
 
 FAST = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
 TOKEN = "hf_test_token"

@@ -16,7 +16,8 @@ from fakehub import FakeHub
 from modelreg import cli
 from modelreg.config import Config
 from modelreg.errors import MetadataCacheError
-from modelreg.hf.client import HubClient, RetryPolicy
+from modelreg.hf.client import HubClient
+from modelreg.hf.retry import RetryPolicy
 from modelreg.registry.catalog import load_catalog
 from modelreg.registry.metacache import MetaCache
 from modelreg.registry.refresh import RefreshSettings, parse_age, refresh

@@ -9,10 +9,11 @@ from fakehub import FakeHub
 from webseed_harness import make_files, make_model, make_torrent, start_gateway
 
 from modelreg.errors import ConfigError
+from modelreg.torrent.pieces import PieceMap
+from modelreg.units import parse_size
 from modelreg.webseed.hosts import RedirectPolicy
-from modelreg.webseed.pieces import PieceMap
 from modelreg.webseed.ranges import RangeNotSatisfiable, parse_range
-from modelreg.webseed.settings import GatewaySettings, parse_size
+from modelreg.webseed.settings import GatewaySettings
 from modelreg.webseed.upstream import DEFAULT_CDN_TTL, _reuse_until
 
 

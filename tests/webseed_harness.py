@@ -15,12 +15,12 @@ from pathlib import Path
 import libtorrent as lt
 from aiohttp import web
 
+from modelreg.hf.retry import RetryPolicy
 from modelreg.torrent.create import LocalSource, create_torrent
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 from modelreg.webseed import Gateway, GatewaySettings, Served, ServeSet, make_runner
-from modelreg.webseed.upstream import RetryPolicy
 
-FAST_RETRY = RetryPolicy(attempts=4, backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
+FAST_RETRY = RetryPolicy(retries=3, base_delay=0.02, max_delay=0.1, max_retry_after=0.2)
 
 
 class AppThread:

@@ -8,125 +8,16 @@ disk can be published. The torrent and its sidecar (repository and commit) go in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from modelreg.commands.create import add_torrent_options
 from modelreg.config import load_config
-from modelreg.errors import ConfigError, DownloadError, ModelregError
-from modelreg.fsutil import atomic_write_bytes
-from modelreg.hf.client import RetryPolicy, hub_endpoint, hub_token
-from modelreg.hf.source import (
-    CHUNK_SIZE,
-    DEFAULT_JOBS,
-    HfSource,
-    Snapshot,
-    fetch_snapshot,
-    hf_webseed_url,
-    webseed_url,
-)
-from modelreg.progress import byte_progress
+from modelreg.errors import DownloadError, ModelregError
+from modelreg.hf.client import hub_endpoint, hub_token
+from modelreg.hf.source import DEFAULT_JOBS
+from modelreg.registry.add import DEFAULT_WEBSEED_PREFIX, add_model, trending
 from modelreg.registry.catalog import load_catalog
-from modelreg.torrent.create import create_torrent, write_torrent
-from modelreg.torrent.layout import Mode
-from modelreg.torrent.metainfo import Torrent
-
-#: The web seed gateway of the public registry (``<prefix>/v1/<org>/<name>/<commit>/``).
-DEFAULT_WEBSEED_PREFIX = "https://seed.modelregistry.io/"
-
-
-@dataclass(frozen=True)
-class Added:
-    """What one ``add`` wrote."""
-
-    torrent: Path
-    sidecar: Path
-    snapshot: Snapshot
-    files: int
-    size: int
-    infohash_v1: str | None
-    infohash_v2: str | None
-    seconds: float
-
-
-def torrent_path(registry: Path, snapshot: Snapshot, name: str) -> Path:
-    """``<registry>/<org>/<name>/<torrent name>.torrent``, folders in lower case like the public registry."""
-    return registry / snapshot.org.lower() / snapshot.name.lower() / f"{name}.torrent"
-
-
-def add_model(
-    repo_id: str,
-    registry: Path,
-    *,
-    revision: str | None = None,
-    file: str | None = None,
-    endpoint: str,
-    token: str | None = None,
-    piece_length: int | None = None,
-    mode: Mode = "hybrid",
-    webseed_prefix: str | None = DEFAULT_WEBSEED_PREFIX,
-    hf_webseed: bool = False,
-    trackers: tuple[str, ...] = (),
-    check_lfs: bool = True,
-    jobs: int = DEFAULT_JOBS,
-    chunk_size: int = CHUNK_SIZE,
-    retry: RetryPolicy = RetryPolicy(),
-    replace: bool = False,
-    quiet: bool = True,
-) -> Added:
-    """Stream ``repo_id`` at ``revision`` (or only its ``file``, as a single-file torrent) from the hub,
-    hash it and write the torrent and its sidecar into ``registry``. Nothing is written on failure."""
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise DownloadError(f"{repo_id!r} is not a repository id: use <org>/<name>")
-    if hf_webseed and file is None:
-        raise DownloadError("--hf-webseed needs --file: HF's resolve layout only serves single-file torrents")
-    if webseed_prefix and urlsplit(webseed_prefix).scheme not in ("http", "https"):
-        raise ConfigError(f"the web seed prefix must be an http(s) URL, not {webseed_prefix!r}")
-    snapshot = fetch_snapshot(repo_id, revision, endpoint=endpoint, token=token, retry=retry)
-    source = HfSource(snapshot, endpoint=endpoint, token=token, paths=[file] if file else None,
-                      single_file=file is not None, check_lfs=check_lfs, jobs=jobs, chunk_size=chunk_size,
-                      retry=retry)
-    target = torrent_path(registry, snapshot, source.name)
-    if target.exists() and not replace:
-        raise DownloadError(f"{target}: already in the registry; pass --force to replace it")
-    if hf_webseed:
-        webseeds = [hf_webseed_url(endpoint, snapshot, file)]
-    else:
-        webseeds = [webseed_url(webseed_prefix, snapshot)] if webseed_prefix else []
-    total = sum(f.size for f in source.files)
-    started = time.perf_counter()
-    with source, byte_progress(total, f"streaming {snapshot.repo_id}", quiet=quiet) as progress:
-        data = create_torrent(source, piece_length=piece_length, mode=mode, webseeds=webseeds,
-                              trackers=trackers, progress=progress)
-    seconds = time.perf_counter() - started
-    sidecar = target.with_suffix(".json")
-    write_torrent(data, target)
-    try:
-        body = json.dumps({"repo_id": snapshot.repo_id, "revision": snapshot.commit}, indent=2) + "\n"
-        atomic_write_bytes(sidecar, body.encode())
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise DownloadError(f"{sidecar}: cannot write: {exc.strerror or exc}") from exc
-    torrent = Torrent.from_bytes(data, source=str(target))
-    return Added(target, sidecar, snapshot, len(source.files), total, torrent.infohash_v1, torrent.infohash_v2,
-                 seconds)
-
-
-def trending(count: int, *, endpoint: str, token: str | None = None) -> list[str]:
-    """The ids of the ``count`` models trending on the hub now."""
-    import httpx2
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        models = HfApi(endpoint=endpoint, token=token or False).list_models(sort="trending_score", limit=count)
-        return [m.id for m in models]
-    except (HfHubHTTPError, httpx2.TransportError, OSError) as exc:
-        raise DownloadError(f"cannot list trending models on {endpoint}: {exc}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -171,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    endpoint = args.hf_endpoint.rstrip("/") if args.hf_endpoint else hub_endpoint(config)
+    endpoint = hub_endpoint(config, args.hf_endpoint)
     token = hub_token()
     registry = Path(args.registry) if args.registry else config.path(config.registry)
     repo_ids = list(args.repo_ids)

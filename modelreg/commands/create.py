@@ -6,27 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
+from modelreg.errors import ConfigError
 from modelreg.progress import byte_progress
 from modelreg.torrent.create import create_torrent, write_torrent
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import LocalSource
+from modelreg.units import parse_size
 
 
-def parse_size(text: str) -> int:
-    """A byte count from the command line: 4194304, 4M, 16KiB."""
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    text = text.strip().lower().removesuffix("ib").removesuffix("b")
-    factor = units.get(text[-1:], 1)
-    digits = text[:-1] if text[-1:] in units else text
+def size_argument(text: str) -> int:
+    """A byte count from the command line (4194304, 4M, 16KiB, 2T), for argparse's ``type=``."""
     try:
-        return int(digits) * factor
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4194304, 4M or 16KiB)") from None
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_torrent_options(parser: argparse.ArgumentParser) -> None:
     """Options of every command that makes a torrent (create, add): piece length, version, trackers."""
-    parser.add_argument("--piece-length", metavar="N", type=parse_size,
+    parser.add_argument("--piece-length", metavar="N", type=size_argument,
                         help="piece length in bytes, e.g. 4M (default: libtorrent's choice for the size)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--v1-only", dest="mode", action="store_const", const="v1",

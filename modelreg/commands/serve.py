@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelreg.site.preview import Preview, serve  # imported here: jinja2, livereload, tornado
+    from modelreg.site.preview import Preview, serve  # imported here: jinja2 and the site build
 
     try:
         check_listen(args.host, args.port)

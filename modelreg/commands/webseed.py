@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -16,24 +15,28 @@ from pathlib import Path
 from aiohttp import web
 
 from modelreg.commands import listen_error, port_number
+from modelreg.commands.create import size_argument
 from modelreg.config import Config, load_config
 from modelreg.errors import ConfigError, ServeError
+from modelreg.hf.client import hub_endpoint, hub_token
 from modelreg.registry.catalog import load_catalog
 from modelreg.webseed.app import Gateway, make_runner
 from modelreg.webseed.cache import PieceCache
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import ServeSet
-from modelreg.webseed.settings import MODES, GatewaySettings, parse_size
+from modelreg.webseed.settings import MODES, GatewaySettings
 
 
 def add_upstream_options(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``modelreg mirror``."""
     parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
     parser.add_argument("--cache", metavar="DIR", help="folder of verified pieces (mirror mode)")
-    parser.add_argument("--hf-endpoint", metavar="URL", help="Hugging Face endpoint (default: from the config)")
+    parser.add_argument("--hf-endpoint", metavar="URL",
+                        help="Hugging Face endpoint (default: the config's hf_endpoint, HF_ENDPOINT, "
+                        "https://huggingface.co)")
     parser.add_argument("--redirect-host", metavar="HOST", action="append", default=[],
                         help="also allow redirects to HOST, HOST:PORT or *.DOMAIN (repeatable)")
-    parser.add_argument("--max-cache-size", metavar="SIZE", type=_size,
+    parser.add_argument("--max-cache-size", metavar="SIZE", type=size_argument,
                         help="evict least-recently-used files above this size (e.g. 500G)")
 
 
@@ -56,24 +59,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def settings_from(args: argparse.Namespace, mode: str, config: Config | None = None) -> GatewaySettings:
     config = config or load_config(args.config)
     return GatewaySettings(
         mode=mode,
-        hf_endpoint=(args.hf_endpoint or config.hf_endpoint).rstrip("/"),
+        hf_endpoint=hub_endpoint(config, args.hf_endpoint),
         redirect_hosts=tuple(args.redirect_host),
         cache_dir=Path(args.cache).resolve() if args.cache else None,
         max_cache_size=args.max_cache_size,
         max_connections=getattr(args, "max_connections", 1024),
         max_per_client=getattr(args, "max_per_client", 64),
-        token=os.environ.get("HF_TOKEN") or None,
+        token=hub_token(),
     )
 
 

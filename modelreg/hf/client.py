@@ -1,25 +1,27 @@
 """Fetch a model's Hugging Face metadata at a revision with ``huggingface_hub``, retrying what is worth retrying.
 
-Retries live here and only here. ``HfApi.model_info`` and the library's shared session (used for the
-model card's ``resolve`` URL) do not retry by themselves in huggingface_hub 2.4, unlike
-``hf_hub_download``, which wraps its requests in ``http_backoff`` (5 retries, 1-8 s, plus its own
-Retry-After handling): the card is therefore fetched through the session, not ``hf_hub_download``,
-so every request is retried once, by :class:`RetryPolicy`, with delays a caller can set.
+Retries follow :mod:`modelreg.hf.retry`, the policy the streaming source and the gateway use too.
+``HfApi.model_info`` and the library's shared session (used for the model card's ``resolve`` URL) do not
+retry by themselves in huggingface_hub 2.4, unlike ``hf_hub_download``, which wraps its requests in
+``http_backoff`` (5 retries, 1-8 s, plus its own Retry-After handling): the card is therefore fetched
+through the session, not ``hf_hub_download``, so every request is retried once, by
+:class:`~modelreg.hf.retry.RetryPolicy`, with delays a caller can set. The endpoint and the token are
+resolved by :func:`hub_endpoint` and :func:`hub_token` for every command and always passed explicitly,
+never picked up by the library.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import HfApi, hf_hub_url
+from huggingface_hub import HfApi, get_token, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -31,63 +33,59 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from modelreg.config import DEFAULT_HF_ENDPOINT, Config
-from modelreg.errors import HubError
+from modelreg.errors import ConfigError, HubError
 from modelreg.hf.metadata import ModelMeta, RepoFile
+from modelreg.hf.retry import Pause, RetryPolicy, retry_after, retryable_status
+from modelreg.units import utc_timestamp
 
-RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 CARD_FILE = "README.md"
 T = TypeVar("T")
 
 
-def hub_endpoint(config: Config | None = None) -> str:
-    """The hub to talk to: the config's ``hf_endpoint`` when set to something else than the default,
-    else ``HF_ENDPOINT`` from the environment, else https://huggingface.co.
+def hub_endpoint(config: Config | None = None, explicit: str | None = None) -> str:
+    """The hub to talk to: ``explicit`` (a command's ``--hf-endpoint``) when given, else the config's
+    ``hf_endpoint`` when set to something else than the default, else ``HF_ENDPOINT`` from the environment,
+    else https://huggingface.co. Every command (the gateway too) resolves it here.
 
     It is passed explicitly to every call: huggingface_hub reads ``HF_ENDPOINT`` only once, at import.
+
+    Raises:
+        ConfigError: ``explicit`` is not an absolute http(s) URL.
     """
+    if explicit:
+        return check_endpoint(explicit, "--hf-endpoint")
     if config is not None and config.hf_endpoint.rstrip("/") != DEFAULT_HF_ENDPOINT:
         return config.hf_endpoint.rstrip("/")
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT).rstrip("/")
+    env = os.environ.get("HF_ENDPOINT")
+    return check_endpoint(env, "HF_ENDPOINT") if env else DEFAULT_HF_ENDPOINT
 
 
-def hub_token() -> str | None:
-    """The access token for gated repositories, from ``HF_TOKEN`` (None: the library's saved login, if any)."""
-    return os.environ.get("HF_TOKEN") or None
+def check_endpoint(url: str, what: str) -> str:
+    """``url`` without its trailing slash, if it is an absolute http(s) URL a client can connect to.
 
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait before asking again after a 408/429/5xx, a timeout or a lost connection.
-
-    Waits grow as ``base_delay * 2**attempt`` (with jitter) up to ``max_delay``; a ``Retry-After``
-    header in seconds is obeyed instead, unless it asks for more than ``max_retry_after`` (then the
-    request fails at once, saying when to come back).
+    Raises:
+        ConfigError: naming ``what`` and the URL.
     """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} must be an absolute http(s) URL, not {url!r}")
+    return url.rstrip("/")
 
-    retries: int = 4
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    max_retry_after: float = 120.0
 
-    def delay(self, attempt: int) -> float:
-        wait = min(self.max_delay, self.base_delay * 2**attempt)
-        return wait * (0.5 + random.random() / 2)
-
-
-@dataclass
-class Pause:
-    """A gate shared by all workers: after a 429 with Retry-After, nobody asks again before it has passed."""
-
-    until: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def extend(self, seconds: float) -> None:
-        with self.lock:
-            self.until = max(self.until, time.monotonic() + seconds)
-
-    def wait(self) -> None:
-        while (left := self.until - time.monotonic()) > 0:
-            time.sleep(left)
+def hub_token(explicit: str | None = None) -> str | None:
+    """The access token for gated repositories: ``explicit`` when given, else ``HF_TOKEN``, else the login
+    saved by ``hf auth login`` (huggingface_hub's :func:`~huggingface_hub.get_token`), unless
+    ``HF_HUB_DISABLE_IMPLICIT_TOKEN`` forbids using a token that was not asked for. Every command resolves
+    it here, the gateway too, and passes it explicitly (None: no token at all)."""
+    if explicit:
+        return explicit
+    if os.environ.get("HF_HUB_DISABLE_IMPLICIT_TOKEN", "").strip().lower() in ("1", "true", "yes", "on"):
+        return os.environ.get("HF_TOKEN") or None
+    return get_token() or None
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ class HubClient:
         self.token = token
         self.retry = retry
         self.timeout = timeout
-        self.api = HfApi(endpoint=self.endpoint, token=token)
+        self.api = HfApi(endpoint=self.endpoint, token=token or False)
         self.pause = Pause()
 
     def fetch(self, repo_id: str, revision: str | None) -> Fetched:
@@ -117,8 +115,7 @@ class HubClient:
         A card that cannot be read while the rest can (a gated repository without a token) is left out and
         its error returned beside the metadata.
         """
-        info = self._call(repo_id, revision, lambda: self.api.model_info(
-            repo_id, revision=revision, files_metadata=True, timeout=self.timeout, token=self.token))
+        info = self.model_info(repo_id, revision)
         if not info.id or not info.sha:
             raise HubError(repo_id, revision, "bad-response", "the hub's answer has no repository id or commit")
         files = tuple(sorted(
@@ -138,9 +135,18 @@ class HubClient:
     def _card(self, repo_id: str, commit: str) -> str:
         """README.md at the resolved commit, so that card and file list agree."""
         url = hf_hub_url(repo_id, CARD_FILE, revision=commit, endpoint=self.endpoint)
-        response = get_session().get(url, headers=build_hf_headers(token=self.token), timeout=self.timeout)
+        response = get_session().get(url, headers=build_hf_headers(token=self.token or False), timeout=self.timeout)
         hf_raise_for_status(response)
         return response.content.decode("utf-8", errors="replace")
+
+    def model_info(self, repo_id: str, revision: str | None) -> Any:
+        """huggingface_hub's ``ModelInfo`` of ``repo_id`` at ``revision``, with file sizes and LFS digests.
+
+        Raises:
+            HubError: with a ``reason``, after the retries the policy allows.
+        """
+        return self._call(repo_id, revision, lambda: self.api.model_info(
+            repo_id, revision=revision, files_metadata=True, timeout=self.timeout, token=self.token or False))
 
     def _call(self, repo_id: str, revision: str | None, request: Callable[[], T]) -> T:
         """Run ``request``, retrying per the policy; turn every failure into a :class:`HubError`."""
@@ -150,73 +156,47 @@ class HubClient:
             try:
                 return request()
             except Exception as exc:  # classified below; anything unexpected is re-raised
-                error, wait = self._classify(repo_id, revision, exc, attempt)
-            if wait is None or attempt >= self.retry.retries:
-                raise error
+                reason, detail, retryable, after = self._classify(exc, revision)
+            wait = self.retry.wait(attempt, after) if retryable else None
+            if wait is None:
+                if retryable:
+                    detail = f"{detail}; {self.retry.why_not(attempt, after)}"
+                raise HubError(repo_id, revision, reason, detail)
+            if after:
+                self.pause.extend(after)
             time.sleep(wait)
             attempt += 1
 
-    def _classify(self, repo_id: str, revision: str | None, exc: Exception,
-                  attempt: int) -> tuple[HubError, float | None]:
-        """The error to report, and how long to wait before trying again (None: do not retry)."""
-        def fail(reason: str, detail: str) -> HubError:
-            return HubError(repo_id, revision, reason, detail)
-
+    def _classify(self, exc: Exception, revision: str | None) -> tuple[str, str, bool, float | None]:
+        """``(reason, detail, retryable, Retry-After seconds)`` of a failed request."""
         if isinstance(exc, GatedRepoError):
             hint = "the token in HF_TOKEN has no access to it" if self.token else "set HF_TOKEN to a token with access"
-            return fail("gated", f"the repository is gated: {hint}"), None
+            return "gated", f"the repository is gated: {hint}", False, None
         if isinstance(exc, RemoteEntryNotFoundError):
-            return fail("not-found", "the file is not in the repository at this revision"), None
+            return "not-found", "the file is not in the repository at this revision", False, None
         if isinstance(exc, RevisionNotFoundError):
-            return fail("revision-not-found", f"revision {revision} does not exist in the repository"), None
+            return "revision-not-found", f"revision {revision} does not exist in the repository", False, None
         if isinstance(exc, RepositoryNotFoundError):
-            return fail("not-found", "the repository does not exist on the hub (or is private)"), None
+            return "not-found", "the repository does not exist on the hub (or is private)", False, None
         if isinstance(exc, HfHubHTTPError) and exc.response is not None:
             status = exc.response.status_code
             if status == 401:
-                return fail("unauthorized", "the hub refused the token in HF_TOKEN: check or replace it"), None
-            if status not in RETRY_STATUS:
-                return fail("http-error", f"the hub answered HTTP {status}"), None
+                return "unauthorized", "the hub refused the token in HF_TOKEN: check or replace it", False, None
+            if not retryable_status(status):
+                return "http-error", f"the hub answered HTTP {status}", False, None
             reason = "rate-limited" if status == 429 else "server-error"
-            after = retry_after(exc.response.headers)
-            if after is not None and after > self.retry.max_retry_after:
-                return fail(reason, f"the hub answered HTTP {status} and asks to wait {after:.0f} s; try later"), None
-            detail = f"the hub answered HTTP {status} ({attempt + 1} attempt{'s' if attempt else ''})"
-            if after is not None:
-                self.pause.extend(after)
-                return fail(reason, detail), after
-            return fail(reason, detail), self.retry.delay(attempt)
+            return reason, f"the hub answered HTTP {status}", True, retry_after(exc.response.headers)
         if isinstance(exc, OfflineModeIsEnabled):
-            return fail("offline", "HF_HUB_OFFLINE is set: the hub was not asked"), None
+            return "offline", "HF_HUB_OFFLINE is set: the hub was not asked", False, None
         if isinstance(exc, httpx2.TimeoutException):
-            detail = f"no answer from {self.endpoint} within {self.timeout:g} s"
-            return fail("timeout", detail), self.retry.delay(attempt)
+            return "timeout", f"no answer from {self.endpoint} within {self.timeout:g} s", True, None
         if isinstance(exc, (httpx2.ConnectError, OSError)):  # refused or unresolvable: asking again will not help
-            return fail("offline", f"cannot reach {self.endpoint}: {exc}"), None
+            return "offline", f"cannot reach {self.endpoint}: {exc}", False, None
         if isinstance(exc, httpx2.TransportError):  # a connection lost mid-answer
-            return fail("offline", f"lost the connection to {self.endpoint}: {exc}"), self.retry.delay(attempt)
+            return "offline", f"lost the connection to {self.endpoint}: {exc}", True, None
         if isinstance(exc, (ValueError, KeyError, TypeError)):
-            return fail("bad-response", f"the hub's answer cannot be read: {exc}"), None
+            return "bad-response", f"the hub's answer cannot be read: {exc}", False, None
         raise exc
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds from a ``Retry-After`` header (a number or an HTTP date), None when absent or unreadable."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def meta_from_info(info: Any, revision: str | None, files: tuple[RepoFile, ...], card: str | None) -> ModelMeta:
@@ -254,8 +234,4 @@ def meta_from_info(info: Any, revision: str | None, files: tuple[RepoFile, ...],
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="seconds") + "Z"
+    return None if value is None else utc_timestamp(value)

@@ -7,31 +7,32 @@ with it). LFS files redirect to a CDN with a
 signed URL; it is kept for the next ranges of the same file and asked for again when it expires (403).
 The token goes to the hub only, never to the CDN.
 
-Every answer is checked against the listing made at the start (:func:`fetch_snapshot`): the commit
-(``X-Repo-Commit``), the file's identity (``ETag`` or ``X-Linked-Etag``) and its size. A difference means
-the repository changed under the run and raises :class:`~modelreg.errors.RepoChangedError`. The engine
-checks each LFS file's SHA-256 as it streams (:attr:`SourceFile.sha256 <modelreg.torrent.source.SourceFile>`).
+Every answer is checked against the listing made at the start
+(:func:`~modelreg.hf.snapshot.fetch_snapshot`): the commit (``X-Repo-Commit``), the file's identity
+(``ETag`` or ``X-Linked-Etag``) and its size. A difference means the repository changed under the run
+and raises :class:`~modelreg.errors.RepoChangedError`. The engine checks each LFS file's SHA-256 as it
+streams (:attr:`SourceFile.sha256 <modelreg.torrent.source.SourceFile>`).
 Lost connections resume with a ``Range`` request; 429 and 5xx answers are retried per
-:class:`modelreg.hf.client.RetryPolicy`, honouring ``Retry-After``.
+:class:`modelreg.hf.retry.RetryPolicy`, honouring ``Retry-After``.
+
+The module is a little over 400 lines on purpose: it is one class whose download protocol (redirects,
+CDN link renewal, resumption, the checks above and the retries) reads best in one place.
 """
 
 from __future__ import annotations
 
 import collections
 import http.client
-import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit
-
-import httpx2
+from urllib.parse import urljoin, urlsplit
 
 from modelreg import __version__
 from modelreg.errors import DownloadError, RepoChangedError
-from modelreg.hf.client import RETRY_STATUS, RetryPolicy, retry_after
+from modelreg.hf.buffers import BufferPool
+from modelreg.hf.retry import Pause, RetryPolicy, retry_after, retryable_status
+from modelreg.hf.snapshot import ListedFile, Snapshot, resolve_url
 from modelreg.torrent.source import SourceFile
 
 #: Bytes per range request and per buffer handed to the engine.
@@ -45,148 +46,10 @@ MAX_REDIRECTS = 5
 USER_AGENT = f"modelreg/{__version__}"
 
 
-# --------------------------------------------------------------------------------------------------- listing
-
-
-@dataclass(frozen=True)
-class ListedFile:
-    """One file of a repository at a commit, as the hub lists it.
-
-    ``blob_id`` is the git blob id (of the LFS pointer for LFS files); ``sha256`` is set for LFS files.
-    """
-
-    path: str
-    size: int
-    blob_id: str | None = None
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A repository at one commit: its id in the hub's case, the commit and its files sorted by path."""
-
-    repo_id: str
-    commit: str
-    files: tuple[ListedFile, ...]
-
-    @property
-    def org(self) -> str:
-        return self.repo_id.split("/")[0]
-
-    @property
-    def name(self) -> str:
-        return self.repo_id.split("/")[1]
-
-
-def fetch_snapshot(
-    repo_id: str,
-    revision: str | None = None,
-    *,
-    endpoint: str,
-    token: str | None = None,
-    retry: RetryPolicy = RetryPolicy(),
-    timeout: float = 30.0,
-) -> Snapshot:
-    """Resolve ``revision`` (None: main) to a commit and list the repository's files there, with sizes and
-    LFS SHA-256 digests (``HfApi.model_info(files_metadata=True)``)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    api = HfApi(endpoint=endpoint, token=token or False)
-    where = f"{repo_id}" + (f" at {revision}" if revision else "")
-    attempt = 0
-    while True:
-        try:
-            info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=timeout)
-            break
-        except GatedRepoError:
-            raise DownloadError(f"{where}: the repository is gated: set HF_TOKEN to a token with access") from None
-        except RevisionNotFoundError:
-            raise DownloadError(f"{repo_id}: revision {revision} does not exist on {endpoint}") from None
-        except RepositoryNotFoundError:
-            raise DownloadError(f"{repo_id}: no such repository on {endpoint} (or it is private)") from None
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status not in RETRY_STATUS or attempt >= retry.retries:
-                raise DownloadError(f"{where}: the hub answered HTTP {status} while listing its files") from None
-            wait = retry_after(exc.response.headers) if exc.response is not None else None
-            if wait is not None and wait > retry.max_retry_after:
-                raise DownloadError(f"{where}: the hub asks to wait {wait:.0f} s; try again later") from None
-        except httpx2.ConnectError as exc:  # refused or unresolvable: asking again will not help
-            raise DownloadError(f"{where}: cannot reach {endpoint}: {exc}") from None
-        except (httpx2.TransportError, OSError) as exc:  # a timeout or a connection lost mid-answer
-            if attempt >= retry.retries:
-                raise DownloadError(f"{where}: no complete answer from {endpoint}: {exc}") from None
-            wait = None
-        time.sleep(retry.delay(attempt) if wait is None else wait)
-        attempt += 1
-    if not info.id or not info.sha:
-        raise DownloadError(f"{where}: the hub's answer has no repository id or commit")
-    files = []
-    for sib in info.siblings or ():
-        if sib.size is None:
-            raise DownloadError(f"{where}: the hub did not give the size of {sib.rfilename}")
-        files.append(ListedFile(sib.rfilename, sib.size, sib.blob_id, sib.lfs.sha256 if sib.lfs else None))
-    files.sort(key=lambda f: f.path.encode())
-    return Snapshot(info.id, info.sha, tuple(files))
-
-
-# --------------------------------------------------------------------------------------------------- streaming
-
-
-def resolve_url(endpoint: str, repo_id: str, commit: str, path: str) -> str:
-    """HF's download URL of ``path`` at ``commit``."""
-    return f"{endpoint.rstrip('/')}/{repo_id}/resolve/{commit}/{quote(path)}"
-
-
 def _strip_etag(value: str | None) -> str | None:
     if value is None:
         return None
     return value.strip().removeprefix("W/").strip('"')
-
-
-def _unshared_refcount() -> int:
-    """What ``sys.getrefcount`` says of a list's item in a loop over the list when nothing else refers to
-    it, measured on this interpreter with the same loop as :meth:`_BufferPool.take`."""
-    for buf in [bytearray(1)]:
-        return sys.getrefcount(buf)
-    raise AssertionError("unreachable")
-
-
-class _BufferPool:
-    """Buffers of ``size`` bytes, reused once nothing but the pool refers to them.
-
-    The engine keeps each chunk until every hasher is done with it, so a buffer whose only references
-    are the pool's own is free: nothing still reads it. Reuse spares allocating, zeroing and faulting
-    in a fresh 16 MiB per range, and keeps the memory the allocator holds small. At most ``limit``
-    buffers are pooled; past that (an engine holding more chunks than expected) buffers are fresh.
-    """
-
-    def __init__(self, size: int, limit: int) -> None:
-        self.size = size
-        self.limit = limit
-        self._buffers: list[bytearray] = []
-        self._lock = threading.Lock()
-        self._free = _unshared_refcount()
-
-    def take(self, length: int) -> tuple[bytearray, memoryview]:
-        """A buffer of at least ``length`` bytes and a view of exactly ``length`` bytes of it."""
-        if length < self.size // 2:
-            buf = bytearray(length)
-            return buf, memoryview(buf)
-        with self._lock:
-            for buf in self._buffers:
-                if sys.getrefcount(buf) <= self._free:
-                    return buf, memoryview(buf)[:length]
-            buf = bytearray(self.size)
-            if len(self._buffers) < self.limit:
-                self._buffers.append(buf)
-            return buf, memoryview(buf)[:length]
 
 
 class _Connections(threading.local):
@@ -256,14 +119,23 @@ class HfSource:
         self._locations: dict[str, str] = {}  # path -> signed CDN URL
         self._lock = threading.Lock()
         self._local = _Connections()
-        self._buffers = _BufferPool(chunk_size, jobs + AHEAD + 8)
+        self._buffers = BufferPool(chunk_size, jobs + AHEAD + 8)
         self._all_connections: list[http.client.HTTPConnection] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._ranges: Iterator[tuple[int, int, int]] | None = None
         self._next_file = 0
         self._stopping = threading.Event()
-        self._resume_at = 0.0  # time.monotonic() before which nobody asks (Retry-After)
+        self._gate = Pause()  # after a Retry-After, no download asks again before it has passed
+
+    @property
+    def _resume_at(self) -> float:
+        """``time.monotonic()`` before which no download asks again (after a ``Retry-After``)."""
+        return self._gate.until
+
+    def _pause(self, seconds: float) -> None:
+        """Hold back every download's next request for ``seconds`` (a ``Retry-After``)."""
+        self._gate.extend(seconds)
 
     # -- the Source protocol
 
@@ -350,8 +222,10 @@ class HfSource:
             if self._stopping.is_set():
                 raise DownloadError(f"{self._where(file)}: download stopped")
             problem: str
-            wait: float | None = None
-            self._wait_out_pause(file)
+            after: float | None = None  # the server's Retry-After
+            refreshed = False  # a new CDN link is asked for at once
+            if not self._gate.wait(self._stopping):
+                raise DownloadError(f"{self._where(file)}: download stopped")
             try:
                 response = self._request(url, start + got, start + length - 1)
             except (OSError, http.client.HTTPException) as exc:
@@ -393,7 +267,7 @@ class HfSource:
                         if self._locations.get(file.path) == url:
                             del self._locations[file.path]
                     problem = "the CDN refused the download link (HTTP 403)"
-                    url, redirects, wait = hub_url, 0, 0.0
+                    url, redirects, refreshed = hub_url, 0, True
                 elif status in (401, 403) and on_hub:
                     self._finish(response, url)
                     hint = ("the token in HF_TOKEN has no access to it" if self.token
@@ -411,38 +285,24 @@ class HfSource:
                         f"{self._where(file)}: the server has fewer than the listed {file.size} bytes; "
                         "the repository changed under the run"
                     )
-                elif status in RETRY_STATUS:
+                elif retryable_status(status):
                     after = retry_after(response.headers)
                     self._finish(response, url)
-                    if after is not None and after > self.retry.max_retry_after:
-                        raise DownloadError(
-                            f"{self._where(file)}: {urlsplit(url).netloc} answered HTTP {status} and asks to "
-                            f"wait {after:.0f} s; try again later"
-                        )
                     problem = f"{urlsplit(url).netloc} answered HTTP {status}"
-                    wait = after
-                    if after:
-                        self._pause(after)
                 else:
                     self._finish(response, url)
                     raise DownloadError(f"{self._where(file)}: {urlsplit(url).netloc} answered HTTP {status}")
-            if attempt >= self.retry.retries:
-                raise DownloadError(f"{self._where(file)}: {problem} (gave up after {attempt + 1} attempts)")
-            delay = self.retry.delay(attempt) if wait is None else wait
+            delay = self.retry.wait(attempt, after)
+            if delay is None:
+                raise DownloadError(f"{self._where(file)}: {problem} ({self.retry.why_not(attempt, after)})")
+            if refreshed:
+                delay = 0.0
+            if after:
+                self._pause(after)
             attempt += 1
             if delay and self._stopping.wait(delay):
                 raise DownloadError(f"{self._where(file)}: download stopped")
         return view
-
-    def _pause(self, seconds: float) -> None:
-        """After a ``Retry-After``, no download asks again before it has passed, not only the one told."""
-        with self._lock:
-            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
-
-    def _wait_out_pause(self, file: ListedFile) -> None:
-        while (left := self._resume_at - time.monotonic()) > 0:
-            if self._stopping.wait(left):
-                raise DownloadError(f"{self._where(file)}: download stopped")
 
     def _where(self, file: ListedFile) -> str:
         return f"{self.snapshot.repo_id}/{file.path}"
@@ -564,15 +424,3 @@ def _skip(response: http.client.HTTPResponse, count: int) -> None:
         if not n:
             raise http.client.IncompleteRead(b"")
         count -= n
-
-
-def webseed_url(prefix: str, snapshot: Snapshot) -> str:
-    """The gateway web seed ``<prefix>/v1/<org>/<name>/<commit>/``."""
-    return f"{prefix.rstrip('/')}/v1/{snapshot.repo_id}/{snapshot.commit}/"
-
-
-def hf_webseed_url(endpoint: str, snapshot: Snapshot, path: str) -> str:
-    """HF's ``resolve`` folder holding ``path``: a web seed for a single-file torrent of that file."""
-    folder = path.rpartition("/")[0]
-    base = f"{endpoint.rstrip('/')}/{snapshot.repo_id}/resolve/{snapshot.commit}/"
-    return base + (quote(folder) + "/" if folder else "")

@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 from tqdm import tqdm
 
 from modelreg.errors import ConfigError, HubError, MetadataCacheError
-from modelreg.hf.client import HubClient, RetryPolicy
+from modelreg.hf.client import HubClient
+from modelreg.hf.retry import RetryPolicy
 from modelreg.registry.catalog import Model
 from modelreg.registry.metacache import CacheEntry, Failure, MetaCache
+from modelreg.units import utc_timestamp
 
 DEFAULT_MAX_AGE = timedelta(days=7)
 DEFAULT_JOBS = 8
@@ -33,10 +35,6 @@ def parse_age(text: str) -> timedelta:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ def refresh(models: Iterable[Model], cache: MetaCache, client: HubClient, settin
             stale.append((repo_id, revision))
 
     def one(repo_id: str, revision: str | None) -> HubError | None:
-        return fetch_into(cache, client, repo_id, revision, iso(clock()))
+        return fetch_into(cache, client, repo_id, revision, utc_timestamp(clock()))
 
     bar = tqdm(total=len(stale), desc="metadata", unit="model", file=sys.stderr, disable=_hide(settings.progress))
     with bar, ThreadPoolExecutor(max_workers=max(1, settings.jobs), thread_name_prefix="refresh") as pool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from modelreg.errors import ModelregError
+from modelreg.fsutil import atomic_write_bytes
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
 CACHE_VERSION = 3
@@ -96,14 +97,7 @@ class ParseCache:
 def write_cache(path: Path, data: bytes) -> None:
     """Replace a cache file atomically (temporary file + rename), without fsync: after a crash a cache
     may be lost or unreadable, which only makes the next build a full one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, durable=False)
 
 
 #: Fewer new torrents than this per worker are parsed in-process.

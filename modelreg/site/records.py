@@ -18,6 +18,7 @@ from modelreg.registry.catalog import Model
 from modelreg.registry.crosscheck import compare_files, match_file
 from modelreg.site.formats import detect_formats
 from modelreg.torrent.magnet import magnet_link
+from modelreg.units import utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _parse_iso(text: str) -> dt.datetime:
 
 
 def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_timestamp(when)
 
 
 def torrent_url(config: Config, paths: Paths) -> str | None:

@@ -16,8 +16,8 @@ import bencodepy
 from modelreg import __version__
 from modelreg.errors import CreateError
 from modelreg.fsutil import atomic_write_bytes
-from modelreg.torrent.hashing import ProgressCallback, StreamHashes, hash_stream
-from modelreg.torrent.layout import Layout, Mode, plan_layout
+from modelreg.torrent.engine import ProgressCallback, StreamHashes, hash_stream
+from modelreg.torrent.layout import Layout, Mode, check_name, plan_layout
 from modelreg.torrent.source import LocalSource, Source, SourceFile
 
 __all__ = [
@@ -68,8 +68,7 @@ def create_torrent(
 
 
 def _renamed(layout: Layout, name: str) -> Layout:
-    if not name or "/" in name or name in (".", ".."):
-        raise CreateError(f"{name!r} is not a valid torrent name")
+    check_name(name)
     entries = layout.entries
     if layout.single_file:
         entries = (entries[0].__class__(**{**entries[0].__dict__, "path": (name,)}),)

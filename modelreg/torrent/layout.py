@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modelreg.errors import CreateError
+from modelreg.torrent.paths import component_problem, path_problem
 from modelreg.torrent.source import Source, SourceFile
 
 Mode = Literal["hybrid", "v1", "v2"]
@@ -162,14 +163,14 @@ def plan_layout(source: Source, *, piece_length: int | None = None, mode: Mode =
 
 
 def _check_paths(name: str, files: list[SourceFile]) -> None:
-    if not name or "/" in name or name in (".", ".."):
-        raise CreateError(f"{name!r} is not a valid torrent name")
+    check_name(name)
     seen: set[tuple[str, ...]] = set()
     for file in files:
         if file.size < 0:
             raise CreateError(f"{name}/{file.path_str}: negative size {file.size}")
-        if not file.path or any(not p or p in (".", "..") or "/" in p for p in file.path):
-            raise CreateError(f"{name}: invalid file path {file.path!r}")
+        problem = path_problem(file.path)
+        if problem:
+            raise CreateError(f"{name}: invalid file path {file.path_str!r}: {problem}")
         if file.path in seen:
             raise CreateError(f"{name}/{file.path_str}: listed twice")
         seen.add(file.path)
@@ -179,3 +180,14 @@ def _check_paths(name: str, files: list[SourceFile]) -> None:
                 raise CreateError(
                     f"{name}/{'/'.join(file.path[:depth])}: is both a file and a folder"
                 )
+
+
+def check_name(name: str) -> None:
+    """Refuse a torrent name that the reader would refuse (:mod:`modelreg.torrent.paths`).
+
+    Raises:
+        CreateError: naming the name and the problem.
+    """
+    problem = component_problem(name)
+    if problem:
+        raise CreateError(f"{name!r} is not a valid torrent name: {problem}")

@@ -13,9 +13,9 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
-from modelreg.errors import CreateError
+from modelreg.errors import CreateError, NotRegularFileError
 
 #: Size of the chunks :class:`LocalSource` reads. Large chunks keep the per-call
 #: overhead of Python low and let hashlib run with the GIL released.
@@ -105,16 +105,56 @@ class LocalSource:
         return self.root.joinpath(*file.path)
 
     def chunks(self, file: SourceFile) -> Iterator[bytes]:
+        """The file's bytes; afterwards its identity is checked again, so a file changed while it was read
+        (overwritten in place, replaced by a rename, deleted) fails instead of giving a wrong torrent.
+
+        Raises:
+            CreateError: the file cannot be read, is no longer a regular file, or changed while read.
+        """
         path = self.local_path(file)
         try:
-            with open(path, "rb", buffering=0) as fh:
-                while True:
-                    data = fh.read(READ_CHUNK)
-                    if not data:
-                        return
+            fh, before = open_regular(path)
+            with fh:
+                while data := fh.read(READ_CHUNK):
                     yield data
+                after = os.fstat(fh.fileno())
+            now: os.stat_result | None = os.stat(path)
+        except FileNotFoundError:
+            now = None
+        except NotRegularFileError:
+            raise CreateError(f"{path}: no longer a regular file (replaced since the folder was listed)") from None
         except OSError as exc:
             raise CreateError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        if now is None or _identity(after) != _identity(before) or _identity(now) != _identity(before):
+            how = "was deleted" if now is None else "changed"
+            raise CreateError(f"{path}: {how} while it was hashed; make the torrent again once it is stable")
+
+
+def open_regular(path: str | os.PathLike[str]) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading (unbuffered) and its status, if it is a regular file (links followed).
+
+    A FIFO or a device is refused without being read, and without blocking: it is opened non-blocking
+    and checked with ``fstat`` on the open descriptor, so it cannot be swapped in between.
+
+    Raises:
+        NotRegularFileError: ``path`` is not a regular file.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(f"{os.fsdecode(path)}: not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=0), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a file is still the one that was opened: device, inode, size and modification time."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _walk(folder: Path, prefix: tuple[str, ...], seen: set[tuple[int, int]]) -> Iterator[SourceFile]:

@@ -1,7 +1,7 @@
 """Check files on disk against a torrent: every v1 piece and every v2 piece hash.
 
 :func:`verify` streams the files once through the same engine that creates
-torrents (:func:`modelreg.torrent.hashing.hash_stream`) and compares what it computes
+torrents (:func:`modelreg.torrent.engine.hash_stream`) and compares what it computes
 with the torrent's SHA-1 pieces and its v2 piece layers and ``pieces root``\\ s.
 A missing or short file is read as zeros so that the other files are still
 checked; the report names each problem by file.
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelreg.errors import TorrentError, VerifyError
-from modelreg.torrent.hashing import ProgressCallback, StreamHashes, hash_stream
+from modelreg.errors import NotRegularFileError, TorrentError, VerifyError
+from modelreg.torrent.engine import ProgressCallback, StreamHashes, hash_stream
 from modelreg.torrent.layout import Layout, LayoutEntry
 from modelreg.torrent.metainfo import Torrent
-from modelreg.torrent.source import READ_CHUNK, SourceFile
+from modelreg.torrent.source import READ_CHUNK, SourceFile, open_regular
 
 _ZEROS = bytes(READ_CHUNK)
 
@@ -58,11 +58,12 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     wrong_size: list[WrongSize] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    not_regular: list[str] = field(default_factory=list)
     bad_pieces: list[BadPiece] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.wrong_size or self.unreadable or self.bad_pieces)
+        return not (self.missing or self.wrong_size or self.unreadable or self.not_regular or self.bad_pieces)
 
     def bad_files(self) -> dict[str, list[BadPiece]]:
         """Bad pieces grouped by file, in torrent order."""
@@ -80,6 +81,8 @@ class VerifyReport:
             lines.append(f"wrong size: {wrong.path}: {wrong.actual} bytes, expected {wrong.expected}")
         for path in self.unreadable:
             lines.append(f"unreadable: {path}")
+        for path in self.not_regular:
+            lines.append(f"not a regular file: {path}")
         for path, pieces in self.bad_files().items():
             lines.append(f"bad pieces: {path}: {len(pieces)} piece(s)")
             for bad in pieces[:max_pieces_per_file]:
@@ -95,7 +98,8 @@ class VerifyReport:
                 f"{self.pieces_checked} piece(s) match"
             )
         problems = len(
-            {*self.missing, *(w.path for w in self.wrong_size), *self.unreadable, *self.bad_files()}
+            {*self.missing, *(w.path for w in self.wrong_size), *self.unreadable, *self.not_regular,
+             *self.bad_files()}
         )
         lines.insert(0, f"FAILED: {self.name}: {problems} file(s) with problems in {self.folder}")
         return "\n".join(lines)
@@ -116,7 +120,7 @@ class _FolderReader:
         self._report = report
 
     def local_path(self, file: SourceFile) -> Path:
-        if self.single_file and self._folder.is_file():
+        if self.single_file and not self._folder.is_dir():
             return self._folder
         return self._folder.joinpath(*file.path)
 
@@ -124,16 +128,18 @@ class _FolderReader:
         path = self.local_path(file)
         done = 0
         try:
-            actual = os.stat(path).st_size
+            fh, st = open_regular(path)
         except FileNotFoundError:
             self._report.missing.append(file.path_str)
+        except NotRegularFileError:
+            self._report.not_regular.append(file.path_str)  # a FIFO would hang the read
         except OSError:
             self._report.unreadable.append(file.path_str)
         else:
-            if actual != file.size:
-                self._report.wrong_size.append(WrongSize(file.path_str, file.size, actual))
+            if st.st_size != file.size:
+                self._report.wrong_size.append(WrongSize(file.path_str, file.size, st.st_size))
             try:
-                with open(path, "rb", buffering=0) as fh:
+                with fh:
                     while done < file.size:
                         data = fh.read(min(READ_CHUNK, file.size - done))
                         if not data:
@@ -195,7 +201,7 @@ def verify(
     report.files_checked = len(reader.files)
     report.bytes_checked = torrent.total_size
     report.pieces_checked = torrent.num_pieces
-    absent = set(report.missing) | set(report.unreadable)
+    absent = set(report.missing) | set(report.unreadable) | set(report.not_regular)
     report.bad_pieces = [bad for bad in _compare(torrent, layout, hashes) if bad.path not in absent]
     return report
 

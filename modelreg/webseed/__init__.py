@@ -5,8 +5,9 @@ request against the registry's torrents and either redirects the client to the r
 (``redirect`` mode) or serves verified bytes from its own cache (``mirror`` mode). Modules:
 
 - :mod:`.routes`: what is served and what a URL names; :mod:`.ranges`: ``Range`` headers;
-- :mod:`.hosts`: where redirects may point; :mod:`.upstream`: the HF client (retries, CDN URLs);
-- :mod:`.pieces`: piece geometry and hash checks; :mod:`.cache`: the on-disk piece cache;
+- :mod:`.hosts`: where redirects may point; :mod:`.upstream`: the HF client (CDN URLs; retries per
+  :mod:`modelreg.hf.retry`); :mod:`modelreg.torrent.pieces`: piece geometry and hash checks;
+- :mod:`.cache`: the on-disk piece cache;
 - :mod:`.fetcher`: coalesced, verified downloads into the cache; :mod:`.app`: the aiohttp app;
 - :mod:`.metrics` and :mod:`.accesslog`: ``/metrics`` and the JSON access log.
 """

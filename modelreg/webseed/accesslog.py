@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
+
+from modelreg.units import utc_timestamp
 
 LOGGER_NAME = "modelreg.webseed.access"
 #: Where the application keeps its Gateway, and each request its notes (cache outcome, error).
@@ -40,7 +41,7 @@ class JsonAccessLogger(AbstractAccessLogger):
         if not self.logger.handlers:
             return
         record = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "time": utc_timestamp(),
             "remote": request.remote,
             "method": request.method,
             "path": request.raw_path,

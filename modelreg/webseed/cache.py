@@ -28,8 +28,8 @@ from pathlib import Path
 from modelreg.errors import CacheError, ModelregError
 from modelreg.fsutil import atomic_write_bytes
 from modelreg.torrent.metainfo import FileEntry, Torrent
+from modelreg.torrent.pieces import PieceMap
 from modelreg.webseed.metrics import Metrics
-from modelreg.webseed.pieces import PieceMap
 from modelreg.webseed.routes import Served
 
 _TOUCH_EVERY = 30.0

@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 from modelreg.errors import ConfigError, WebseedError
 from modelreg.registry.catalog import COMMIT, REPO_ID, Catalog
 from modelreg.torrent.metainfo import FileEntry, Torrent
+from modelreg.torrent.paths import path_problem
 
 PREFIX = "v1"
 
@@ -113,8 +114,9 @@ class ServeSet:
         except UnicodeDecodeError:
             raise WebseedError(400, "the path is not valid percent-encoded UTF-8") from None
         org, name, revision, rest = parts[0], parts[1], parts[2], parts[3:]
-        if any(p in ("", ".", "..") or "/" in p or "\\" in p or "\x00" in p for p in rest):
-            raise WebseedError(404, "empty, '.', '..' or slash-carrying path components are not served")
+        problem = path_problem(rest)
+        if problem:
+            raise WebseedError(404, f"not a torrent path: {problem}")
         served = self.lookup(org, name, revision)
         torrent = served.torrent
         if torrent is None:

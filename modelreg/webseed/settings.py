@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelreg.config import DEFAULT_HF_ENDPOINT
 from modelreg.errors import ConfigError
-from modelreg.webseed.upstream import RetryPolicy
+from modelreg.hf.retry import RetryPolicy
+from modelreg.webseed.upstream import GATEWAY_RETRY
 
 MODES = ("redirect", "mirror")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class GatewaySettings:
     #: Requests answered at once, in all and per client address (beyond: 503 and 429).
     max_connections: int = 1024
     max_per_client: int = 64
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = GATEWAY_RETRY
     upstream_timeout: float = 30.0
     token: str | None = None
 
@@ -38,11 +37,3 @@ class GatewaySettings:
         if self.max_connections < 1 or self.max_per_client < 1:
             raise ConfigError("connection limits must be at least 1")
 
-
-def parse_size(text: str) -> int:
-    """``"500M"``, ``"20GiB"``, ``"1T"`` or a plain byte count, in bytes (powers of 1024)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise ConfigError(f"size {text!r} must be a number with an optional K, M, G, T or P suffix")
-    number, unit = float(m.group(1)), m.group(2).lower()
-    return int(number * 1024 ** " kmgtp".index(unit or " "))

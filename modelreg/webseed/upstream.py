@@ -1,8 +1,8 @@
 """The gateway's HTTP client for Hugging Face: file listings, LFS redirects, byte ranges, retries.
 
-Every upstream call retries with exponential backoff on 5xx, 429 (honouring ``Retry-After``), dropped
-connections and timeouts, then gives up with an :class:`~modelreg.errors.UpstreamError` (502, or 504
-after timeouts) that the client sees as a clear error. Redirects are followed by hand and only to hosts
+Every upstream call retries per :mod:`modelreg.hf.retry` (the policy the commands use) on 429 and passing
+5xx answers (honouring ``Retry-After``), dropped connections and timeouts, then gives up with an
+:class:`~modelreg.errors.UpstreamError` (502, or 504 after timeouts) that the client sees as a clear error. Redirects are followed by hand and only to hosts
 the :class:`~modelreg.webseed.hosts.RedirectPolicy` allows. Concurrent look-ups of the same listing or
 the same CDN URL share one request.
 """
@@ -10,7 +10,6 @@ the same CDN URL share one request.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +22,7 @@ import aiohttp
 
 from modelreg import __version__
 from modelreg.errors import UpstreamError, WebseedError
+from modelreg.hf.retry import RetryPolicy, retry_after, retryable_status
 from modelreg.webseed.hosts import RedirectPolicy
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import Served
@@ -35,20 +35,8 @@ _CACHE_ENTRIES = 4096
 _PROGRESS_RESETS_RETRIES = 1 << 20
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: ``attempts`` in all, waiting ``backoff * 2**n`` (jittered, capped) in between."""
-
-    attempts: int = 5
-    backoff: float = 0.2
-    max_backoff: float = 5.0
-    max_retry_after: float = 30.0
-
-    def delay(self, failures: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        base = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
-        return base * (0.5 + random.random() / 2)
+#: The gateway's default: quicker than a command's, since a BitTorrent client is waiting on the answer.
+GATEWAY_RETRY = RetryPolicy(retries=4, base_delay=0.2, max_delay=5.0, max_retry_after=30.0)
 
 
 class _Retryable(Exception):
@@ -72,7 +60,7 @@ class Upstream:
         endpoint: str,
         policy: RedirectPolicy,
         metrics: Metrics,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = GATEWAY_RETRY,
         timeout: float = 30.0,
         token: str | None = None,
         max_connections: int = 64,
@@ -220,11 +208,14 @@ class Upstream:
     async def _after_failure(self, what: str, exc: BaseException, failures: int) -> None:
         kind = exc.kind if isinstance(exc, _Retryable) else "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
         self.metrics.upstream_errors[kind] += 1
-        if failures >= self.retry.attempts:
+        after = exc.retry_after if isinstance(exc, _Retryable) else None
+        wait = self.retry.wait(failures - 1, after)
+        if wait is None:
             status = 504 if kind == "timeout" else 502
-            raise UpstreamError(status, f"Hugging Face kept failing for {what} ({failures} attempts): {exc or kind}")
+            why = self.retry.why_not(failures - 1, after)
+            raise UpstreamError(status, f"Hugging Face kept failing for {what} ({why}): {exc or kind}")
         self.metrics.upstream_retries += 1
-        await asyncio.sleep(self.retry.delay(failures, getattr(exc, "retry_after", None)))
+        await asyncio.sleep(wait)
 
     async def _get(self, url: str, headers: dict[str, str], method: str = "GET") -> aiohttp.ClientResponse:
         """A response after following allowed redirects by hand (the caller releases it)."""
@@ -283,17 +274,10 @@ class Upstream:
 
 
 def _check_status(resp: aiohttp.ClientResponse, url: str) -> None:
-    """Raise a retryable error for 429 and 5xx."""
-    if resp.status == 429 or resp.status >= 500:
-        raise _Retryable(f"{_host(url)} answered HTTP {resp.status}", f"http_{resp.status}", _retry_after(resp))
-
-
-def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
-    value = resp.headers.get("Retry-After", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+    """Raise a retryable error for the statuses the retry policy asks again (429, 5xx...)."""
+    if retryable_status(resp.status):
+        raise _Retryable(f"{_host(url)} answered HTTP {resp.status}", f"http_{resp.status}",
+                         retry_after(resp.headers))
 
 
 def _host(url: str) -> str:

@@ -1,5 +1,8 @@
 """Piece geometry and verification: which bytes make piece *i*, and whether they are the right ones.
 
+Used by the gateway to check each piece it fetches or serves; the Merkle trees are
+:func:`modelreg.torrent.hashing.merkle_root`, the implementation that makes and verifies torrents.
+
 Pieces are numbered in the torrent's byte stream (``FileEntry.offset``, pad files included; for a
 v2-only torrent every file starts on a piece boundary). A piece is checked against the torrent's
 SHA-1 (v1 and hybrid torrents) or, for v2-only torrents, against the SHA-256 Merkle hashes of BEP 52:
@@ -13,10 +16,9 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+from modelreg.torrent.hashing import block_hashes, merkle_root, next_power_of_two
+from modelreg.torrent.layout import BLOCK_SIZE
 from modelreg.torrent.metainfo import FileEntry, Torrent
-
-BLOCK = 16 * 1024
-_ZERO_HASH = bytes(32)
 
 
 @dataclass(frozen=True)
@@ -84,19 +86,10 @@ class PieceMap:
         seg, entry = files[0], files[0].entry
         data = data[: seg.length]
         if entry.size <= self.piece_length:
-            leaves = 1 << max(0, math.ceil(entry.size / BLOCK) - 1).bit_length()
-            return merkle_root(data, leaves) == entry.pieces_root
+            return merkle_root(block_hashes(data), next_power_of_two(math.ceil(entry.size / BLOCK_SIZE))) \
+                == entry.pieces_root
         layer = self.torrent.piece_layers.get(entry.pieces_root)
         if layer is None:
             return False
         j = seg.file_offset // self.piece_length
-        return merkle_root(data, self.piece_length // BLOCK) == layer[j * 32 : j * 32 + 32]
-
-
-def merkle_root(data: bytes, leaves: int) -> bytes:
-    """BEP 52 root of ``data`` cut in 16 KiB blocks, padded with zero hashes to ``leaves`` leaves."""
-    level = [hashlib.sha256(data[i : i + BLOCK]).digest() for i in range(0, len(data), BLOCK)]
-    level += [_ZERO_HASH] * (leaves - len(level))
-    while len(level) > 1:
-        level = [hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
-    return level[0]
+        return merkle_root(block_hashes(data), self.piece_length // BLOCK_SIZE) == layer[j * 32 : j * 32 + 32]
