@@ -9,9 +9,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -251,3 +254,53 @@ def test_tree_paths_pages_and_unknown_names(hub, model, metadata, tmp_path, monk
             assert status == 404 and headers["X-Error-Code"] == "RevisionNotFound"
         status, headers, _ = fetch(gw, f"/{REPO}/resolve/main/../config.json")
         assert status == 404
+
+
+def test_the_client_follows_paged_listings(hub, model, metadata, tmp_path, monkeypatch):
+    monkeypatch.setattr("modelreg.webseed.hfapi.PAGE", 2)  # 4 files and 3 folders: 4 pages
+    with hf_gateway(model, hub, tmp_path / "mirror", metadata) as gw:
+        results = run_client(gw.url, tmp_path / "hf", ("files", REPO, {}))
+        tree_pages = gw.gateway.metrics.hf_api_requests["api"]
+    assert results[0]["ok"] == sorted(FILES) and tree_pages == 4
+
+
+def test_webseed_command_serves_hf_urls_with_tokens(hub, model, metadata, tmp_path, capsys):
+    registry = tmp_path / "registry"  # the metadata fixture filled registry/.metadata
+    (registry / "TestOrg" / "Hf-Model").mkdir(parents=True)
+    (registry / "TestOrg" / "Hf-Model" / "Hf-Model.torrent").write_bytes(model.torrent.raw)
+    (registry / "TestOrg" / "Hf-Model" / "Hf-Model.json").write_text(
+        json.dumps({"repo_id": REPO, "revision": model.revision}))
+    tokens = tmp_path / "tokens"
+    tokens.write_text("tok-cli\n")
+    base = ["webseed", "--mode", "mirror", "--registry", str(registry), "--cache", str(tmp_path / "c")]
+    assert main([*base, "--require-token"]) == 1
+    assert "--tokens-file" in capsys.readouterr().err
+    assert main([*base, "--require-token", "--tokens-file", str(tmp_path / "missing")]) == 1
+    assert "missing" in capsys.readouterr().err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", *base,
+           "--port", str(port), "--hf-endpoint", hub.endpoint, "--redirect-host", hub.cdn_endpoint[7:],
+           "--access-log", "", "--require-token", "--tokens-file", str(tokens)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        gw = type("Gw", (), {"port": port})
+        for _ in range(200):
+            try:
+                if fetch(gw, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        auth = {"Authorization": "Bearer tok-cli"}
+        status, _, body = fetch(gw, f"/api/models/{REPO}", headers=auth)
+        assert status == 200 and json.loads(body)["cardData"]["license"] == "apache-2.0"
+        status, headers, body = fetch(gw, f"/{REPO}/resolve/main/config.json", headers=auth)
+        assert status == 200 and body == model.files["config.json"]
+        assert fetch(gw, f"/{REPO}/resolve/main/config.json")[0] == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Hugging Face API" in err and "token required" in err

@@ -254,7 +254,9 @@ class HfApi:
         headers = {"X-Repo-Commit": commit}
         if start + size < len(items):
             query = {"recursive": str(recursive).lower(), "expand": str(expand).lower(), "cursor": str(start + size)}
-            headers["Link"] = f'<{request.url.with_query(query)}>; rel="next"'
+            scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
+            url = request.url.with_query(query)
+            headers["Link"] = f'<{url.with_scheme(scheme) if scheme in ("http", "https") else url}>; rel="next"'
         return web.json_response(out, headers=headers)
 
     async def resolve(self, request: web.Request) -> web.StreamResponse:
