@@ -249,9 +249,12 @@ def test_tree_paths_pages_and_unknown_names(hub, model, metadata, tmp_path, monk
         assert status == 200 and "Link" in headers and len(json.loads(body)) == 2
         status, headers, _ = fetch(gw, f"/api/models/{REPO}/tree/main/nope")
         assert status == 404 and headers["X-Error-Code"] == "EntryNotFound"
-        for path in (f"/api/models/{REPO}/revision/..%2F..%2Fetc", f"/{REPO}/resolve/{'0' * 40}/config.json"):
+        for path in (f"/api/models/{REPO}/revision/..%2F..%2Fetc", f"/{REPO}/resolve/{'0' * 40}/config.json",
+                     f"/api/models/{REPO}/revision/x%09Set-Cookie:%20a=b"):
             status, headers, _ = fetch(gw, path)
-            assert status == 404 and headers["X-Error-Code"] == "RevisionNotFound"
+            assert status == 404 and headers["X-Error-Code"] == "RevisionNotFound" and "Set-Cookie" not in headers
+        status, headers, _ = fetch(gw, f"/api/models/{REPO}/revision/x%0D%0ASet-Cookie:%20a=b")
+        assert status == 404 and "Set-Cookie" not in headers
         status, headers, _ = fetch(gw, f"/{REPO}/resolve/main/../config.json")
         assert status == 404
 

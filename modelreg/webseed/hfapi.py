@@ -14,8 +14,8 @@ With ``HF_ENDPOINT`` pointing at the gateway, ``hf download``, ``snapshot_downlo
   (LFS files), ``Content-Length``, ``Accept-Ranges`` and ``Range`` answers.
 
 Only files of the served torrent are listed and served. ``<rev>`` is the served commit, or a branch
-whose commit the metadata cache records (``main``: the repository's first served commit when the cache
-records none). Errors answer as HF does (status, ``X-Error-Code``, ``X-Error-Message``, JSON
+whose served commit the metadata cache records (``main``: else the repository's first served commit,
+the one the registry pins). Errors answer as HF does (status, ``X-Error-Code``, ``X-Error-Message``, JSON
 ``{"error": ...}``), so the client raises its own ``RepositoryNotFoundError``, ``RevisionNotFoundError``,
 ``EntryNotFoundError`` or ``GatedRepoError``.
 """
@@ -47,6 +47,7 @@ PAGE = 1000
 PAGE_EXPANDED = 50
 #: Seconds a model's cached metadata is reused before the file is read again.
 META_TTL = 30.0
+_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
 _HEADERS = web.RequestKey("modelreg_hfapi", dict) if hasattr(web, "RequestKey") else "modelreg_hfapi"
 
@@ -132,7 +133,7 @@ class HfApi:
         elif _BRANCH.match(revision):
             commit = self._branch_commit(items[0].repo_id, revision)
             found = next((s for s in items if s.revision == commit), None)
-            if found is None and revision == "main" and commit is None:
+            if found is None and revision == "main":  # the registry pins what its "main" is
                 found = items[0]
         else:
             found = None
@@ -289,7 +290,7 @@ async def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -
 
 
 def _error_response(exc: WebseedError) -> web.Response:
-    message = str(exc).encode("ascii", "backslashreplace").decode()
+    message = _PRINTABLE.sub("?", str(exc))  # no CR, LF or non-ASCII in a header value
     headers = {"X-Error-Message": message}
     if isinstance(exc, HfApiError):
         headers.update(exc.headers)
