@@ -78,6 +78,7 @@ class CheckedFiles:
         self.fetcher = fetcher
         self._stamps: dict[tuple[str, str], tuple[tuple[int, int, int] | None, int]] = {}
         self._blob_ids: dict[tuple[str, str], str] = {}
+        self._checking: dict[tuple[str, str], asyncio.Future] = {}
 
     async def describe(self, store: TorrentStore, entry: FileEntry, lfs_sha256: str | None) -> HfFile:
         """The file as HF lists it; a regular file is fetched (verified) first if its blob id is not known.
@@ -93,11 +94,21 @@ class CheckedFiles:
         return HfFile(entry.path_str, entry.size, blob_id, None)
 
     async def check(self, store: TorrentStore, entry: FileEntry) -> None:
-        """Re-verify the file's cached pieces if it changed on disk since the last check; forget it if one fails."""
+        """Re-verify the file's cached pieces if it changed on disk since the last check; forget it if one fails.
+
+        Concurrent requests for the same file share one check.
+        """
         key = (store.key, entry.path_str)
-        stamp = _stat(store, entry)
-        if _trusted(self._stamps.get(key), stamp):
-            return
+        running = self._checking.get(key)
+        if running is None:
+            stamp = _stat(store, entry)
+            if _trusted(self._stamps.get(key), stamp):
+                return
+            running = self._checking[key] = asyncio.ensure_future(self._check(store, entry, key, stamp))
+            running.add_done_callback(lambda _: self._checking.pop(key, None))
+        await asyncio.shield(running)
+
+    async def _check(self, store: TorrentStore, entry: FileEntry, key: tuple[str, str], stamp) -> None:
         with self.cache.pinned(store, entry):
             ok, _ = await asyncio.to_thread(_scan, store, entry, False)
             if not ok:
