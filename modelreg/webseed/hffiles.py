@@ -8,7 +8,12 @@ is described as a regular file (its git blob id), since nothing else can be vouc
 
 :class:`CheckedFiles` also re-verifies a cached file's pieces against the torrent before the HF paths
 serve it whenever the file changed on disk since it was last checked (size, inode or modification
-time), so bytes altered behind the cache's back are forgotten and fetched again, never sent.
+time), so bytes altered behind the cache's back are forgotten and fetched again, never sent. The
+cache's own writes (verified pieces) and LRU touches also change the modification time: after serving
+a checked file its new stamp is accepted, and confirmed once the file system's timestamp granularity
+has passed, so serving does not make the next request hash the file again. What this cannot see:
+a change that keeps size and modification time (bit rot), or a write within the same clock tick as the
+gateway's own; the cache's piece hashes are the full check for those.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class CheckedFiles:
         self._stamps: dict[tuple[str, str], tuple[tuple[int, int, int] | None, int]] = {}
         self._blob_ids: dict[tuple[str, str], str] = {}
         self._checking: dict[tuple[str, str], asyncio.Future] = {}
+        self._confirming: set[tuple[str, str]] = set()
 
     async def describe(self, store: TorrentStore, entry: FileEntry, lfs_sha256: str | None) -> HfFile:
         """The file as HF lists it; a regular file is fetched (verified) first if its blob id is not known.
@@ -127,8 +133,20 @@ class CheckedFiles:
         not tampering, so the file need not be hashed again on its next request.
         """
         key = (store.key, entry.path_str)
-        if key in self._stamps:
-            self._stamps[key] = (_stat(store, entry), time.time_ns())
+        if key not in self._stamps:
+            return
+        stamp = _stat(store, entry)
+        self._stamps[key] = (stamp, time.time_ns())
+        if key not in self._confirming:  # once past the racy window, a still unchanged file need no new hash
+            self._confirming.add(key)
+            asyncio.get_running_loop().call_later(_RACY_NS / 1e9 + 0.1, self._confirm, store, entry, key)
+
+    def _confirm(self, store: TorrentStore, entry: FileEntry, key: tuple[str, str]) -> None:
+        self._confirming.discard(key)
+        known = self._stamps.get(key)
+        stamp = _stat(store, entry)
+        if known is not None and known[0] == stamp:
+            self._stamps[key] = (stamp, time.time_ns())
 
     async def _hash_regular(self, store: TorrentStore, entry: FileEntry) -> str:
         pieces = store.map.pieces_of(entry)
