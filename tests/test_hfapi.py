@@ -55,7 +55,15 @@ CLIENT = textwrap.dedent("""
                 "repos": {r.repo_id: sorted(f.file_path.relative_to(next(iter(r.revisions)).snapshot_path).as_posix()
                                             for rev in r.revisions for f in rev.files) for r in c.repos}}
 
-    OPS = {"snapshot": snapshot_download, "download": hf_hub_download, "info": info, "scan": scan,
+    def cli(*args):  # the `hf` command, as a user runs it
+        from huggingface_hub.cli.hf import main
+        sys.argv = ["hf", *args]
+        try:
+            return main()
+        except SystemExit as exc:
+            return exc.code
+
+    OPS = {"cli": cli, "snapshot": snapshot_download, "download": hf_hub_download, "info": info, "scan": scan,
            "files": lambda repo, **kw: sorted(HfApi().list_repo_files(repo, **kw))}
     out = []
     for op, args, kwargs in json.loads(sys.argv[1]):
@@ -154,6 +162,7 @@ def test_snapshot_download_through_the_mirror_then_with_the_hub_down(hub, model,
                 ("download", REPO, "not-there.txt", {}),
                 ("download", REPO, "config.json", {"revision": "no-such-branch"}),
                 ("scan", str(tmp_path / "hf2")),
+                ("cli", "download", REPO, "--local-dir", str(tmp_path / "local"), {}),
             )
         snapshot = Path(second[0]["ok"])
         assert {p: (snapshot / p).read_bytes() for p in FILES} == model.files
@@ -165,6 +174,8 @@ def test_snapshot_download_through_the_mirror_then_with_the_hub_down(hub, model,
         assert "EntryNotFoundError" in second[6]["error"]
         assert "RevisionNotFoundError" in second[7]["error"]
         assert second[8]["ok"] == {"warnings": [], "repos": {REPO: sorted(FILES)}}
+        assert second[9]["ok"] in (0, None), second[9]
+        assert {p: (tmp_path / "local" / p).read_bytes() for p in FILES} == model.files
         status, _, body = fetch(gw, "/metrics")
     assert status == 200
     counts = {line.split()[0]: float(line.split()[1]) for line in body.decode().splitlines()
