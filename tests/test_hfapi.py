@@ -6,6 +6,7 @@ huggingface_hub reads HF_ENDPOINT when it is imported, so every client call runs
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -22,6 +23,7 @@ from fakehub import fake_hub
 from webseed_harness import FAST_RETRY, GatewayThread, make_files, make_model
 
 from modelreg.cli import main
+from modelreg.errors import ConfigError
 from modelreg.hf.client import HubClient
 from modelreg.registry.metacache import MetaCache
 from modelreg.registry.refresh import fetch_into
@@ -318,3 +320,29 @@ def test_webseed_command_serves_hf_urls_with_tokens(hub, model, metadata, tmp_pa
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "Hugging Face API" in err and "token required" in err
+
+
+def test_without_cached_metadata_files_are_named_by_their_git_blob_ids(hub, model, tmp_path):
+    with hf_gateway(model, hub, tmp_path / "mirror", None) as gw:
+        status, _, body = fetch(gw, f"/api/models/{REPO}?blobs=true")
+        info = json.loads(body)
+        status_main, headers, data = fetch(gw, f"/{REPO}/resolve/main/model.safetensors")
+    assert status == 200 and info["sha"] == model.revision and "cardData" in info
+    assert {s["rfilename"]: (s["blobId"], "lfs" in s) for s in info["siblings"]} == {
+        p: (hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(), False) for p, data in model.files.items()}
+    assert status_main == 200 and data == model.files["model.safetensors"]
+    assert "X-Linked-Etag" not in headers and headers["ETag"].strip('"') == info["siblings"][1]["blobId"]
+
+
+def test_token_file_is_reread_and_fails_closed(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_text("one\n# two\n  three  \n")
+    tokens = TokenFile(path, recheck=0)
+    assert tokens.accepts("one") and tokens.accepts("three")
+    assert not tokens.accepts("# two") and not tokens.accepts("") and not tokens.accepts(None)
+    path.unlink()
+    assert not tokens.accepts("one") and "cannot read" in tokens.error
+    path.write_text("four\n")
+    assert tokens.accepts("four") and not tokens.accepts("one") and tokens.error is None
+    with pytest.raises(ConfigError, match="missing"):
+        TokenFile(tmp_path / "missing")
