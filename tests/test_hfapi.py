@@ -186,12 +186,16 @@ def test_snapshot_download_through_the_mirror_then_with_the_hub_down(hub, model,
     assert counts['modelreg_webseed_hf_api_requests_total{endpoint="api"}'] >= 4
 
 
-def test_prefilled_cache_serves_hf_urls_and_never_a_corrupted_byte(hub, model, metadata, tmp_path):
+def test_prefilled_cache_serves_hf_urls_and_never_a_corrupted_byte(hub, model, tmp_path):
     torrent = tmp_path / "model.torrent"
     torrent.write_bytes(model.torrent.raw)
-    cache = tmp_path / "mirror"
+    cache, registry = tmp_path / "mirror", tmp_path / "prefilled-registry"
+    # --registry: the metadata the HF API reads (LFS hashes, card) is cached too, so it works offline.
     assert main(["mirror", str(torrent), "--repo", f"{REPO}@{model.revision}", "--cache", str(cache),
-                 "--hf-endpoint", hub.endpoint, "--redirect-host", hub.cdn_endpoint[7:]]) == 0
+                 "--hf-endpoint", hub.endpoint, "--redirect-host", hub.cdn_endpoint[7:],
+                 "--registry", str(registry)]) == 0
+    metadata = MetaCache.for_registry(registry)
+    assert metadata.load(REPO, model.revision).meta.commit == model.revision
     lfs, regular = "model.safetensors", "tokenizer/vocab.txt"
     with hf_gateway(model, hub, cache, metadata) as gw:
         store = gw.gateway.cache.store(model.served)
