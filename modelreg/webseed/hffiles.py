@@ -85,6 +85,7 @@ class CheckedFiles:
         self._blob_ids: dict[tuple[str, str], str] = {}
         self._checking: dict[tuple[str, str], asyncio.Future] = {}
         self._confirming: set[tuple[str, str]] = set()
+        self._hashing: dict[tuple[str, str], asyncio.Future] = {}
 
     async def describe(self, store: TorrentStore, entry: FileEntry, lfs_sha256: str | None) -> HfFile:
         """The file as HF lists it; a regular file is fetched (verified) first if its blob id is not known.
@@ -95,8 +96,13 @@ class CheckedFiles:
             return HfFile(entry.path_str, entry.size, git_blob_id(lfs_pointer(lfs_sha256, entry.size)), lfs_sha256)
         key = (store.key, entry.path_str)
         blob_id = self._blob_ids.get(key)
-        if blob_id is None:
-            blob_id = self._blob_ids[key] = await self._hash_regular(store, entry)
+        if blob_id is None:  # concurrent requests for the same file share one fetch and one hash
+            hashing = self._hashing.get(key)
+            if hashing is None:
+                hashing = self._hashing[key] = asyncio.ensure_future(self._hash_regular(store, entry))
+                hashing.add_done_callback(lambda f: _settled(self._hashing, key, f))
+            blob_id = await asyncio.shield(hashing)
+            self._blob_ids[key] = blob_id
         return HfFile(entry.path_str, entry.size, blob_id, None)
 
     async def check(self, store: TorrentStore, entry: FileEntry) -> None:
@@ -111,7 +117,7 @@ class CheckedFiles:
             if _trusted(self._stamps.get(key), stamp):
                 return
             running = self._checking[key] = asyncio.ensure_future(self._check(store, entry, key, stamp))
-            running.add_done_callback(lambda _: self._checking.pop(key, None))
+            running.add_done_callback(lambda f: _settled(self._checking, key, f))
         await asyncio.shield(running)
 
     async def _check(self, store: TorrentStore, entry: FileEntry, key: tuple[str, str], stamp) -> None:
@@ -161,6 +167,13 @@ class CheckedFiles:
                     store.clear_file(entry)
                     await store.flush()
         raise UpstreamError(502, f"{entry.path_str}: its cached pieces keep failing their hash check")
+
+
+def _settled(pending: dict, key: tuple[str, str], fut: asyncio.Future) -> None:
+    """A shared task is done: forget it, and mark its error seen if every waiter has gone."""
+    pending.pop(key, None)
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _trusted(known: tuple[tuple[int, int, int] | None, int] | None, stamp: tuple[int, int, int] | None) -> bool:
