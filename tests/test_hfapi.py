@@ -350,3 +350,15 @@ def test_token_file_is_reread_and_fails_closed(tmp_path):
     assert tokens.accepts("four") and not tokens.accepts("one") and tokens.error is None
     with pytest.raises(ConfigError, match="missing"):
         TokenFile(tmp_path / "missing")
+
+
+def test_a_crowd_asking_for_a_cold_file_costs_one_upstream_fetch(hub, model, metadata, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with hf_gateway(model, hub, tmp_path / "mirror", metadata) as gw:
+        url = f"/{REPO}/resolve/main/tokenizer/vocab.txt"
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda i: fetch(gw, url, "HEAD" if i % 2 else "GET"), range(32)))
+    assert {(status, headers["ETag"]) for status, headers, _ in answers} == {(200, f'"{expected_etag(hub, "tokenizer/vocab.txt")}"')}
+    assert {body for _, _, body in answers} == {b"", model.files["tokenizer/vocab.txt"]}
+    assert len(hub.find_requests(path=r"vocab\.txt")) == 1
