@@ -2,7 +2,9 @@
 
 Each torrent's files are fetched from Hugging Face piece by piece, every piece checked against the
 torrent's hashes. A gateway in mirror mode with the same ``--cache`` then serves these torrents even
-while Hugging Face is unreachable. Running it again resumes where it stopped.
+while Hugging Face is unreachable. Running it again resumes where it stopped. With ``--registry DIR``
+it also caches each model's Hugging Face metadata in ``DIR/.metadata`` when missing: the gateway's
+Hugging Face API (``HF_ENDPOINT`` clients) reads it there, offline too.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import sys
 from pathlib import Path
 
 from modelreg.commands.webseed import add_upstream_options, settings_from
-from modelreg.errors import CatalogError, ConfigError, ModelregError
+from modelreg.errors import CatalogError, ConfigError, MetadataCacheError, ModelregError
+from modelreg.hf.client import HubClient, hub_token
 from modelreg.progress import byte_progress
 from modelreg.registry.catalog import model_from
+from modelreg.registry.metacache import MetaCache
+from modelreg.registry.refresh import fetch_into, iso, utc_now
 from modelreg.torrent.metainfo import Torrent
 from modelreg.webseed.app import Gateway
 from modelreg.webseed.routes import Served, ServeSet, parse_allow
@@ -27,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("torrents", nargs="+", metavar="TORRENT", help=".torrent files to mirror")
     parser.add_argument("--repo", metavar="ORG/NAME@REV",
                         help="the repository revision (default: from a sidecar .json or the web seed)")
+    parser.add_argument("--registry", metavar="DIR",
+                        help="also cache the models' HF metadata in DIR/.metadata if missing (for HF_ENDPOINT clients)")
     add_upstream_options(parser)
     parser.set_defaults(func=run)
 
@@ -53,7 +60,29 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--repo names one repository: give one torrent with it")
     settings = settings_from(args, "mirror")
     items = [served_from(Path(p), args.repo) for p in args.torrents]
-    return asyncio.run(_mirror(Gateway(settings, ServeSet(items)), items))
+    failed = asyncio.run(_mirror(Gateway(settings, ServeSet(items)), items))
+    if args.registry:
+        failed |= _metadata(MetaCache.for_registry(args.registry), HubClient(settings.hf_endpoint, hub_token()), items)
+    return failed
+
+
+def _metadata(cache: MetaCache, client: HubClient, items: list[Served]) -> int:
+    """Fetch the metadata of each mirrored revision that has none cached; 1 if any fetch failed."""
+    failed = 0
+    for served in items:
+        try:
+            entry = cache.load(served.repo_id, served.revision)
+        except MetadataCacheError:
+            entry = None
+        if entry is not None and entry.meta is not None:
+            continue
+        error = fetch_into(cache, client, served.repo_id, served.revision, iso(utc_now()))
+        if error is not None:
+            failed = 1
+            print(f"error: {served.repo_id}@{served.revision[:12]}: no metadata cached: {error}", file=sys.stderr)
+        else:
+            print(f"{served.repo_id}@{served.revision[:12]}: metadata cached in {cache.root}")
+    return failed
 
 
 async def _mirror(gateway: Gateway, items: list[Served]) -> int:

@@ -2,6 +2,8 @@
 
 Clients ask ``/v1/<org>/<name>/<revision>/<torrent name>/<path>``; ``redirect`` mode sends them to the
 right Hugging Face file, ``mirror`` mode serves verified bytes from a local cache (see ``modelreg mirror``).
+Mirror mode also answers Hugging Face's own URLs, so ``HF_ENDPOINT=http://<gateway>`` clients
+(``hf download``, ``from_pretrained``) download from it (``--require-token`` to ask for a token).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from modelreg.config import Config, load_config
 from modelreg.errors import ConfigError, ServeError
 from modelreg.hf.client import hub_endpoint, hub_token
 from modelreg.registry.catalog import load_catalog
+from modelreg.registry.metacache import MetaCache
 from modelreg.webseed.app import Gateway, make_runner
 from modelreg.webseed.cache import PieceCache
+from modelreg.webseed.hfapi import HfApi
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import ServeSet
 from modelreg.webseed.settings import MODES, GatewaySettings
+from modelreg.webseed.tokens import TokenFile
 
 
 def add_upstream_options(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="requests answered at once before 503 (default: 1024)")
     parser.add_argument("--max-per-client", type=int, default=64,
                         help="requests at once from one address before 429 (default: 64)")
+    parser.add_argument("--no-hf-api", dest="hf_api", action="store_false",
+                        help="mirror mode: do not answer Hugging Face's own URLs (HF_ENDPOINT clients)")
+    parser.add_argument("--require-token", action="store_true",
+                        help="Hugging Face URLs need 'Authorization: Bearer <token>' with a token of --tokens-file")
+    parser.add_argument("--tokens-file", metavar="FILE",
+                        help="accepted tokens, one per line (reread when it changes)")
     add_upstream_options(parser)
     parser.set_defaults(func=run)
 
@@ -91,13 +102,25 @@ def run(args: argparse.Namespace) -> int:
         cached, errors = PieceCache(settings.cache_dir, Metrics()).cached_torrents()
         for error in errors:
             print(f"warning: {error}", file=sys.stderr)
+    if args.require_token and not args.tokens_file:
+        raise ConfigError("--require-token needs --tokens-file FILE (one accepted token per line)")
+    if args.tokens_file and not args.require_token:
+        raise ConfigError("--tokens-file is used with --require-token only")
+    if args.require_token and not (settings.mode == "mirror" and args.hf_api):
+        raise ConfigError("--require-token protects the Hugging Face URLs of mirror mode (--mode mirror)")
+    tokens = TokenFile(args.tokens_file) if args.require_token else None
     serve = ServeSet.build(catalog, cached, args.allow)
     if not len(serve):
         raise ConfigError(
             f"nothing to serve: no torrent pinned to a commit in {registry}, none in the cache, no --allow"
         )
     banner = f"modelreg webseed: {settings.mode} mode, {len(serve)} repositories, http://{args.host}:{args.port}/v1/"
-    asyncio.run(_serve(Gateway(settings, serve), args.host, args.port, args.access_log, banner))
+    gateway = Gateway(settings, serve)
+    if settings.mode == "mirror" and args.hf_api:
+        HfApi(gateway, MetaCache.for_registry(registry), tokens)
+        banner += (f"\nmodelreg webseed: Hugging Face API at http://{args.host}:{args.port} (HF_ENDPOINT)"
+                   + (", token required" if tokens else ""))
+    asyncio.run(_serve(gateway, args.host, args.port, args.access_log, banner))
     return 0
 
 

@@ -9,7 +9,8 @@ request against the registry's torrents and either redirects the client to the r
   :mod:`modelreg.hf.retry`); :mod:`modelreg.torrent.pieces`: piece geometry and hash checks;
 - :mod:`.cache`: the on-disk piece cache;
 - :mod:`.fetcher`: coalesced, verified downloads into the cache; :mod:`.app`: the aiohttp app;
-- :mod:`.metrics` and :mod:`.accesslog`: ``/metrics`` and the JSON access log.
+- :mod:`.metrics` and :mod:`.accesslog`: ``/metrics`` and the JSON access log;
+- :mod:`.hfapi` (with :mod:`.hffiles`, :mod:`.tokens`): Hugging Face's own URLs in mirror mode.
 """
 
 from modelreg.webseed.app import Gateway, make_runner

@@ -56,6 +56,8 @@ class Gateway:
         self.fetcher = Fetcher(self.cache, self.upstream, self.metrics) if self.cache else None
         self._active = 0
         self._per_client: Counter[str] = Counter()
+        #: Called with the application once built, to add more routes (the HF API of :mod:`.hfapi`).
+        self.extensions: list[Callable[[web.Application], None]] = []
 
     @property
     def mirror(self) -> bool:
@@ -82,6 +84,8 @@ class Gateway:
         app.router.add_get("/metrics", self.metrics_page)
         app.router.add_route("GET", "/v1/{tail:.*}", self.file)
         app.router.add_route("HEAD", "/v1/{tail:.*}", self.file)
+        for extend in self.extensions:
+            extend(app)
 
         async def on_startup(_: web.Application) -> None:
             await self.start()
@@ -147,7 +151,10 @@ class Gateway:
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def file(self, request: web.Request) -> web.StreamResponse:
-        target = self.serve.route(_origin_form(request.raw_path))
+        return await self.serve_target(request, self.serve.route(_origin_form(request.raw_path)))
+
+    async def serve_target(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """Answer a GET or HEAD for one file of a served torrent (``Range`` honoured)."""
         entry = target.entry
         if entry is None:
             return await self._redirect(request, target)

@@ -19,6 +19,7 @@ _HELP = {
     "cache_evictions_total": ("counter", "Cached files evicted to stay under --max-cache-size."),
     "cache_bytes": ("gauge", "Verified bytes held in the cache."),
     "in_flight_requests": ("gauge", "Requests being answered now."),
+    "hf_api_requests_total": ("counter", "Requests on Hugging Face API paths (HF_ENDPOINT clients), by endpoint."),
 }
 
 
@@ -28,6 +29,7 @@ class Metrics:
 
     requests: Counter = field(default_factory=Counter)
     redirects: Counter = field(default_factory=Counter)
+    hf_api_requests: Counter = field(default_factory=Counter)
     upstream_errors: Counter = field(default_factory=Counter)
     bytes_served: int = 0
     cache_hits: int = 0
@@ -55,6 +57,7 @@ class Metrics:
             "cache_evictions_total": [("", self.cache_evictions)],
             "cache_bytes": [("", self.cache_bytes)],
             "in_flight_requests": [("", self.in_flight)],
+            "hf_api_requests_total": _labelled("endpoint", self.hf_api_requests),
         }
         lines = []
         for name, samples in values.items():
