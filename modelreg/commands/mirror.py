@@ -20,8 +20,9 @@ from modelreg.hf.client import HubClient, hub_token
 from modelreg.progress import byte_progress
 from modelreg.registry.catalog import model_from
 from modelreg.registry.metacache import MetaCache
-from modelreg.registry.refresh import fetch_into, iso, utc_now
+from modelreg.registry.refresh import fetch_into
 from modelreg.torrent.metainfo import Torrent
+from modelreg.units import utc_timestamp
 from modelreg.webseed.app import Gateway
 from modelreg.webseed.routes import Served, ServeSet, parse_allow
 
@@ -76,7 +77,7 @@ def _metadata(cache: MetaCache, client: HubClient, items: list[Served]) -> int:
             entry = None
         if entry is not None and entry.meta is not None:
             continue
-        error = fetch_into(cache, client, served.repo_id, served.revision, iso(utc_now()))
+        error = fetch_into(cache, client, served.repo_id, served.revision, utc_timestamp())
         if error is not None:
             failed = 1
             print(f"error: {served.repo_id}@{served.revision[:12]}: no metadata cached: {error}", file=sys.stderr)
