@@ -9,4 +9,5 @@ COMMANDS = [
     "webseed",
     "mirror",
     "serve",
+    "health",
 ]

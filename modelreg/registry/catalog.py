@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from modelreg.errors import CatalogError, ModelregError
 from modelreg.hf.metadata import ModelMeta
+from modelreg.registry.health import Health
 from modelreg.torrent.metainfo import Torrent
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -45,6 +46,8 @@ class Model:
     meta: ModelMeta | None = None
     #: Why metadata is missing or stale, and any mismatch between the torrent and HF's file list.
     problems: tuple[str, ...] = ()
+    #: The last swarm and web-seed check (registry/.health/), or None where never checked.
+    health: Health | None = None
 
     @property
     def org(self) -> str:

@@ -93,6 +93,7 @@ def model_record(model: Model, config: Config) -> dict[str, Any]:
         "formats": detect_formats(f.path_str for f in t.files),
         "last_modified": last_modified(model),
         "problems": list(model.problems),
+        "health": model.health.summary() if model.health else None,
     }
 
 
