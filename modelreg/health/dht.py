@@ -12,9 +12,11 @@ peers), whose sizes are estimated as BEP 33 says. Where no node answers, only th
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import os
+import select
 import socket
 import time
 from collections.abc import Iterable
@@ -24,6 +26,9 @@ from modelreg.errors import ProbeError
 from modelreg.torrent.bencode import BencodeError, decode, encode
 
 BLOOM_BITS = 2048
+#: Routing-table nodes asked for a BEP 33 scrape of each infohash.
+MAX_SCRAPED_NODES = 16
+PER_NODE_PER_SECOND = 4
 #: libtorrent's default DHT upload limit (8 kB/s) would let a few hundred lookups through per run.
 UPLOAD_LIMIT = 1 << 20
 
@@ -61,7 +66,7 @@ def _session(settings: DhtSettings):
         "listen_interfaces": "127.0.0.1:0" if local else "0.0.0.0:0",
         "enable_dht": True, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "dht_upload_rate_limit": UPLOAD_LIMIT,
-        "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.status_notification,
+        "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.dht_operation_notification,
     }
     if settings.nodes:
         pack["dht_bootstrap_nodes"] = ""
@@ -71,10 +76,7 @@ def _session(settings: DhtSettings):
         for key in ("dht_restrict_routing_ips", "dht_restrict_search_ips", "dht_prefer_verified_node_ids",
                     "dht_enforce_node_id", "dht_ignore_dark_internet"):
             pack[key] = False
-    ses = lt.session(pack)
-    for host, port in settings.nodes:
-        ses.add_dht_node((host, port))
-    return lt, ses
+    return lt, lt.session(pack)
 
 
 def dht_counts(hashes: Iterable[bytes], settings: DhtSettings) -> dict[bytes, DhtCount]:
@@ -84,23 +86,31 @@ def dht_counts(hashes: Iterable[bytes], settings: DhtSettings) -> dict[bytes, Dh
         ProbeError: the DHT could not be joined (no node answered within the bound).
     """
     wanted = list(dict.fromkeys(hashes))
-    deadline = time.monotonic() + settings.seconds
+    start = time.monotonic()
+    reserve = min(1.0, settings.seconds / 4)  # for the BEP 33 scrapes at the end
+    deadline = start + settings.seconds - reserve
     lt, ses = _session(settings)
     try:
-        _join(lt, ses, min(deadline, time.monotonic() + settings.seconds / 3))
+        _join(lt, ses, settings.nodes, min(deadline, start + settings.seconds / 3))
         peers: dict[bytes, set] = {}
         for h in wanted:
             ses.dht_get_peers(lt.sha1_hash(h))
-        while len(peers) < len(wanted) and time.monotonic() < deadline:
+        # libtorrent posts a reply per node that knows peers and nothing when a traversal ends: the lookups
+        # are over when no request has gone out and no reply come in for a while.
+        quiet = max(0.5, settings.seconds / 10)
+        last = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last < quiet:
             ses.wait_for_alert(100)
             for alert in ses.pop_alerts():
                 if isinstance(alert, lt.dht_get_peers_reply_alert):
-                    key = alert.info_hash.to_bytes()
-                    peers.setdefault(key, set()).update(map(tuple, alert.peers()))
-        nodes = _live_nodes(lt, ses, deadline)
-        scraped = _scrape(nodes, wanted, deadline)
+                    peers.setdefault(alert.info_hash.to_bytes(), set()).update(map(tuple, alert.peers()))
+                    last = time.monotonic()
+                elif isinstance(alert, lt.dht_outgoing_get_peers_alert):
+                    last = time.monotonic()
+        nodes = _routing_nodes(lt, ses)
     finally:
         del ses
+    scraped = _scrape(nodes, wanted, time.monotonic() + reserve)
     found = {}
     for h in wanted:
         seeds, leechers = scraped.get(h, (None, None))
@@ -108,62 +118,71 @@ def dht_counts(hashes: Iterable[bytes], settings: DhtSettings) -> dict[bytes, Dh
     return found
 
 
-def _join(lt, ses, deadline: float) -> None:
+def _join(lt, ses, nodes: tuple[tuple[str, int], ...], deadline: float) -> None:
+    """Wait until the DHT routing table has a node; ``nodes`` are added once the session listens (before,
+    they are dropped), and again every second until then.
+
+    Raises:
+        ProbeError: no node answered before the deadline.
+    """
+    asked = 0.0
     while time.monotonic() < deadline:
+        if time.monotonic() - asked > 1.0:
+            for host, port in nodes:
+                ses.add_dht_node((host, port))
+            asked = time.monotonic()
         ses.wait_for_alert(100)
-        for alert in ses.pop_alerts():
-            if isinstance(alert, lt.dht_bootstrap_alert):
-                return
-    if not _live_nodes(lt, ses, time.monotonic() + 0.5):
-        raise ProbeError("unreachable", "no DHT node answered: cannot join the DHT")
+        ses.pop_alerts()
+        if _routing_nodes(lt, ses):
+            return
+    raise ProbeError("unreachable", "no DHT node answered: cannot join the DHT")
 
 
-def _live_nodes(lt, ses, deadline: float) -> list[tuple[str, int]]:
-    ses.dht_live_nodes(lt.sha1_hash(os.urandom(20)))
-    while time.monotonic() < deadline:
-        ses.wait_for_alert(100)
-        for alert in ses.pop_alerts():
-            if isinstance(alert, lt.dht_live_nodes_alert):
-                return [tuple(n["endpoint"]) for n in alert.nodes]
-    return []
+def _routing_nodes(lt, ses) -> list[tuple[str, int]]:
+    """The (IPv4) nodes of the session's routing table, from its saved DHT state."""
+    state = lt.bdecode(lt.write_session_params_buf(ses.session_state())) or {}
+    compact = (state.get(b"dht state") or {}).get(b"nodes") or []
+    return [(socket.inet_ntoa(n[:4]), int.from_bytes(n[4:6], "big")) for n in compact if len(n) == 6]
 
 
 def _scrape(nodes: list[tuple[str, int]], hashes: list[bytes], deadline: float) -> dict[bytes, tuple[int, int]]:
-    """BEP 33 over UDP: the largest seed and leecher estimates any node gives for each infohash."""
+    """BEP 33 over UDP: the largest seed and leecher estimates any node gives for each infohash.
+
+    libtorrent nodes block an address that sends them more than 5 requests a second, so each node gets
+    at most :data:`PER_NODE_PER_SECOND` a second: past a few hashes per node this scrape is a sample.
+    """
+    nodes = nodes[:MAX_SCRAPED_NODES]
     if not nodes or not hashes:
         return {}
-    family = socket.AF_INET6 if ":" in nodes[0][0] else socket.AF_INET
-    found: dict[bytes, tuple[int, int]] = {}
+    budget = max(1, int(PER_NODE_PER_SECOND * max(0.0, deadline - time.monotonic())))
     me = os.urandom(20)
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+    asked: dict[bytes, bytes] = {}
+    found: dict[bytes, tuple[int, int]] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
-        asked: dict[bytes, bytes] = {}
-        for i, h in enumerate(hashes):
-            for node in nodes[:16]:
-                tx = i.to_bytes(4, "big")
-                asked[tx] = h
-                query = {b"t": tx, b"y": b"q", b"q": b"get_peers",
-                         b"a": {b"id": me, b"info_hash": h, b"scrape": 1}}
-                try:
-                    sock.sendto(encode(query), node)
-                except OSError:
-                    continue
-        end = min(deadline, time.monotonic() + 1.0)
-        while time.monotonic() < end:
-            try:
-                data, _ = sock.recvfrom(4096)
-            except BlockingIOError:
-                time.sleep(0.01)
+        for i, h in enumerate(hashes[:budget]):
+            tx = i.to_bytes(4, "big")
+            asked[tx] = h
+            query = encode({b"t": tx, b"y": b"q", b"q": b"get_peers", b"a": {b"id": me, b"info_hash": h, b"scrape": 1}})
+            for node in nodes:
+                with contextlib.suppress(OSError):
+                    sock.sendto(query, node)
+        answers, expected = 0, len(asked) * len(nodes)
+        while answers < expected and time.monotonic() < deadline:
+            ready, _, _ = select.select([sock], [], [], max(0.0, min(0.1, deadline - time.monotonic())))
+            if not ready:
                 continue
+            try:
+                data = sock.recv(4096)
             except OSError:
-                break
+                continue
+            answers += 1
             answer = _bloom_answer(data)
             if answer is None or answer[0] not in asked:
                 continue
             h = asked[answer[0]]
-            seeds, peers = answer[1], answer[2]
             old = found.get(h, (0, 0))
-            found[h] = (max(old[0], seeds), max(old[1], peers))
+            found[h] = (max(old[0], answer[1]), max(old[1], answer[2]))
     return found
 
 

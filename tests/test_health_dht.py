@@ -1,0 +1,88 @@
+"""modelreg health's DHT lookup on loopback: libtorrent sessions bootstrapped from each other announce a
+torrent; the check finds them with get_peers and reads BEP 33 scrapes from the nodes that store it."""
+
+from __future__ import annotations
+
+import time
+
+import libtorrent as lt
+import pytest
+
+from modelreg.health.check import HealthSettings, check_health
+from modelreg.health.dht import DhtSettings, bloom_size
+from modelreg.registry.catalog import load_catalog
+from modelreg.registry.health import HealthStore
+from tests.ltutil import make_torrent
+
+AT = "2026-11-29T12:00:00Z"
+LOOPBACK_DHT = {"listen_interfaces": "127.0.0.1:0", "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
+                "enable_natpmp": False, "dht_bootstrap_nodes": "", "dht_restrict_routing_ips": False,
+                "dht_restrict_search_ips": False, "dht_prefer_verified_node_ids": False,
+                "dht_enforce_node_id": False, "dht_ignore_dark_internet": False, "alert_mask": 0}
+
+
+@pytest.fixture
+def dht():
+    """Four DHT nodes on 127.0.0.1, each bootstrapped from the others."""
+    sessions = [lt.session(LOOPBACK_DHT) for _ in range(4)]
+    ports = [s.listen_port() for s in sessions]
+    for s in sessions:
+        for port in ports:
+            if port != s.listen_port():
+                s.add_dht_node(("127.0.0.1", port))
+    yield sessions
+    del sessions
+
+
+def test_dht_counts_the_announcing_peers(dht, tmp_path):
+    registry = tmp_path / "registry"
+    for name in ("seeded", "alone"):
+        data = make_torrent(tmp_path / "src", {f"{name}/w.bin": name.encode() * 3000})
+        (registry / "org" / name).mkdir(parents=True)
+        (registry / "org" / name / f"{name}.torrent").write_bytes(data)
+    models = load_catalog(registry).models
+    seeded = next(m for m in models if m.name == "seeded").torrent
+    time.sleep(0.5)  # let the nodes learn of each other
+    hashes = [bytes.fromhex(seeded.infohash_v1), bytes.fromhex(seeded.infohash_v2)[:20]]
+    for i, ses in enumerate(dht[:3]):  # three peers announce, two of them as seeds (BEP 33's "seed" flag)
+        for h in hashes:
+            ses.dht_announce(lt.sha1_hash(h), ses.listen_port(), 1 if i < 2 else 0)
+    time.sleep(1.0)
+    store = HealthStore.for_registry(registry)
+    nodes = tuple(("127.0.0.1", s.listen_port()) for s in dht)
+    settings = HealthSettings(timeout=5, dht=DhtSettings(nodes, 5), now=lambda: AT)
+    report = check_health(models, store, settings)
+    assert report.failures == []
+    found = store.load("org/seeded", None).data["dht"]
+    assert found["peers"] == 3 and found["checked_at"] == AT and found["failure"] is None
+    # BEP 33 filters hold addresses: the three loopback peers are one seed address and one leecher address.
+    assert (found["seeds"], found["leechers"]) == (1, 1)
+    alone = store.load("org/alone", None).data["dht"]
+    assert alone["peers"] == 0 and alone["seeds"] is None
+    summary = store.load("org/seeded", None).summary()
+    assert summary["source"] == "DHT" and summary["seeders"] == 1
+
+
+def test_unreachable_dht_is_a_recorded_failure(tmp_path):
+    registry = tmp_path / "registry"
+    (registry / "org" / "x").mkdir(parents=True)
+    (registry / "org" / "x" / "x.torrent").write_bytes(make_torrent(tmp_path / "src", {"x/a.bin": b"a" * 100}))
+    store = HealthStore.for_registry(registry)
+    settings = HealthSettings(timeout=1, dht=DhtSettings((("127.0.0.1", 9),), 1.0), now=lambda: AT)
+    report = check_health(load_catalog(registry).models, store, settings)
+    assert [(repo, source) for repo, source, _ in report.failures] == [("org/x", "DHT")]
+    dht = store.load("org/x", None).data["dht"]
+    assert dht["failure"]["reason"] == "unreachable" and dht["peers"] is None
+
+
+def test_bloom_estimate():
+    """BEP 33's worked example: a filter holding 1000 addresses is estimated at 1000 (give or take)."""
+    import hashlib
+
+    bits = bytearray(256)
+    for i in range(1000):
+        digest = hashlib.sha1(bytes([192, 168, i // 256, i % 256])).digest()
+        for index in (digest[0] | (digest[1] << 8), digest[2] | (digest[3] << 8)):
+            bits[(index % 2048) // 8] |= 1 << (index % 8)
+    assert abs(bloom_size(bytes(bits)) - 1000) < 60
+    assert bloom_size(bytes(256)) == 0
