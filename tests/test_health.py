@@ -29,7 +29,7 @@ LATER = "2026-11-29T18:00:00Z"
 def _session(**extra) -> lt.session:
     settings = {"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False, "enable_upnp": False,
                 "enable_natpmp": False, "announce_to_all_trackers": True, "announce_to_all_tiers": True,
-                "allow_multiple_connections_per_ip": True, "alert_mask": 0}
+                "allow_multiple_connections_per_ip": True, "alert_mask": 0, "stop_tracker_timeout": 1}
     settings.update(extra)
     return lt.session(settings)
 
@@ -226,3 +226,19 @@ def test_model_page_and_row_in_chromium(world, checked, tmp_path):
     finally:
         server.shutdown()
         thread.join(5)
+
+
+def test_a_changed_health_file_rerenders_its_model_only(world, checked, tmp_path):
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    (registry / "org").symlink_to(world["registry"] / "org")
+    store = HealthStore.for_registry(registry)
+    for name in ("alive", "lonely"):
+        store.store(checked[name])
+    config = Config(registry=str(registry), out=str(tmp_path / "site"))
+    build_site(config)
+    assert build_site(config).rendered == 0
+    store.store(dict(checked["alive"], checked_at=LATER))
+    again = build_site(config)
+    assert (again.rendered, again.reused) == (1, 1)
+    assert f'datetime="{LATER}"' in (tmp_path / "site/models/org/alive/index.html").read_text()
