@@ -50,8 +50,9 @@ def world(tmp_path_factory):
     registry = tmp / "registry"
     served = {**FILES, **LONELY}
     with HttpTracker() as http, UdpTracker() as udp, HttpTracker("garbage") as junk, UdpTracker("silent") as mute, \
-            WebseedServer(served) as web:
-        trackers = [http.announce_url, udp.announce_url, junk.announce_url, mute.announce_url]
+            HttpTracker("silent") as slow, UdpTracker("garbage") as noise, WebseedServer(served) as web:
+        trackers = [http.announce_url, udp.announce_url, junk.announce_url, mute.announce_url, slow.announce_url,
+                    noise.announce_url]
         alive = make_torrent(tmp / "src", FILES, webseeds=tuple(web.url(k) for k in ("good", "wrong", "refuse", "moved")),
                              trackers=tuple((url, tier) for tier, url in enumerate(trackers)))
         lonely = make_torrent(tmp / "src", LONELY, webseeds=(web.url("refuse"),),
@@ -68,7 +69,8 @@ def world(tmp_path_factory):
         while any(t.counts(h)[:2] != (1, 1) for t in (http, udp) for h in (v1, v2)):
             assert time.monotonic() < deadline, f"the swarm did not reach the trackers: {http.swarms} {udp.swarms}"
             time.sleep(0.1)
-        yield {"registry": registry, "http": http, "udp": udp, "junk": junk, "mute": mute, "web": web,
+        yield {"registry": registry, "http": http, "udp": udp, "junk": junk, "mute": mute, "slow": slow,
+               "noise": noise, "web": web,
                "v1": v1, "v2": v2, "tmp": tmp}
         del seeder, leecher
 
@@ -98,6 +100,8 @@ def test_trackers_counts_and_failures(world, checked):
     assert junk["failure"]["reason"] == "bad-response" and junk["v1"] is None and junk["checked_at"] is None
     mute = alive["trackers"][world["mute"].announce_url]
     assert mute["failure"]["reason"] == "timeout" and mute["failure"]["at"] == AT
+    assert alive["trackers"][world["slow"].announce_url]["failure"]["reason"] == "timeout"
+    assert alive["trackers"][world["noise"].announce_url]["failure"]["reason"] == "bad-response"
     # both torrents' four infohashes went in one scrape request per tracker
     assert world["http"].scrapes == 1
 
@@ -119,8 +123,8 @@ def test_summary_picks_best_source(world, checked):
     assert (summary["seeders"], summary["leechers"], summary["downloaded"]) == (1, 1, 0)
     assert summary["source"] in (world["http"].announce_url, world["udp"].announce_url)
     assert summary["webseed_ok"] is True and summary["checked_at"] == AT
-    assert {s["source"] for s in summary["sources"] if s["failure"]} == {world["junk"].announce_url,
-                                                                          world["mute"].announce_url}
+    assert {s["source"] for s in summary["sources"] if s["failure"]} == {
+        world[k].announce_url for k in ("junk", "mute", "slow", "noise")}
 
 
 def test_failed_check_keeps_previous_result(world, checked, tmp_path):
@@ -214,7 +218,7 @@ def test_model_page_and_row_in_chromium(world, checked, tmp_path):
             assert panel.locator(".health-line time[data-ago]").inner_text() == "checked 3 h ago"
             assert panel.locator(".health-line .badge.ok").inner_text() == "web seed answers"
             failed = panel.locator("tr.failed code").all_inner_texts()
-            assert sorted(failed) == sorted([world["junk"].announce_url, world["mute"].announce_url])
+            assert sorted(failed) == sorted(world[k].announce_url for k in ("junk", "mute", "slow", "noise"))
             assert panel.locator(".health-webseeds .badge.bad").count() == 2  # wrong length, refused
             page.goto(base + "models/org/lonely/")
             assert "web seed failing since" in page.locator("#health .health-line").inner_text()

@@ -8,6 +8,7 @@ import time
 import libtorrent as lt
 import pytest
 
+from modelreg.cli import main
 from modelreg.health.check import HealthSettings, check_health
 from modelreg.health.dht import DhtSettings, bloom_size
 from modelreg.registry.catalog import load_catalog
@@ -63,7 +64,7 @@ def test_dht_counts_the_announcing_peers(dht, tmp_path):
     assert summary["source"] == "DHT" and summary["seeders"] == 1
 
 
-def test_unreachable_dht_is_a_recorded_failure(tmp_path):
+def test_unreachable_dht_is_a_recorded_failure(tmp_path, capsys):
     registry = tmp_path / "registry"
     (registry / "org" / "x").mkdir(parents=True)
     (registry / "org" / "x" / "x.torrent").write_bytes(make_torrent(tmp_path / "src", {"x/a.bin": b"a" * 100}))
@@ -73,6 +74,11 @@ def test_unreachable_dht_is_a_recorded_failure(tmp_path):
     assert [(repo, source) for repo, source, _ in report.failures] == [("org/x", "DHT")]
     dht = store.load("org/x", None).data["dht"]
     assert dht["failure"]["reason"] == "unreachable" and dht["peers"] is None
+    # the command line: the failure is reported, not an error; a bad node is a usage error
+    args = ["health", "--registry", str(registry), "--timeout", "1"]
+    assert main([*args, "--dht-node", "127.0.0.1:9"]) == 0
+    assert "org/x: DHT: no DHT node answered" in capsys.readouterr().out
+    assert main([*args, "--dht-node", "nohost"]) == 1
 
 
 def test_bloom_estimate():
