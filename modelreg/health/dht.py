@@ -58,7 +58,7 @@ def _private(host: str) -> bool:
     return address.is_loopback or address.is_private
 
 
-def _session(settings: DhtSettings):
+def _session(settings: DhtSettings, lookups: int = 0):
     import libtorrent as lt  # a runtime dependency, loaded only when the DHT is asked
 
     local = bool(settings.nodes) and all(_private(h) for h, _ in settings.nodes)
@@ -66,6 +66,8 @@ def _session(settings: DhtSettings):
         "listen_interfaces": "127.0.0.1:0" if local else "0.0.0.0:0",
         "enable_dht": True, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "dht_upload_rate_limit": UPLOAD_LIMIT,
+        # every node asked posts an alert: a full queue would drop the replies
+        "alert_queue_size": max(1000, 100 * lookups),
         "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.dht_operation_notification,
     }
     if settings.nodes:
@@ -89,7 +91,7 @@ def dht_counts(hashes: Iterable[bytes], settings: DhtSettings) -> dict[bytes, Dh
     start = time.monotonic()
     reserve = min(1.0, settings.seconds / 4)  # for the BEP 33 scrapes at the end
     deadline = start + settings.seconds - reserve
-    lt, ses = _session(settings)
+    lt, ses = _session(settings, len(wanted))
     try:
         _join(lt, ses, settings.nodes, min(deadline, start + settings.seconds / 3))
         peers: dict[bytes, set] = {}
