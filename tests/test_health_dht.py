@@ -10,7 +10,7 @@ import pytest
 
 from modelreg.cli import main
 from modelreg.health.check import HealthSettings, check_health
-from modelreg.health.dht import DhtSettings, bloom_size
+from modelreg.health.dht import DhtSettings, bloom_size, dht_counts
 from modelreg.registry.catalog import load_catalog
 from modelreg.registry.health import HealthStore
 from tests.ltutil import make_torrent
@@ -19,7 +19,9 @@ AT = "2026-11-29T12:00:00Z"
 LOOPBACK_DHT = {"listen_interfaces": "127.0.0.1:0", "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
                 "enable_natpmp": False, "dht_bootstrap_nodes": "", "dht_restrict_routing_ips": False,
                 "dht_restrict_search_ips": False, "dht_prefer_verified_node_ids": False,
-                "dht_enforce_node_id": False, "dht_ignore_dark_internet": False, "alert_mask": 0}
+                "dht_enforce_node_id": False, "dht_ignore_dark_internet": False, "alert_mask": 0,
+                # the nodes share one address: libtorrent would ban it past 5 packets a second
+                "dht_block_ratelimit": 100_000, "dht_upload_rate_limit": 1 << 22}
 
 
 @pytest.fixture
@@ -62,6 +64,18 @@ def test_dht_counts_the_announcing_peers(dht, tmp_path):
     assert alone["peers"] == 0 and alone["seeds"] is None
     summary = store.load("org/seeded", None).summary()
     assert summary["source"] == "DHT" and summary["seeders"] == 1
+
+
+def test_many_lookups_in_one_session(dht):
+    """120 infohashes at once, announced by 0 to 3 peers each: every count is right."""
+    hashes = [bytes([k]) * 20 for k in range(1, 121)]
+    time.sleep(0.5)
+    for k, h in enumerate(hashes):
+        for ses in dht[: k % 4]:
+            ses.dht_announce(lt.sha1_hash(h), ses.listen_port(), 0)
+    time.sleep(1.5)
+    found = dht_counts(hashes, DhtSettings(tuple(("127.0.0.1", s.listen_port()) for s in dht), 5))
+    assert [found[h].peers for h in hashes] == [k % 4 for k in range(len(hashes))]
 
 
 def test_unreachable_dht_is_a_recorded_failure(tmp_path, capsys):
