@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="check only this repository (repeatable)")
     parser.add_argument("--jobs", metavar="N", type=int, default=32, help="requests in flight (default: 32)")
     parser.add_argument("--timeout", metavar="S", type=float, default=10.0,
-                        help="seconds per request, and for the whole DHT lookup (default: 10)")
+                        help="seconds per request; also the DHT lookups' bound, plus 1 s per 800 infohashes "
+                             "to start them (default: 10)")
     parser.add_argument("--no-dht", action="store_true", help="do not look the torrents up in the DHT")
     parser.add_argument("--dht-node", metavar="HOST:PORT", action="append", default=[],
                         help="DHT node to bootstrap from (repeatable; default: libtorrent's public routers)")
