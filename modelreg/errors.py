@@ -60,6 +60,26 @@ class MetadataCacheError(FileProblem):
     """A file of the metadata cache cannot be read or written."""
 
 
+class HealthFileError(FileProblem):
+    """A file of the health store (registry/.health/) cannot be read or written."""
+
+
+class HealthError(ModelregError):
+    """A swarm or web-seed check could not run at all (bad options, no way to listen for the DHT)."""
+
+
+class ProbeError(ModelregError):
+    """A tracker, the DHT or a web seed did not answer a health check, or answered something unusable.
+
+    ``reason`` is a short word (``timeout``, ``unreachable``, ``refused``, ``http-error``, ``bad-response``,
+    ``unsupported``); ``detail`` says what happened.
+    """
+
+    def __init__(self, reason: str, detail: str):
+        self.reason, self.detail = reason, detail
+        super().__init__(detail)
+
+
 class DownloadError(ModelregError):
     """A repository's files could not be listed or streamed from the hub: names the repository, file and problem."""
 

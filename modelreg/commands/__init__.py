@@ -9,6 +9,7 @@ COMMANDS = [
     "webseed",
     "mirror",
     "serve",
+    "health",
 ]
 
 

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from modelreg.errors import CatalogError, ModelregError
 from modelreg.hf.metadata import ModelMeta
 from modelreg.registry.history import commit_dates
+from modelreg.registry.health import Health
 from modelreg.torrent.metainfo import Torrent
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -48,6 +49,8 @@ class Model:
     problems: tuple[str, ...] = ()
     #: Unix time of the registry's last git commit of the torrent file (None: not a checkout, uncommitted).
     committed: int | None = None
+    #: The last swarm and web-seed check (registry/.health/), or None where never checked.
+    health: Health | None = None
 
     @property
     def org(self) -> str:

@@ -17,6 +17,7 @@ from modelreg.registry.crosscheck import compare_files
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
+from modelreg.registry.health import HealthStore, join_health
 from modelreg.registry.metacache import MetaCache
 from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh
 from modelreg.site import ParseCache, Reuse, render_site
@@ -114,6 +115,7 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
     catalog = join_metadata(catalog, metacache)
+    catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors)
     reuse = Reuse(cache / "manifest" if cache else None, out if cache else None)
     with staged_update(out, state=cache / "update" if cache else None) as stage:
         stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests)

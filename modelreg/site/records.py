@@ -129,6 +129,7 @@ def model_record(model: Model, config: Config) -> dict[str, Any]:
                                   meta.library_name if meta else None),
         "last_modified": last_modified(model),
         "problems": list(model.problems),
+        "health": model.health.summary() if model.health else None,
     }
 
 

@@ -105,6 +105,7 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
         "sidecar": model.sidecar,
         "meta": repr(model.meta),
         "problems": list(model.problems),
+        "health": model.health.digest if model.health else None,
     }
 
 

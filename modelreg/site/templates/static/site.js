@@ -75,3 +75,27 @@
     });
   });
 })();
+
+/* Swarm health: "checked 3 h ago" from the ISO date the page carries (the HTML itself stays reproducible). */
+(function () {
+  "use strict";
+  function ago(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 90) return "just now";
+    var m = Math.round(s / 60);
+    if (m < 90) return m + " min ago";
+    var h = Math.round(m / 60);
+    if (h < 36) return h + " h ago";
+    var d = Math.round(h / 24);
+    return d + " day" + (d === 1 ? "" : "s") + " ago";
+  }
+  var now = Date.now();
+  var times = document.querySelectorAll("time[data-ago]");
+  for (var i = 0; i < times.length; i++) {
+    var el = times[i];
+    var when = Date.parse(el.getAttribute("datetime"));
+    if (isNaN(when)) continue;
+    el.title = el.textContent;
+    el.textContent = el.getAttribute("data-ago") + " " + ago(now - when);
+  }
+})();
