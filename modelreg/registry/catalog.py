@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 from modelreg.errors import CatalogError, ModelregError
 from modelreg.hf.metadata import ModelMeta
-from modelreg.registry.history import commit_dates
 from modelreg.registry.health import Health
+from modelreg.registry.history import commit_dates
 from modelreg.torrent.metainfo import Torrent
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
