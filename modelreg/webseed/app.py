@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from modelreg.errors import UpstreamError, WebseedError
-from modelreg.webseed.accesslog import GATEWAY, JsonAccessLogger, access_logger, note
+from modelreg.webseed.accesslog import GATEWAY, JsonAccessLogger, access_logger, note, server_logger
 from modelreg.webseed.cache import PieceCache, iter_file_chunks
 from modelreg.webseed.fetcher import Fetcher
 from modelreg.webseed.hosts import RedirectPolicy
@@ -95,6 +95,7 @@ class Gateway:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        note(request)  # the access log tells the requests the application saw from those aiohttp refused
         try:
             return await handler(request)
         except WebseedError as exc:
@@ -302,8 +303,9 @@ def make_runner(gateway: Gateway, access_log: str | None = None) -> web.AppRunne
     """An AppRunner for the gateway with the JSON access log and bounded request heads."""
     return web.AppRunner(
         gateway.app(),
-        access_log_class=JsonAccessLogger,
+        access_log_class=JsonAccessLogger.bound(gateway.metrics),
         access_log=access_logger(access_log),
+        logger=server_logger(),
         max_line_size=8190,
         max_field_size=8190,
         keepalive_timeout=75,

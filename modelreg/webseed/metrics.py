@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 _HELP = {
     "requests_total": ("counter", "Requests answered, by HTTP status."),
+    "malformed_requests_total": ("counter", "Requests refused with 400 because they are not valid HTTP."),
     "bytes_served_total": ("counter", "Bytes sent to clients (status line and headers included)."),
     "redirects_total": ("counter", "Clients sent to Hugging Face, by target (cdn or resolve)."),
     "cache_hits_total": ("counter", "File requests answered from cached, verified pieces only."),
@@ -30,6 +31,7 @@ class Metrics:
     redirects: Counter = field(default_factory=Counter)
     upstream_errors: Counter = field(default_factory=Counter)
     bytes_served: int = 0
+    malformed_requests: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
     pieces_fetched: int = 0
@@ -43,6 +45,7 @@ class Metrics:
     def render(self) -> str:
         values: dict[str, list[tuple[str, int]]] = {
             "requests_total": _labelled("status", self.requests),
+            "malformed_requests_total": [("", self.malformed_requests)],
             "bytes_served_total": [("", self.bytes_served)],
             "redirects_total": _labelled("target", self.redirects),
             "cache_hits_total": [("", self.cache_hits)],
