@@ -3,8 +3,10 @@ requests that are not HTTP, and clients that stop reading."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import os
 import socket
 
 import pytest
@@ -66,3 +68,85 @@ def test_requests_that_are_not_http_are_logged_and_counted_never_crash_the_logge
     assert any("HTTPS" in r["error"] for r in malformed)
     # Neither the logger's AssertionError nor aiohttp's per-request traceback reaches the logs.
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+# -- 11: a cached file altered on disk -------------------------------------------------------------
+
+
+def fetch(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.headers), resp.read()
+    finally:
+        conn.close()
+
+
+def url(model, path: str) -> str:
+    return f"/v1/{model.repo_id}/{model.revision}/{model.torrent.name}/{path}"
+
+
+def flip_byte(path, offset: int) -> None:
+    """One byte inverted in place: same inode, same size, and the modification time put back."""
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size
+
+
+def cached_file(gw, model, path: str):
+    store = next(iter(gw.gateway.cache.stores.values()))
+    return store.path_of(model.served.files[path])
+
+
+def cdn_gets(hub) -> int:
+    return len(hub.find_requests(origin="cdn", method="GET"))
+
+
+@pytest.mark.parametrize("when", ["while-running", "while-stopped"])
+def test_a_cached_byte_flipped_on_disk_is_refetched_never_served(when, hub, model, tmp_path):
+    data = model.files[LFS]
+    cache = tmp_path / "cache"
+    with start_gateway(model, "mirror", hub, cache=cache) as gw:
+        assert fetch(gw.port, url(model, LFS))[2] == data
+        assert fetch(gw.port, url(model, LFS))[2] == data  # a hit: the pieces were checked when written
+        assert gw.gateway.metrics.pieces_corrupt == 0
+        path = cached_file(gw, model, LFS)
+        if when == "while-running":
+            flip_byte(path, 200_000)
+            before = cdn_gets(hub)
+            status, _, body = fetch(gw.port, url(model, LFS))
+            assert status == 200 and body == data
+            assert gw.gateway.metrics.pieces_corrupt == 1 and cdn_gets(hub) == before + 1
+            assert fetch(gw.port, url(model, LFS))[2] == data and gw.gateway.metrics.pieces_corrupt == 1
+    if when == "while-stopped":
+        flip_byte(path, 200_000)
+        with start_gateway(model, "mirror", hub, cache=cache) as gw:
+            before = cdn_gets(hub)
+            status, headers, body = fetch(gw.port, url(model, LFS), {"Range": "bytes=199990-200009"})
+            assert status == 206 and body == data[199990:200010]
+            assert fetch(gw.port, url(model, LFS))[2] == data
+            metrics = gw.gateway.metrics
+            assert metrics.pieces_corrupt == 1 and cdn_gets(hub) == before + 1
+            # Every piece read after the start was checked once, and only once.
+            store = next(iter(gw.gateway.cache.stores.values()))
+            assert metrics.pieces_checked == len(store.map.pieces_of(model.served.files[LFS]))
+
+
+def test_a_flipped_piece_with_the_hub_unreachable_is_a_502_not_wrong_bytes(hub, model, tmp_path):
+    data = model.files[LFS]
+    with start_gateway(model, "mirror", hub, cache=tmp_path / "cache") as gw:
+        assert fetch(gw.port, url(model, LFS))[2] == data
+        flip_byte(cached_file(gw, model, LFS), 100_000)
+        with hub.offline():
+            status, headers, body = fetch(gw.port, url(model, LFS), {"Range": "bytes=99000-100999"})
+            assert status == 502 and "Content-Range" not in headers and data[100_000:100_016] not in body
+            status, _, body = fetch(gw.port, url(model, LFS), {"Range": "bytes=250000-250999"})
+            assert status == 206 and body == data[250000:251000]  # other pieces are still served
+        assert fetch(gw.port, url(model, LFS))[2] == data
+        assert gw.gateway.metrics.pieces_corrupt == 1

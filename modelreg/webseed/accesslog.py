@@ -50,7 +50,7 @@ class JsonAccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, duration: float) -> None:
         notes = request.get(_NOTES)
         malformed = notes is None  # the application notes every request it sees; aiohttp answered this one
-        sent = response.body_length
+        sent = response.body_length + (notes or {}).get("sent", 0)  # sendfile bypasses aiohttp's count
         if self.metrics is not None:
             self.metrics.requests[response.status] += 1
             self.metrics.bytes_served += sent

@@ -13,11 +13,15 @@ _HELP = {
     "cache_hits_total": ("counter", "File requests answered from cached, verified pieces only."),
     "cache_misses_total": ("counter", "File requests that needed pieces fetched from upstream."),
     "pieces_fetched_total": ("counter", "Pieces fetched from upstream, verified and stored."),
-    "pieces_corrupt_total": ("counter", "Pieces from upstream that failed their hash check (never served)."),
+    "pieces_corrupt_total": ("counter", "Pieces that failed their hash check, from upstream or read back from the "
+                             "cache (never served; fetched again)."),
+    "pieces_checked_total": ("counter", "Cached pieces hashed again from disk (first read after a start or a change)."),
     "upstream_requests_total": ("counter", "HTTP requests made to Hugging Face or its CDN."),
     "upstream_errors_total": ("counter", "Failed upstream attempts, by kind."),
     "upstream_retries_total": ("counter", "Upstream attempts repeated after an error."),
     "cache_evictions_total": ("counter", "Cached files evicted to stay under --max-cache-size."),
+    "send_timeouts_total": ("counter", "Answers cut short because the client stopped reading (send timeout)."),
+    "connections_refused_total": ("counter", "Connections answered 503 at once: over the open-file budget."),
     "cache_bytes": ("gauge", "Verified bytes held in the cache."),
     "in_flight_requests": ("gauge", "Requests being answered now."),
 }
@@ -36,9 +40,12 @@ class Metrics:
     cache_misses: int = 0
     pieces_fetched: int = 0
     pieces_corrupt: int = 0
+    pieces_checked: int = 0
     upstream_requests: int = 0
     upstream_retries: int = 0
     cache_evictions: int = 0
+    send_timeouts: int = 0
+    connections_refused: int = 0
     cache_bytes: int = 0
     in_flight: int = 0
 
@@ -52,10 +59,13 @@ class Metrics:
             "cache_misses_total": [("", self.cache_misses)],
             "pieces_fetched_total": [("", self.pieces_fetched)],
             "pieces_corrupt_total": [("", self.pieces_corrupt)],
+            "pieces_checked_total": [("", self.pieces_checked)],
             "upstream_requests_total": [("", self.upstream_requests)],
             "upstream_errors_total": _labelled("kind", self.upstream_errors),
             "upstream_retries_total": [("", self.upstream_retries)],
             "cache_evictions_total": [("", self.cache_evictions)],
+            "send_timeouts_total": [("", self.send_timeouts)],
+            "connections_refused_total": [("", self.connections_refused)],
             "cache_bytes": [("", self.cache_bytes)],
             "in_flight_requests": [("", self.in_flight)],
         }
