@@ -7,7 +7,13 @@ import http.client
 import json
 import logging
 import os
+import resource
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
@@ -150,3 +156,134 @@ def test_a_flipped_piece_with_the_hub_unreachable_is_a_502_not_wrong_bytes(hub, 
             assert status == 206 and body == data[250000:251000]  # other pieces are still served
         assert fetch(gw.port, url(model, LFS))[2] == data
         assert gw.gateway.metrics.pieces_corrupt == 1
+
+
+# -- 13: slow readers and the open-file budget -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big(hub, tmp_path_factory):
+    files = make_files({"w.bin": 16 << 20, "c.json": 100}, seed=13)
+    return make_model(hub, tmp_path_factory.mktemp("big"), "TestOrg/Big-Hostile", files, piece_length=1 << 20)
+
+
+def stalled_download(port: int, path: str) -> socket.socket:
+    """A client that asks for a big file and never reads a byte of the answer."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock
+
+
+def wait_until(predicate, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_stalled_readers_are_dropped_and_health_and_metrics_answer_meanwhile(hub, big, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    with start_gateway(big, "mirror", hub, cache=tmp_path / "cache", max_connections=8, max_per_client=100,
+                       send_timeout=1.0) as gw:
+        path = url(big, "w.bin")
+        assert fetch(gw.port, path)[2] == big.files["w.bin"]  # cached: the rest are sendfile hits
+        stalled = [stalled_download(gw.port, path) for _ in range(12)]
+        try:
+            assert wait_until(lambda: gw.gateway._active == 8)  # every request slot is held
+            assert fetch(gw.port, url(big, "c.json"))[0] == 503
+            status, _, body = fetch(gw.port, "/healthz")
+            assert status == 200 and json.loads(body)["status"] == "ok"
+            status, _, body = fetch(gw.port, "/metrics")
+            assert status == 200 and b"modelreg_webseed_in_flight_requests 8" in body
+            # The send timeout frees every slot a client holds without reading.
+            assert wait_until(lambda: gw.gateway.metrics.send_timeouts == 8 and gw.gateway._active == 0)
+            status, _, body = fetch(gw.port, path)
+            assert status == 200 and body == big.files["w.bin"]
+        finally:
+            for sock in stalled:
+                sock.close()
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+def test_connections_beyond_the_open_file_budget_get_a_503_and_idle_ones_make_room(hub, big, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    budget = 16
+    with start_gateway(big, "mirror", hub, cache=tmp_path / "cache", max_open_connections=budget,
+                       max_per_client=100, send_timeout=1.0) as gw:
+        path = url(big, "w.bin")
+        assert fetch(gw.port, path)[2] == big.files["w.bin"]
+        idle = [socket.create_connection(("127.0.0.1", gw.port), timeout=10) for _ in range(budget + 4)]
+        try:
+            # Idle connections (no request) give way to a client with a request.
+            assert fetch(gw.port, url(big, "c.json"))[2] == big.files["c.json"]
+        finally:
+            for sock in idle:
+                sock.close()
+        assert wait_until(lambda: not gw.runner.server.connections)
+        stalled = [stalled_download(gw.port, path) for _ in range(budget)]
+        try:
+            assert wait_until(lambda: gw.gateway._active == budget)
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(100).startswith(b"HTTP/1.1 503")
+            assert gw.gateway.metrics.connections_refused >= 1
+            assert wait_until(lambda: gw.gateway._active == 0)  # send timeouts free the budget
+            assert fetch(gw.port, "/healthz")[0] == 200
+        finally:
+            for sock in stalled:
+                sock.close()
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and not [r for r in caplog.records if r.exc_info]
+
+
+def test_the_open_file_budget_follows_rlimit_nofile(hub, model):
+    from modelreg.webseed.connections import RESERVED_FDS, fd_budget
+
+    assert fd_budget(1024) == (1024 - RESERVED_FDS) // 2
+    assert fd_budget(resource.RLIM_INFINITY) > 100_000 and fd_budget(100) >= 8
+    with start_gateway(model, "redirect", hub) as gw:
+        assert gw.runner.max_open == fd_budget() == fd_budget(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def test_a_gateway_at_its_open_file_limit_answers_and_stays_quiet(hub, model, tmp_path):
+    """The review's case, scaled down: more idle connections than the process may open files."""
+    limit = 256
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", "webseed",
+           "--port", str(port), "--allow", f"{model.repo_id}@{model.revision}", "--hf-endpoint", hub.endpoint,
+           "--redirect-host", hub.cdn_endpoint.split("://")[1], "--access-log", ""]
+
+    def lower_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path, preexec_fn=lower_limit,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    idle: list[socket.socket] = []
+    try:
+        assert wait_until(lambda: _answers(port, "/healthz") == 200)
+        for _ in range(limit + 50):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        started = time.monotonic()
+        assert _answers(port, f"/v1/{model.repo_id}/{model.revision}/Hostile-Model/config.json") == 302
+        assert time.monotonic() - started < 5
+    finally:
+        for sock in idle:
+            sock.close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and len(err) < 2000, err[:2000]
+
+
+def _answers(port: int, path: str) -> int | None:
+    try:
+        return fetch(port, path)[0]
+    except OSError:
+        return None

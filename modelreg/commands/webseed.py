@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="requests answered at once before 503 (default: 1024)")
     parser.add_argument("--max-per-client", type=int, default=64,
                         help="requests at once from one address before 429 (default: 64)")
+    parser.add_argument("--send-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="drop a client that takes no 1 MiB of its answer in this time (default: 30)")
     add_upstream_options(parser)
     parser.set_defaults(func=run)
 
@@ -72,6 +74,7 @@ def settings_from(args: argparse.Namespace, mode: str, config: Config | None = N
         max_cache_size=args.max_cache_size,
         max_connections=getattr(args, "max_connections", 1024),
         max_per_client=getattr(args, "max_per_client", 64),
+        send_timeout=getattr(args, "send_timeout", 30.0),
         token=os.environ.get("HF_TOKEN") or None,
     )
 
