@@ -20,6 +20,7 @@ from modelreg.errors import ConfigError
 from modelreg.registry.catalog import load_catalog
 from modelreg.webseed.app import Gateway, make_runner
 from modelreg.webseed.cache import PieceCache
+from modelreg.webseed.connections import listen_backlog
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import ServeSet
 from modelreg.webseed.settings import MODES, GatewaySettings, parse_size
@@ -117,7 +118,7 @@ async def _serve(gateway: Gateway, host: str, port: int, access_log: str) -> Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
+        await web.TCPSite(runner, host, port, backlog=listen_backlog(runner.max_open)).start()
         await stop.wait()
     finally:
         await runner.cleanup()

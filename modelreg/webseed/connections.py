@@ -8,6 +8,10 @@ reserve (the other half is for the file each connection's request may hold open)
 connection first takes the place of the longest-open idle one (connected, no request in progress, as
 aiohttp's keep-alive timeout would close it anyway); when none is idle it gets a short 503 and is
 closed. Refusals are counted in ``connections_refused_total`` and logged at most once a minute.
+
+asyncio accepts every connection waiting in the listen queue in one go, before the budget is asked, so
+the listening socket's backlog is kept to a fraction of the budget (:func:`listen_backlog`); should
+``accept`` still fail for want of descriptors, asyncio's traceback for it becomes one log line a minute.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from modelreg.webseed.metrics import Metrics
 
@@ -55,6 +60,9 @@ class BudgetedRunner(web.AppRunner):
         self._last_log = 0.0
         self._refused_since_log = 0
         self.lingering = 0
+        self._last_accept_log = 0.0
+        #: Connections whose protocol was made and not yet lost (aiohttp lists one only once it starts).
+        self.open = 0
 
     async def _make_server(self) -> web.Server:
         return _BudgetedServer(await super()._make_server(), self)
@@ -65,10 +73,27 @@ class BudgetedRunner(web.AppRunner):
         now = time.monotonic()
         if now - self._last_log >= _LOG_EVERY:
             self.log.warning(
-                "refused %d connection(s): %d open, the budget for an open-file limit of %d",
+                "refused %d connection(s) beyond the budget of %d open connections (open-file limit %d)",
                 self._refused_since_log, self.max_open, resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             )
             self._last_log, self._refused_since_log = now, 0
+
+    async def setup(self) -> None:
+        await super().setup()
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(self._loop_exception)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """asyncio's report of a failed ``accept`` (out of descriptors): one line a minute, no traceback."""
+        if context.get("message") != "socket.accept() out of system resource":
+            loop.default_exception_handler(context)
+            return
+        self.metrics.accept_failures += 1
+        now = time.monotonic()
+        if now - self._last_accept_log >= _LOG_EVERY:
+            self._last_accept_log = now
+            self.log.warning("accept() failed, out of file descriptors (%s); retrying", context.get("exception"))
 
 
 class _BudgetedServer:
@@ -82,19 +107,46 @@ class _BudgetedServer:
         return getattr(self._server, name)
 
     def __call__(self) -> asyncio.BaseProtocol:
-        connections = getattr(self._server, "_connections", None)
-        open_now = len(connections) if connections is not None else len(self._server.connections)
-        if open_now >= self._runner.max_open and not _close_an_idle_one(connections or {}):
-            self._runner.refused()
-            return _Refused(self._runner)
-        return self._server()
+        runner = self._runner
+        if runner.open >= runner.max_open and not _close_an_idle_one(getattr(self._server, "_connections", {})):
+            runner.refused()
+            return _Refused(runner)
+        # What aiohttp's Server.__call__ does, with a handler that gives its place back when lost.
+        handler = _CountedHandler(self._server, loop=self._server._loop, **self._server._kwargs)
+        handler.runner = runner
+        runner.open += 1
+        return handler
+
+
+class _CountedHandler(RequestHandler):
+    """aiohttp's connection handler, counted in :attr:`BudgetedRunner.open` until its connection is lost."""
+
+    runner: BudgetedRunner | None = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.runner is not None:
+            self.runner.open -= 1
+            self.runner = None
+        super().connection_lost(exc)
+
+
+def listen_backlog(max_open: int) -> int:
+    """The listen queue for a connection budget: what asyncio may accept at once must fit beside it."""
+    return max(8, min(1024, max_open // 2))
 
 
 def _close_an_idle_one(connections: dict) -> bool:
-    """Close the longest-open connection waiting for a request (what aiohttp's keep-alive timeout does)."""
+    """Close the longest-open connection with no request (what aiohttp's keep-alive timeout would do).
+
+    Idle: no request being answered, none parsed and waiting, not closing already (a partial request
+    head counts as idle). Attributes of aiohttp's RequestHandler; if they are missing nothing is closed.
+    """
     for handler in connections:
-        waiter = getattr(handler, "_waiter", None)
-        if waiter is not None and not waiter.done() and not getattr(handler, "_force_close", False):
+        if (
+            getattr(handler, "_request_in_progress", True) is False
+            and not getattr(handler, "_messages", True)
+            and getattr(handler, "_force_close", True) is False
+        ):
             handler.force_close()
             return True
     return False

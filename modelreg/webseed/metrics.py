@@ -22,6 +22,7 @@ _HELP = {
     "cache_evictions_total": ("counter", "Cached files evicted to stay under --max-cache-size."),
     "send_timeouts_total": ("counter", "Answers cut short because the client stopped reading (send timeout)."),
     "connections_refused_total": ("counter", "Connections answered 503 at once: over the open-file budget."),
+    "accept_failures_total": ("counter", "Times accept() failed for want of file descriptors."),
     "cache_bytes": ("gauge", "Verified bytes held in the cache."),
     "in_flight_requests": ("gauge", "Requests being answered now."),
 }
@@ -46,6 +47,7 @@ class Metrics:
     cache_evictions: int = 0
     send_timeouts: int = 0
     connections_refused: int = 0
+    accept_failures: int = 0
     cache_bytes: int = 0
     in_flight: int = 0
 
@@ -66,6 +68,7 @@ class Metrics:
             "cache_evictions_total": [("", self.cache_evictions)],
             "send_timeouts_total": [("", self.send_timeouts)],
             "connections_refused_total": [("", self.connections_refused)],
+            "accept_failures_total": [("", self.accept_failures)],
             "cache_bytes": [("", self.cache_bytes)],
             "in_flight_requests": [("", self.in_flight)],
         }
