@@ -177,6 +177,13 @@ class Gateway:
             return await self._redirect(request, target)
         return await self._from_cache(request, target, rng)
 
+    def _ready(self, store, pieces: range) -> asyncio.Future:
+        """A future for ``pieces`` being present and checked (already done for a checked cache hit)."""
+        assert self.fetcher is not None
+        if not store.missing(pieces) and not store.unchecked(pieces):
+            return _done()
+        return asyncio.ensure_future(self.fetcher.ensure(store, pieces))
+
     async def _redirect(self, request: web.Request, target: Target) -> web.Response:
         url, kind = await self.upstream.locate(target.served, target.path)
         self.metrics.redirects[kind] += 1
@@ -201,24 +208,23 @@ class Gateway:
             note(request)["cache"] = "hit" if hit else "miss"
             response = _ranged_response(entry.size, rng)
             if request.method == "HEAD":
-                await response.prepare(request)
                 return response
             pieces = store.map.pieces_of(entry, start, end)
             step = max(1, WINDOW_BYTES // store.map.piece_length)
             windows = [pieces[i : i + step] for i in range(0, len(pieces), step)]
-            ready = asyncio.ensure_future(self.fetcher.ensure(store, windows[0]))
+            ready = self._ready(store, windows[0])
             try:
                 await ready
                 fobj = _open_cached(store.path_of(entry))
                 with fobj:
+                    note(request)["response"] = response  # from here on, a failure cuts the answer short
                     await response.prepare(request)
-                    note(request)["response"] = response
                     pos = start
                     for k, window in enumerate(windows):
                         if k:
                             await ready
                         if k + 1 < len(windows):
-                            ready = asyncio.ensure_future(self.fetcher.ensure(store, windows[k + 1]))
+                            ready = self._ready(store, windows[k + 1])
                         stop = min(end, (window[-1] + 1) * store.map.piece_length - entry.offset)
                         sent = await send_file(request, fobj, pos, stop - pos, self.settings.send_timeout)
                         note(request)["sent"] = note(request).get("sent", 0) + sent
@@ -231,6 +237,12 @@ class Gateway:
                     ready.cancel()
             self.cache.touch(store, entry)
             return response
+
+
+def _done() -> asyncio.Future:
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
 
 
 def _open_cached(path):
@@ -266,8 +278,8 @@ async def _zeros(
 ) -> web.StreamResponse:
     """A pad file (or an empty file): ``size`` zero bytes, ranges honoured."""
     response = _ranged_response(size, rng)
-    await response.prepare(request)
     note(request)["response"] = response
+    await response.prepare(request)
     if request.method != "HEAD":
         await write_zeros(response, response.content_length or 0, timeout)
         await response.write_eof()

@@ -111,24 +111,29 @@ class TorrentStore:
         return self.mark_stored(index, self.write_piece_data(index, memoryview(data)))
 
     def prepare_write(self, index: int) -> None:
-        """Make the files of piece ``index`` ready for its bytes: folders, files at their full size.
+        """Make the files of piece ``index`` ready for its bytes (see :meth:`prepare_files`)."""
+        self.prepare_files([seg.entry for seg in self.file_segments(index)])
+
+    def prepare_files(self, entries) -> None:
+        """Make files ready for verified bytes: folders made, each file at its full size.
 
         A file that lost its full size loses its pieces first: regrowing it must not turn lost bytes
-        into zeros. Runs on the event loop, so the bitmap is only ever changed there.
+        into zeros. Runs on the event loop, so the bitmap is only ever changed there. (A file damaged
+        after this is caught when its pieces are read back: :mod:`.diskcheck`.)
         """
-        for seg in self.file_segments(index):
-            path = self.path_of(seg.entry)
+        for entry in entries:
+            path = self.path_of(entry)
             try:
-                size = path.stat().st_size
+                size = os.stat(path).st_size
             except FileNotFoundError:
                 size = -1
-            if size == seg.entry.size:
+            if size == entry.size:
                 continue
-            self.drop_if_damaged(seg.entry, size)
+            self.drop_if_damaged(entry, size)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                os.ftruncate(fd, seg.entry.size)
+                os.ftruncate(fd, entry.size)
             finally:
                 os.close(fd)
 

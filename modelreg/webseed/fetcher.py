@@ -180,6 +180,7 @@ class Fetcher:
         with contextlib.ExitStack() as stack:
             for entry in touched.values():
                 stack.enter_context(self.cache.pinned(store, entry))
+            store.prepare_files(touched.values())
             try:
                 async for chunk in self._stream(store, start, end):
                     data = memoryview(chunk)
@@ -194,7 +195,6 @@ class Fetcher:
                             await self._settle(store, *pending, bad)
                             pending = None
                         if index in wanted and not store.has(index):
-                            store.prepare_write(index)
                             job = asyncio.to_thread(_verify_and_write, store, index, view[:size])
                             pending = (index, asyncio.ensure_future(job))
                         index, turn = index + 1, turn ^ 1
