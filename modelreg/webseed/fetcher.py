@@ -26,6 +26,8 @@ from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.upstream import Upstream
 
 _ZEROS = bytes(1 << 20)
+#: Piece buffers kept for reuse at most (two per run being fetched).
+_SPARE_BYTES = 64 << 20
 
 
 class Fetcher:
@@ -48,6 +50,7 @@ class Fetcher:
         self._runs = asyncio.Semaphore(max_runs)
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
         self._checking: dict[tuple[str, int], asyncio.Future] = {}
+        self._spare: list[memoryview] = []
         self._tasks: set[asyncio.Task] = set()
         #: Called with the bytes each stored piece added (``modelreg mirror`` draws its progress bar with it).
         self.on_stored: Callable[[int], None] = lambda n: None
@@ -172,7 +175,7 @@ class Fetcher:
         end = pmap.piece_span(todo[-1])[1]
         bad: list[int] = []
         wanted = set(todo)
-        buffers = [memoryview(bytearray(pmap.piece_length)) for _ in range(2)]
+        buffers = [self._buffer(pmap.piece_length) for _ in range(2)]
         view, fill, index, turn = buffers[0], 0, todo[0], 0
         size = _size(pmap, index)
         pending: tuple[int, asyncio.Future] | None = None
@@ -205,9 +208,19 @@ class Fetcher:
             finally:
                 if pending is not None:
                     await self._settle(store, *pending, bad)
+                if pmap.piece_length * (len(self._spare) + 2) <= _SPARE_BYTES:
+                    self._spare.extend(buffers)  # no job holds them any more
             for entry in touched.values():
                 self.cache.touch(store, entry)
         return bad
+
+    def _buffer(self, size: int) -> memoryview:
+        """A piece buffer: reused, since fresh memory costs a page fault per 4 KiB on first touch."""
+        while self._spare:
+            buffer = self._spare.pop()
+            if len(buffer) == size:
+                return buffer
+        return memoryview(bytearray(size))
 
     async def _settle(self, store: TorrentStore, index: int, job: asyncio.Future, bad: list[int]) -> None:
         """Record the outcome of a piece's hash-and-write job."""
