@@ -167,6 +167,9 @@ def test_repositories_outside_the_registry_are_404(repo, redirect_gw, model):
         (f"bytes={SIZE - 1}-", (SIZE - 1, SIZE)),
         (f"bytes=100-{SIZE * 10}", (100, SIZE)),
         ("bytes=100-" + "9" * 19, (100, SIZE)),
+        ("bytes=100-" + "9" * 20, (100, SIZE)),  # issue 15.18: 20 digits and more are clamped too
+        ("bytes=0-" + "7" * 4000, (0, SIZE)),
+        ("bytes=-" + "9" * 30, (0, SIZE)),
         ("bytes=-1", (SIZE - 1, SIZE)),
         ("bytes=-" + "9" * 19, (0, SIZE)),
         ("bytes=\t70000 - 140000 ", (70000, 140001)),

@@ -27,6 +27,11 @@ from modelreg.webseed.upstream import DEFAULT_CDN_TTL, _reuse_until
         ("bytes=-1000", (0, 100)),
         ("bytes=90-500", (90, 100)),
         (" bytes = 1 - 2 ", (1, 3)),
+        # RFC 9110 §14.1.2: an end past the file is clamped to it, however many digits it has (issue 15.18).
+        ("bytes=90-" + "9" * 20, (90, 100)),
+        ("bytes=0-" + "1" * 400, (0, 100)),
+        ("bytes=-" + "9" * 25, (0, 100)),
+        ("bytes=" + "0" * 30 + "7-" + "0" * 30 + "9", (7, 10)),
     ],
 )
 def test_parse_range_accepts_one_range(header, expected):
@@ -35,7 +40,8 @@ def test_parse_range_accepts_one_range(header, expected):
 
 @pytest.mark.parametrize(
     "header", ["bytes=", "bytes=-", "bytes=10-5", "bytes=100-", "bytes=-0", "bytes=0-1,3-4", "lines=0-1",
-               "bytes=1e3-", "bytes=" + "9" * 30 + "-"]
+               "bytes=1e3-", "bytes=" + "9" * 30 + "-",
+               "bytes=" + "9" * 20 + "-" + "9" * 21, "bytes=5-2\n"]
 )
 def test_parse_range_refuses_everything_else(header):
     with pytest.raises(RangeNotSatisfiable) as info:

@@ -25,6 +25,7 @@ from modelreg.registry.catalog import load_catalog
 from modelreg.registry.metacache import MetaCache
 from modelreg.webseed.app import Gateway, make_runner
 from modelreg.webseed.cache import PieceCache
+from modelreg.webseed.connections import listen_backlog
 from modelreg.webseed.hfapi import HfApi
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import ServeSet
@@ -66,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Hugging Face URLs need 'Authorization: Bearer <token>' with a token of --tokens-file")
     parser.add_argument("--tokens-file", metavar="FILE",
                         help="accepted tokens, one per line (reread when it changes)")
+    parser.add_argument("--send-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="drop a client that takes no 1 MiB of its answer in this time (default: 30)")
     add_upstream_options(parser)
     parser.set_defaults(func=run)
 
@@ -80,6 +83,7 @@ def settings_from(args: argparse.Namespace, mode: str, config: Config | None = N
         max_cache_size=args.max_cache_size,
         max_connections=getattr(args, "max_connections", 1024),
         max_per_client=getattr(args, "max_per_client", 64),
+        send_timeout=getattr(args, "send_timeout", 30.0),
         token=hub_token(),
     )
 
@@ -140,7 +144,7 @@ async def _serve(gateway: Gateway, host: str, port: int, access_log: str, banner
         loop.add_signal_handler(sig, stop.set)
     try:
         try:
-            await web.TCPSite(runner, host, port, backlog=1024).start()
+            await web.TCPSite(runner, host, port, backlog=listen_backlog(runner.max_open)).start()
         except OSError as exc:
             raise ServeError(listen_error(host, port, exc)) from None
         if banner:

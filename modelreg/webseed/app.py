@@ -2,8 +2,11 @@
 
 ``redirect`` mode answers each file request with a redirect: LFS files straight to their signed CDN
 URL (resolved and cached by the gateway), other files to HF's ``resolve`` URL. ``mirror`` mode answers
-with bytes from the verified piece cache, fetching missing pieces from HF first; complete ranges go
-out with sendfile. Pad files are answered with zeros in both modes.
+with bytes from the verified piece cache, window by window: each window's pieces are made present and
+checked (fetched from HF, or hashed again when read from disk for the first time since the file last
+changed) while the previous window goes out with sendfile. Pad files are answered with zeros in both
+modes. Every send has a send timeout (:mod:`.sending`); ``/healthz`` and ``/metrics`` are outside the
+request slots, and connections stay within the open-file budget (:mod:`.connections`).
 """
 
 from __future__ import annotations
@@ -15,20 +18,22 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from modelreg.errors import UpstreamError, WebseedError
-from modelreg.webseed.accesslog import GATEWAY, JsonAccessLogger, access_logger, note
-from modelreg.webseed.cache import PieceCache, iter_file_chunks
+from modelreg.webseed.accesslog import GATEWAY, JsonAccessLogger, access_logger, note, server_logger
+from modelreg.webseed.cache import PieceCache
+from modelreg.webseed.connections import BudgetedRunner, fd_budget
 from modelreg.webseed.fetcher import Fetcher
 from modelreg.webseed.hosts import RedirectPolicy
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.ranges import RangeNotSatisfiable, parse_range
 from modelreg.webseed.routes import ServeSet, Target
+from modelreg.webseed.sending import ClientStalled, send_file, write_zeros
 from modelreg.webseed.settings import GatewaySettings
 from modelreg.webseed.upstream import Upstream
 
-#: Bytes fetched ahead per step when a mirror request streams pieces it had to fetch.
+#: Bytes made ready (fetched or checked) ahead per step when a mirror request streams a file.
 WINDOW_BYTES = 8 << 20
-_CHUNK = 256 * 1024
-_ZEROS = bytes(_CHUNK)
+#: Paths answered outside the request slots: a monitor must see a busy gateway, not a 503.
+UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -73,6 +78,8 @@ class Gateway:
     async def close(self) -> None:
         if self.fetcher:
             await self.fetcher.close()
+        if self.cache:
+            await self.cache.close()
         await self.upstream.close()
 
     # -- application ---------------------------------------------------------------------------
@@ -99,6 +106,7 @@ class Gateway:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        note(request)  # the access log tells the requests the application saw from those aiohttp refused
         try:
             return await handler(request)
         except WebseedError as exc:
@@ -112,6 +120,12 @@ class Gateway:
             if isinstance(exc, UpstreamError):
                 headers["Retry-After"] = "10"
             return web.Response(status=exc.status, text=f"{exc}\n", headers=headers)
+        except ClientStalled as exc:
+            self.metrics.send_timeouts += 1
+            note(request)["error"] = f"send timeout: {exc}"
+            if request.transport is not None:
+                request.transport.abort()
+            return note(request).get("response") or web.Response(status=408)
         except ConnectionError:
             started = note(request).get("response")
             if started is None:
@@ -122,6 +136,8 @@ class Gateway:
 
     @web.middleware
     async def _limits(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in UNLIMITED_PATHS:
+            return await handler(request)
         client = request.remote or "?"
         if self._active >= self.settings.max_connections:
             return _refuse(request, 503, "the gateway is at its connection limit; retry shortly")
@@ -163,10 +179,17 @@ class Gateway:
         rng = parse_range(",".join(fields) if fields else None, entry.size) if entry.size else None
         if target.is_pad or entry.size == 0:
             note(request)["cache"] = "pad" if target.is_pad else "empty"
-            return await _zeros(request, entry.size, rng)
+            return await _zeros(request, entry.size, rng, self.settings.send_timeout)
         if not self.mirror:
             return await self._redirect(request, target)
         return await self._from_cache(request, target, rng)
+
+    def _ready(self, store, pieces: range) -> asyncio.Future:
+        """A future for ``pieces`` being present and checked (already done for a checked cache hit)."""
+        assert self.fetcher is not None
+        if not store.missing(pieces) and not store.unchecked(pieces):
+            return _done()
+        return asyncio.ensure_future(self.fetcher.ensure(store, pieces))
 
     async def _redirect(self, request: web.Request, target: Target) -> web.Response:
         url, kind = await self.upstream.locate(target.served, target.path)
@@ -184,40 +207,38 @@ class Gateway:
         with self.cache.pinned(store, entry):
             if store.drop_if_damaged(entry):
                 await store.flush()
-            if store.complete(entry, start, end):
+            hit = store.complete(entry, start, end)
+            if hit:
                 self.metrics.cache_hits += 1
-                note(request)["cache"] = "hit"
-                self.cache.touch(store, entry)
-                response = _CachedRange(store.path_of(entry), self.cache.pinned(store, entry), entry.size, rng)
-                # Sent here, not after the handler returns as aiohttp would: the limits count it meanwhile.
-                note(request)["response"] = response
-                await response.prepare(request)
-                return response
-            self.metrics.cache_misses += 1
-            note(request)["cache"] = "miss"
+            else:
+                self.metrics.cache_misses += 1
+            note(request)["cache"] = "hit" if hit else "miss"
             response = _ranged_response(entry.size, rng)
             if request.method == "HEAD":
-                await response.prepare(request)
                 return response
             pieces = store.map.pieces_of(entry, start, end)
             step = max(1, WINDOW_BYTES // store.map.piece_length)
             windows = [pieces[i : i + step] for i in range(0, len(pieces), step)]
-            ready = asyncio.ensure_future(self.fetcher.ensure(store, windows[0]))
+            ready = self._ready(store, windows[0])
             try:
                 await ready
-                await response.prepare(request)
-                note(request)["response"] = response
-                pos = start
-                for k, window in enumerate(windows):
-                    if k:
-                        await ready
-                    if k + 1 < len(windows):
-                        ready = asyncio.ensure_future(self.fetcher.ensure(store, windows[k + 1]))
-                    stop = min(end, (window[-1] + 1) * store.map.piece_length - entry.offset)
-                    for chunk in iter_file_chunks(store.path_of(entry), pos, stop, _CHUNK):
-                        await response.write(chunk)
-                    pos = stop
-                await response.write_eof()
+                fobj = _open_cached(store.path_of(entry))
+                with fobj:
+                    note(request)["response"] = response  # from here on, a failure cuts the answer short
+                    await response.prepare(request)
+                    pos = start
+                    for k, window in enumerate(windows):
+                        if k:
+                            await ready
+                        if k + 1 < len(windows):
+                            ready = self._ready(store, windows[k + 1])
+                        stop = min(end, (window[-1] + 1) * store.map.piece_length - entry.offset)
+                        sent = await send_file(request, fobj, pos, stop - pos, self.settings.send_timeout)
+                        note(request)["sent"] = note(request).get("sent", 0) + sent
+                        if sent < stop - pos:  # the file shrank behind the cache: cut short, never hang
+                            raise WebseedError(503, f"{entry.path_str}: cached file shorter than its torrent")
+                        pos = stop
+                    await response.write_eof()
             finally:
                 if not ready.done():
                     ready.cancel()
@@ -225,45 +246,18 @@ class Gateway:
             return response
 
 
-class _CachedRange(web.StreamResponse):
-    """Verified cached bytes of a file, sent with sendfile from the event loop.
+def _done() -> asyncio.Future:
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
 
-    aiohttp's FileResponse opens and closes each file in a thread pool; a cached piece file is in the
-    page cache, so opening it in the loop is cheaper than two thread hand-offs per request. The file is
-    pinned (not evicted) while it is opened; once open, its bytes stay readable even if it is evicted.
-    """
 
-    def __init__(self, path, pin, size: int, rng: tuple[int, int] | None):
-        super().__init__(status=206 if rng else 200)
-        self._path, self._pin = path, pin
-        self._offset, end = rng or (0, size)
-        self._count = end - self._offset
-        self.content_length = self._count
-        self.content_type = "application/octet-stream"
-        self.headers["Accept-Ranges"] = "bytes"
-        if rng:
-            self.headers["Content-Range"] = f"bytes {self._offset}-{end - 1}/{size}"
-
-    async def prepare(self, request: web.BaseRequest):
-        if self.prepared:  # aiohttp prepares the handler's answer again; it is sent already
-            return self._payload_writer
-        with self._pin:
-            fobj = open(self._path, "rb")
-        try:
-            writer = await super().prepare(request)
-            if request.method == "HEAD" or not self._count:
-                return writer
-            transport = request.transport
-            if transport is None:
-                raise ConnectionResetError("Connection lost")
-            sent = await asyncio.get_running_loop().sendfile(transport, fobj, self._offset, self._count)
-            if sent < self._count:  # the file shrank since it was checked: cut short, never hang the client
-                transport.close()
-                return writer
-            await super().write_eof()
-            return writer
-        finally:
-            fobj.close()
+def _open_cached(path):
+    """A cached file opened for sending; a failure (no descriptor left, file gone) is a 503, not a 500."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise WebseedError(503, f"the mirror cannot open a cached file now: {exc.strerror or exc}") from exc
 
 
 def _origin_form(raw_path: str) -> str:
@@ -286,16 +280,15 @@ def _ranged_response(size: int, rng: tuple[int, int] | None) -> web.StreamRespon
     return response
 
 
-async def _zeros(request: web.Request, size: int, rng: tuple[int, int] | None) -> web.StreamResponse:
+async def _zeros(
+    request: web.Request, size: int, rng: tuple[int, int] | None, timeout: float
+) -> web.StreamResponse:
     """A pad file (or an empty file): ``size`` zero bytes, ranges honoured."""
     response = _ranged_response(size, rng)
+    note(request)["response"] = response
     await response.prepare(request)
     if request.method != "HEAD":
-        left = response.content_length or 0
-        while left:
-            n = min(left, _CHUNK)
-            await response.write(_ZEROS[:n])
-            left -= n
+        await write_zeros(response, response.content_length or 0, timeout)
         await response.write_eof()
     return response
 
@@ -306,11 +299,14 @@ def _refuse(request: web.Request, status: int, message: str) -> web.Response:
 
 
 def make_runner(gateway: Gateway, access_log: str | None = None) -> web.AppRunner:
-    """An AppRunner for the gateway with the JSON access log and bounded request heads."""
-    return web.AppRunner(
+    """An AppRunner for the gateway: JSON access log, bounded request heads, the connection budget."""
+    return BudgetedRunner(
         gateway.app(),
-        access_log_class=JsonAccessLogger,
+        max_open=gateway.settings.max_open_connections or fd_budget(),
+        metrics=gateway.metrics,
+        access_log_class=JsonAccessLogger.bound(gateway.metrics),
         access_log=access_logger(access_log),
+        logger=server_logger(),
         max_line_size=8190,
         max_field_size=8190,
         keepalive_timeout=75,

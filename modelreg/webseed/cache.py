@@ -7,32 +7,40 @@ One folder per torrent, named by its infohash::
     <cache>/<infohash>/pieces        bitmap: bit i set = piece i verified and on disk
     <cache>/<infohash>/data/<path>   the files (sparse until complete), served with sendfile
 
-A piece is written to its file(s) only after its hash matched. The bitmap is persisted *after* the data
-files were fsynced, through a temp file and ``os.replace``; so after a crash the bitmap never names a
-piece whose bytes did not reach the disk, and a partly written piece is simply fetched again. Eviction
-clears the bitmap (persisted) before it deletes a file. The cache's size is the verified bytes it holds;
-with a cap, whole files are evicted least-recently-used first, never one being served or filled.
+A piece is written to its file(s) only after its hash matched (hashing and writing run in a worker
+thread, with ``os.pwrite`` from the fetcher's piece buffer). The bitmap is persisted *after* the data
+files were fsynced, through a temp file and ``os.replace``, in the background and batched (at most one
+flush per :data:`FLUSH_DELAY`): so after a crash the bitmap never names a piece whose bytes did not
+reach the disk, and a partly written piece is simply fetched again. Pieces read back from disk are
+checked again (:mod:`.diskcheck`): a piece altered on disk is dropped and fetched again. Eviction clears
+the bitmap (persisted) before it deletes a file. The cache's size is the verified bytes it holds; with
+a cap, whole files are evicted least-recently-used first, never one being served or filled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 from modelreg.errors import CacheError, ModelregError
 from modelreg.fsutil import atomic_write_bytes
 from modelreg.torrent.metainfo import FileEntry, Torrent
 from modelreg.torrent.pieces import PieceMap
+from modelreg.webseed.diskcheck import CheckedPieces, Identity, identity_of
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import Served
 
 _TOUCH_EVERY = 30.0
+#: Seconds between background flushes of written pieces (fsync, then the bitmap).
+FLUSH_DELAY = 1.0
+#: What :meth:`TorrentStore.write_piece_data` reports per file: the file and its identity before and after.
+Moves = list[tuple[FileEntry, Identity, Identity]]
 
 
 def store_key(torrent: Torrent) -> str:
@@ -51,8 +59,12 @@ class TorrentStore:
         self.key = store_key(served.torrent)
         self.bits = bytearray(math.ceil(self.map.num_pieces / 8))
         self.stored_bytes = 0
+        self.checks = CheckedPieces()
         self._dirty: set[Path] = set()
         self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task | None = None
+        self._flush_wanted = False
+        self._flush_now: asyncio.Event | None = None
         self._load()
 
     # -- bitmap
@@ -86,39 +98,152 @@ class TorrentStore:
         """Bytes of real (non-pad) files in piece ``index``."""
         return sum(s.length for s in self.map.segments(*self.map.piece_span(index)) if not s.entry.is_pad)
 
+    def file_segments(self, index: int) -> list:
+        """The segments of piece ``index`` that are real files (pad files are zeros, never stored)."""
+        return [seg for seg in self.map.segments(*self.map.piece_span(index)) if not seg.entry.is_pad]
+
     # -- writing
     def write_piece(self, index: int, data: bytes) -> int:
-        """Store a verified piece; returns the bytes added to the cache."""
+        """Store a verified piece (all steps in this thread); returns the bytes added to the cache."""
         if self.has(index):
             return 0
-        start, end = self.map.piece_span(index)
-        pos = 0
-        for seg in self.map.segments(start, end):
+        self.prepare_write(index)
+        return self.mark_stored(index, self.write_piece_data(index, memoryview(data)))
+
+    def prepare_write(self, index: int) -> None:
+        """Make the files of piece ``index`` ready for its bytes (see :meth:`prepare_files`)."""
+        self.prepare_files([seg.entry for seg in self.file_segments(index)])
+
+    def prepare_files(self, entries) -> None:
+        """Make files ready for verified bytes: folders made, each file at its full size.
+
+        A file that lost its full size loses its pieces first: regrowing it must not turn lost bytes
+        into zeros. Runs on the event loop, so the bitmap is only ever changed there. (A file damaged
+        after this is caught when its pieces are read back: :mod:`.diskcheck`.)
+        """
+        for entry in entries:
+            path = self.path_of(entry)
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                size = -1
+            if size == entry.size:
+                continue
+            self.drop_if_damaged(entry, size)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                os.ftruncate(fd, entry.size)
+            finally:
+                os.close(fd)
+
+    def write_piece_data(self, index: int, data: memoryview) -> Moves:
+        """Write a verified piece's bytes into its files (safe in a worker thread: touches no state).
+
+        Returns each file with its identity before and after the write, for :meth:`mark_stored`.
+        """
+        moves: Moves = []
+        pos = self.map.piece_span(index)[0]
+        start = pos
+        for seg in self.map.segments(start, self.map.piece_span(index)[1]):
             if not seg.entry.is_pad:
-                path = self.path_of(seg.entry)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path_of(seg.entry), os.O_WRONLY | os.O_CREAT, 0o644)
                 try:
-                    size = os.fstat(fd).st_size
-                    if size != seg.entry.size:
-                        self.drop_if_damaged(seg.entry, size)  # regrowing it must not turn lost bytes into zeros
-                        os.ftruncate(fd, seg.entry.size)
-                    os.pwrite(fd, data[pos : pos + seg.length], seg.file_offset)
+                    before = identity_of(os.fstat(fd))
+                    view = data[pos - start : pos - start + seg.length]
+                    done = 0
+                    while done < len(view):
+                        done += os.pwrite(fd, view[done:], seg.file_offset + done)
+                    moves.append((seg.entry, before, identity_of(os.fstat(fd))))
                 finally:
                     os.close(fd)
-                self._dirty.add(path)
             pos += seg.length
+        return moves
+
+    def mark_stored(self, index: int, moves: Moves) -> int:
+        """Record piece ``index`` as written (its files moved as ``moves`` says); returns the bytes added."""
+        for entry, before, after in moves:
+            self.checks.moved(entry.path_str, before, after, index)
+            self._dirty.add(self.path_of(entry))
+        if self.has(index):
+            return 0
         self.bits[index >> 3] |= 0x80 >> (index & 7)
         added = self.piece_payload(index)
         self.stored_bytes += added
         return added
 
+    def forget_piece(self, index: int) -> int:
+        """Clear piece ``index`` from the bitmap (the caller persists); returns the bytes freed."""
+        if not self.has(index):
+            return 0
+        self.bits[index >> 3] &= ~(0x80 >> (index & 7)) & 0xFF
+        freed = self.piece_payload(index)
+        self.stored_bytes -= freed
+        return freed
+
+    # -- checking what is on disk
+    def unchecked(self, pieces) -> list[int]:
+        """Held pieces among ``pieces`` not checked since one of their files changed (a stat per file)."""
+        out: list[int] = []
+        idents: dict[str, Identity | None] = {}
+        for i in pieces:
+            if not self.has(i):
+                continue
+            for seg in self.file_segments(i):
+                key = seg.entry.path_str
+                if key not in idents:
+                    try:
+                        idents[key] = identity_of(self.path_of(seg.entry).stat())
+                    except OSError:
+                        idents[key] = None
+                ident = idents[key]
+                if ident is None or self.checks.unchecked(key, ident, (i,)):
+                    out.append(i)
+                    break
+        return out
+
+    def apply_checks(self, results) -> list[int]:
+        """Record what :func:`~modelreg.webseed.diskcheck.check_pieces` found; pieces that failed are forgotten. Returns them."""
+        bad = []
+        for index, ok, seen in results:
+            if ok:
+                for entry, ident in seen:
+                    self.checks.checked(entry.path_str, ident, index)
+            else:
+                self.forget_piece(index)
+                bad.append(index)
+        return bad
+
     async def flush(self) -> None:
-        """Make the written pieces durable: fsync their files, then persist the bitmap."""
+        """Make the written pieces durable now: fsync their files, then persist the bitmap."""
         async with self._flush_lock:
             dirty, self._dirty = self._dirty, set()
             snapshot = bytes(self.bits)
             await asyncio.to_thread(self._persist, dirty, snapshot)
+
+    def flush_soon(self) -> None:
+        """Flush in the background within :data:`FLUSH_DELAY` (many runs of pieces share one fsync)."""
+        self._flush_wanted = True
+        if self._flusher is None or self._flusher.done():
+            self._flush_now = asyncio.Event()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later(self._flush_now))
+
+    async def _flush_later(self, now: asyncio.Event) -> None:
+        while self._flush_wanted:
+            self._flush_wanted = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(now.wait(), FLUSH_DELAY)
+            with contextlib.suppress(OSError):  # the next flush tries again; a lost bitmap only refetches
+                await self.flush()
+
+    async def close(self) -> None:
+        """Finish any background flush now, then flush what is left."""
+        if self._flusher is not None and not self._flusher.done():
+            assert self._flush_now is not None
+            self._flush_now.set()
+            await asyncio.shield(self._flusher)
+        if self._dirty:
+            await self.flush()
 
     def _persist(self, dirty: set[Path], snapshot: bytes) -> None:
         for path in dirty:
@@ -134,13 +259,8 @@ class TorrentStore:
 
     def clear_file(self, entry: FileEntry) -> int:
         """Forget every piece touching ``entry`` (the caller persists, then deletes); returns bytes freed."""
-        freed = 0
-        for i in self.map.pieces_of(entry):
-            if self.has(i):
-                self.bits[i >> 3] &= ~(0x80 >> (i & 7)) & 0xFF
-                freed += self.piece_payload(i)
-        self.stored_bytes -= freed
-        return freed
+        self.checks.forget(entry.path_str)
+        return sum(self.forget_piece(i) for i in self.map.pieces_of(entry))
 
     # -- loading
     def _load(self) -> None:
@@ -219,10 +339,17 @@ class PieceCache:
         last = self._lru.pop(key, None)
         self._lru[key] = now
         if last is None or now - last > _TOUCH_EVERY:
+            path = store.path_of(entry)
             try:
-                os.utime(store.path_of(entry))
+                before = identity_of(path.stat())
+                os.utime(path)
+                store.checks.moved(entry.path_str, before, identity_of(path.stat()))
             except OSError:
                 pass
+
+    async def close(self) -> None:
+        for store in list(self.stores.values()):
+            await store.close()
 
     def pinned(self, store: TorrentStore, entry: FileEntry) -> _Pin:
         return _Pin(self._pins, (store.key, entry.path_str))
@@ -264,15 +391,3 @@ class _Pin:
         self.pins[self.key] -= 1
         if not self.pins[self.key]:
             del self.pins[self.key]
-
-
-def iter_file_chunks(path: Path, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """Read ``[start, end)`` of a cached file in chunks."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        while start < end:
-            data = f.read(min(chunk, end - start))
-            if not data:
-                raise CacheError(f"{path}: shorter than its torrent says")
-            start += len(data)
-            yield data

@@ -1,10 +1,16 @@
 """Filling the cache: fetch whole pieces from Hugging Face, verify each, store it; one fetch per piece.
 
-:meth:`Fetcher.ensure` makes pieces present. Missing pieces nobody is fetching yet are grouped into
-runs of consecutive pieces (at most ``run_bytes``) and fetched by background tasks, one upstream range
+:meth:`Fetcher.ensure` makes pieces present and checked. Held pieces not checked since their file last
+changed on disk are hashed again first (:mod:`.diskcheck`); one that fails is dropped, counted in
+``pieces_corrupt_total`` and fetched again. Missing pieces nobody is fetching yet are grouped into runs
+of consecutive pieces (at most ``run_bytes``) and fetched by background tasks, one upstream range
 request per file of the run; concurrent requests for the same pieces wait on the same futures, so a
 crowd of clients asking for one file costs one upstream download. A piece whose hash does not match is
 dropped, counted and fetched again (up to ``attempts`` times): a corrupt byte is never stored or served.
+
+The bytes of a run are copied once, from the upstream response into one of two piece buffers; a full
+piece is hashed and written (``os.pwrite``) in a worker thread while the next one arrives, so the event
+loop never hashes and hashing runs beside the network on another core.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from modelreg.errors import UpstreamError, WebseedError
-from modelreg.webseed.cache import PieceCache, TorrentStore
+from modelreg.webseed.cache import Moves, PieceCache, TorrentStore
+from modelreg.webseed.diskcheck import check_pieces
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.upstream import Upstream
 
 _ZEROS = bytes(1 << 20)
+#: Piece buffers kept for reuse at most (two per run being fetched).
+_SPARE_BYTES = 64 << 20
 
 
 class Fetcher:
@@ -40,12 +49,17 @@ class Fetcher:
         self.attempts = attempts
         self._runs = asyncio.Semaphore(max_runs)
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
+        self._checking: dict[tuple[str, int], asyncio.Future] = {}
+        self._spare: list[memoryview] = []
         self._tasks: set[asyncio.Task] = set()
         #: Called with the bytes each stored piece added (``modelreg mirror`` draws its progress bar with it).
         self.on_stored: Callable[[int], None] = lambda n: None
 
     async def ensure(self, store: TorrentStore, pieces: range | list[int]) -> None:
         """Return once every piece in ``pieces`` is verified and cached, or raise UpstreamError."""
+        suspect = store.unchecked(pieces)
+        if suspect:
+            await self._recheck(store, suspect)
         waits: list[asyncio.Future] = []
         claimed: list[int] = []
         for i in pieces:
@@ -69,6 +83,48 @@ class Fetcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _recheck(self, store: TorrentStore, pieces: list[int]) -> None:
+        """Hash held pieces again from disk (in a thread; one check per piece however many ask).
+
+        The check runs as its own task: a client leaving mid-way must not leave pieces marked as being
+        checked, nor others waiting for them to go on unchecked.
+        """
+        waits, claimed = [], []
+        for i in pieces:
+            fut = self._checking.get((store.key, i))
+            if fut is None:
+                fut = self._checking[(store.key, i)] = asyncio.get_running_loop().create_future()
+                fut.add_done_callback(_consume)
+                claimed.append(i)
+            waits.append(fut)
+        if claimed:
+            task = asyncio.create_task(self._check(store, claimed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.gather(*(asyncio.shield(f) for f in waits))
+
+    async def _check(self, store: TorrentStore, claimed: list[int]) -> None:
+        error: BaseException | None = None
+        try:
+            results = await asyncio.to_thread(check_pieces, store, claimed)
+            bad = store.apply_checks(results)
+            self.metrics.pieces_checked += len(claimed)
+            if bad:
+                self.metrics.pieces_corrupt += len(bad)
+                store.flush_soon()
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else UpstreamError(503, "the gateway is shutting down")
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for i in claimed:
+                fut = self._checking.pop((store.key, i))
+                if not fut.done():
+                    if error is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(error)
 
     def _runs_of(self, store: TorrentStore, claimed: list[int]) -> list[list[int]]:
         per_run = max(1, self.run_bytes // store.map.piece_length)
@@ -109,8 +165,7 @@ class Fetcher:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            with contextlib.suppress(Exception):
-                await store.flush()
+            store.flush_soon()
             self.metrics.cache_bytes = self.cache.used
 
     async def _fetch_once(self, store: TorrentStore, todo: list[int]) -> list[int]:
@@ -120,36 +175,65 @@ class Fetcher:
         end = pmap.piece_span(todo[-1])[1]
         bad: list[int] = []
         wanted = set(todo)
-        buffer = bytearray()
-        index = todo[0]
+        buffers = [self._buffer(pmap.piece_length) for _ in range(2)]
+        view, fill, index, turn = buffers[0], 0, todo[0], 0
+        size = _size(pmap, index)
+        pending: tuple[int, asyncio.Future] | None = None
         touched = {seg.entry.path_str: seg.entry for seg in pmap.segments(start, end) if not seg.entry.is_pad}
-        pins = [self.cache.pinned(store, e) for e in touched.values()]
         with contextlib.ExitStack() as stack:
-            for pin in pins:
-                stack.enter_context(pin)
-            async for chunk in self._stream(store, start, end):
-                buffer += chunk
-                while index <= todo[-1]:
-                    p_start, p_end = pmap.piece_span(index)
-                    if len(buffer) < p_end - p_start:
-                        break
-                    data = bytes(buffer[: p_end - p_start])
-                    del buffer[: p_end - p_start]
-                    if index not in wanted or store.has(index):
-                        pass
-                    elif pmap.verify(index, data):
-                        self.on_stored(store.write_piece(index, data))
-                        self.metrics.pieces_fetched += 1
-                        fut = self._inflight.pop((store.key, index), None)
-                        if fut is not None and not fut.done():
-                            fut.set_result(None)
-                    else:
-                        self.metrics.pieces_corrupt += 1
-                        bad.append(index)
-                    index += 1
+            for entry in touched.values():
+                stack.enter_context(self.cache.pinned(store, entry))
+            store.prepare_files(touched.values())
+            try:
+                async for chunk in self._stream(store, start, end):
+                    data = memoryview(chunk)
+                    while len(data):
+                        n = min(len(data), size - fill)
+                        view[fill : fill + n] = data[:n]
+                        fill += n
+                        data = data[n:]
+                        if fill < size:
+                            continue
+                        if pending is not None:  # its buffer is the one filled next
+                            await self._settle(store, *pending, bad)
+                            pending = None
+                        if index in wanted and not store.has(index):
+                            job = asyncio.to_thread(_verify_and_write, store, index, view[:size])
+                            pending = (index, asyncio.ensure_future(job))
+                        index, turn = index + 1, turn ^ 1
+                        view, fill = buffers[turn], 0
+                        if index > todo[-1]:
+                            break
+                        size = _size(pmap, index)
+            finally:
+                if pending is not None:
+                    await self._settle(store, *pending, bad)
+                if pmap.piece_length * (len(self._spare) + 2) <= _SPARE_BYTES:
+                    self._spare.extend(buffers)  # no job holds them any more
             for entry in touched.values():
                 self.cache.touch(store, entry)
         return bad
+
+    def _buffer(self, size: int) -> memoryview:
+        """A piece buffer: reused, since fresh memory costs a page fault per 4 KiB on first touch."""
+        while self._spare:
+            buffer = self._spare.pop()
+            if len(buffer) == size:
+                return buffer
+        return memoryview(bytearray(size))
+
+    async def _settle(self, store: TorrentStore, index: int, job: asyncio.Future, bad: list[int]) -> None:
+        """Record the outcome of a piece's hash-and-write job."""
+        moves = await job
+        if moves is None:
+            self.metrics.pieces_corrupt += 1
+            bad.append(index)
+            return
+        self.on_stored(store.mark_stored(index, moves))
+        self.metrics.pieces_fetched += 1
+        fut = self._inflight.pop((store.key, index), None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     async def _stream(self, store: TorrentStore, start: int, end: int) -> AsyncIterator[bytes]:
         """The torrent's stream bytes ``[start, end)``: files from upstream, pad files as zeros."""
@@ -167,6 +251,18 @@ class Fetcher:
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
                     yield chunk
+
+
+def _size(pmap, index: int) -> int:
+    start, end = pmap.piece_span(index)
+    return end - start
+
+
+def _verify_and_write(store: TorrentStore, index: int, data: memoryview) -> Moves | None:
+    """In a worker thread: None if ``data`` is not piece ``index``, else write it (see write_piece_data)."""
+    if not store.map.verify(index, data):
+        return None
+    return store.write_piece_data(index, data)
 
 
 def _consume(fut: asyncio.Future) -> None:

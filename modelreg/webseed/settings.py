@@ -25,6 +25,10 @@ class GatewaySettings:
     #: Requests answered at once, in all and per client address (beyond: 503 and 429).
     max_connections: int = 1024
     max_per_client: int = 64
+    #: Seconds a client may take to accept the next step (1 MiB) of its answer before it is dropped.
+    send_timeout: float = 30.0
+    #: Connections open at once; None: derived from RLIMIT_NOFILE (see webseed.connections).
+    max_open_connections: int | None = None
     retry: RetryPolicy = GATEWAY_RETRY
     upstream_timeout: float = 30.0
     token: str | None = None
@@ -36,4 +40,6 @@ class GatewaySettings:
             raise ConfigError("--mode mirror needs a --cache DIR to keep verified pieces in")
         if self.max_connections < 1 or self.max_per_client < 1:
             raise ConfigError("connection limits must be at least 1")
+        if not self.send_timeout > 0:
+            raise ConfigError("--send-timeout must be a positive number of seconds")
 
