@@ -270,16 +270,12 @@ class HfApi:
         if entry is None or entry.is_pad:
             raise HfApiError(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": served.revision})
         model = self._model(served)
-        store = self.gateway.cache.store(served)
-        await self.checked.check(store, entry)
         hf = (await self._describe(model, [entry]))[0]
         headers = {"X-Repo-Commit": served.revision, "ETag": f'"{hf.etag}"'}
         if hf.lfs_sha256:
             headers.update({"X-Linked-Etag": f'"{hf.lfs_sha256}"', "X-Linked-Size": str(hf.size)})
         request[_HEADERS] = headers
-        response = await self.gateway.serve_target(request, Target(served, path, entry))
-        self.checked.served(store, entry)
-        return response
+        return await self.gateway.serve_target(request, Target(served, path, entry))
 
 
 async def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
