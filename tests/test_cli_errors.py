@@ -127,3 +127,19 @@ def test_create_refuses_a_bad_piece_length_before_reading_the_folder(tmp_path, c
     err = capsys.readouterr().err
     assert code == 1 and lines(err) == [err.strip()] and "piece length 3 is invalid" in err
     assert not (tmp_path / "out.torrent").exists()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["verify", "{torrent}", "{folder}", "-q"], ["create", "--help"]])
+def test_help_and_verify_load_none_of_the_other_commands_libraries(argv, tmp_path):
+    # Issue 9: importing every command up front made each start take ~1.5 s (speed itself: bench/bench_cli.py).
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"w" * 1000)
+    torrent = tmp_path / "model.torrent"
+    assert cli.main(["create", "-q", str(folder), "-o", str(torrent)]) == 0
+    argv = [a.format(torrent=torrent, folder=folder) for a in argv]
+    heavy = ("aiohttp", "huggingface_hub", "httpx2", "jinja2", "libtorrent", "markdown", "nh3")
+    code = ("import contextlib, io, sys\nfrom modelreg import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    code = cli.main({argv!r})\nprint(code, sorted(m for m in {heavy!r} if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "0 []", run.stdout + run.stderr
