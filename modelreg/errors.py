@@ -68,10 +68,6 @@ class HealthFileError(FileProblem):
     """A file of the health store (registry/.health/) cannot be read or written."""
 
 
-class HealthError(ModelregError):
-    """A swarm or web-seed check could not run at all (bad options, no way to listen for the DHT)."""
-
-
 class ProbeError(ModelregError):
     """A tracker, the DHT or a web seed did not answer a health check, or answered something unusable.
 
