@@ -1,4 +1,8 @@
-"""Exception classes: every error a user can meet, with a message that says what to do."""
+"""Exception classes: every error a user can meet, with a message that says what to do.
+
+Each also subclasses the standard category it belongs to where one fits (bad values: :class:`ValueError`;
+files, folders and sockets: :class:`OSError`), so code that knows nothing of modelreg can still catch it.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,15 @@ class FileProblem(ModelregError):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
-class TorrentError(FileProblem):
-    """A .torrent file that cannot be read."""
+class TorrentError(FileProblem, ValueError):
+    """A .torrent file that cannot be read (its bytes are no valid torrent, or the file cannot be opened)."""
 
 
-class ConfigError(ModelregError):
+class ConfigError(ModelregError, ValueError):
     """An invalid configuration file or option."""
 
 
-class CatalogError(FileProblem):
+class CatalogError(FileProblem, ValueError):
     """A registry entry that cannot become a model (bad sidecar, duplicate infohash...)."""
 
 
@@ -64,10 +68,6 @@ class HealthFileError(FileProblem):
     """A file of the health store (registry/.health/) cannot be read or written."""
 
 
-class HealthError(ModelregError):
-    """A swarm or web-seed check could not run at all (bad options, no way to listen for the DHT)."""
-
-
 class ProbeError(ModelregError):
     """A tracker, the DHT or a web seed did not answer a health check, or answered something unusable.
 
@@ -100,11 +100,11 @@ class UpstreamError(WebseedError):
     """Hugging Face (or its CDN) kept failing or answered something the gateway cannot trust (502, or 504)."""
 
 
-class CacheError(ModelregError):
+class CacheError(ModelregError, OSError):
     """The web-seed cache folder cannot be used (unreadable, or a torrent in it is broken)."""
 
 
-class ServeError(ModelregError):
+class ServeError(ModelregError, OSError):
     """A server cannot start: the preview or the web-seed gateway (nothing to serve, port in use...)."""
 
 

@@ -1,15 +1,22 @@
-"""Shared fixtures: the real torrent corpus (when ../shared is there) and torrents made with libtorrent."""
+"""Shared fixtures: the real torrent corpus (when ../shared is there), Chromium, and where tests keep the hub and
+caches."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "modelregistry"
+#: The corpus beside the checkout, or where MODELREG_CORPUS says (a git worktree's parent has no ../shared).
+CORPUS = Path(os.environ.get("MODELREG_CORPUS") or ROOT.parent / "shared" / "corpus" / "modelregistry")
+#: Debian's Chromium: Playwright drives it (executable_path) and never downloads a browser.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +47,15 @@ def never_the_real_hub(monkeypatch):
 def build_cache_in_tmp(tmp_path_factory, monkeypatch):
     """Incremental-build caches go to a temporary folder, never the user's ~/.cache."""
     monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path_factory.mktemp("modelreg-cache")))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium driven by Playwright, one per test module; the test is skipped where either is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"chromium is not installed at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()

@@ -21,9 +21,6 @@ from modelreg.hf.metadata import ModelMeta
 from modelreg.registry.metacache import MetaCache
 from modelreg.site.build import build_site
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 FILES = {
     "config.json": 2_345,
     "model-00001-of-00002.safetensors": 700_001,
@@ -36,23 +33,13 @@ ARIA2C_QUIET = ["--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=fa
                 "--max-tries=10", "--listen-port=6881-6999"]
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed at /usr/bin/chromium"),
     pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c is not installed"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

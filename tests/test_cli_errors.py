@@ -98,3 +98,48 @@ def test_a_build_without_site_url_warns_that_feed_links_are_host_relative(tmp_pa
     assert cli.main(["build", "--config", str(tmp_path / "modelreg.toml"), "--registry",
                      str(tmp_path / "registry"), "--out", str(tmp_path / "site")]) == 0
     assert "site_url" not in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the test runs: connections are refused
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["add", "--trending", "-1"], "--trending"),
+    (["add", "Org/Model", "--jobs", "0"], "--jobs"),
+    (["add", "Org/Model", "--piece-length", "3"], "piece length 3"),
+    (["add", "Org/Model", "--v2-only", "--piece-length", "48K"], "piece length 49152"),
+])
+def test_add_refuses_bad_options_before_asking_the_hub(argv, named, tmp_path, capsys):
+    # The hub refuses connections: a check made only after asking it would report that instead.
+    code = cli.main([*argv, "--hf-endpoint", f"http://127.0.0.1:{_closed_port()}", "--registry", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and lines(err) == [err.strip()] and named in err and "reach" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_create_refuses_a_bad_piece_length_before_reading_the_folder(tmp_path, capsys):
+    folder = tmp_path / "model"
+    folder.mkdir()  # empty: scanning it first would report "no files" instead
+    code = cli.main(["create", "-q", str(folder), "--piece-length", "3", "-o", str(tmp_path / "out.torrent")])
+    err = capsys.readouterr().err
+    assert code == 1 and lines(err) == [err.strip()] and "piece length 3 is invalid" in err
+    assert not (tmp_path / "out.torrent").exists()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["verify", "{torrent}", "{folder}", "-q"], ["create", "--help"]])
+def test_help_and_verify_load_none_of_the_other_commands_libraries(argv, tmp_path):
+    # Issue 9: importing every command up front made each start take ~1.5 s (speed itself: bench/bench_cli.py).
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"w" * 1000)
+    torrent = tmp_path / "model.torrent"
+    assert cli.main(["create", "-q", str(folder), "-o", str(torrent)]) == 0
+    argv = [a.format(torrent=torrent, folder=folder) for a in argv]
+    heavy = ("aiohttp", "huggingface_hub", "httpx2", "jinja2", "libtorrent", "markdown", "nh3")
+    code = ("import contextlib, io, sys\nfrom modelreg import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    code = cli.main({argv!r})\nprint(code, sorted(m for m in {heavy!r} if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "0 []", run.stdout + run.stderr

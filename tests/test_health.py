@@ -182,8 +182,7 @@ def test_damaged_health_file_is_the_models_problem(tmp_path, world):
     assert records["org/alive"]["health"] is None
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="chromium is not installed at /usr/bin/chromium")
-def test_model_page_and_row_in_chromium(world, checked, tmp_path):
+def test_model_page_and_row_in_chromium(world, checked, tmp_path, browser):
     """A visitor sees the seeders and leechers with their source, the web-seed badge, and "checked 3 h ago"
     written by the page's script from the date in the HTML (the browser's clock set 3 h after the check)."""
     import datetime as dt
@@ -191,7 +190,6 @@ def test_model_page_and_row_in_chromium(world, checked, tmp_path):
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    sync_api = pytest.importorskip("playwright.sync_api")
     out = tmp_path / "site"
     build_site(Config(registry=str(world["registry"]), out=str(out), base_url="/sub/"))
 
@@ -205,29 +203,27 @@ def test_model_page_and_row_in_chromium(world, checked, tmp_path):
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}/sub/"
     three_hours_later = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
+    context = browser.new_context()
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
-            context = browser.new_context()
-            context.clock.set_fixed_time(three_hours_later)
-            page = context.new_page()
-            page.goto(base + "models/org/alive/")
-            panel = page.locator("#health")
-            assert panel.locator(".health-line .seeders").inner_text() == "1 seeder"
-            assert panel.locator(".health-line .leechers").inner_text() == "1 leecher"
-            assert panel.locator(".health-line time[data-ago]").inner_text() == "checked 3 h ago"
-            assert panel.locator(".health-line .badge.ok").inner_text() == "web seed answers"
-            failed = panel.locator("tr.failed code").all_inner_texts()
-            assert sorted(failed) == sorted(world[k].announce_url for k in ("junk", "mute", "slow", "noise"))
-            assert panel.locator(".health-webseeds .badge.bad").count() == 2  # wrong length, refused
-            page.goto(base + "models/org/lonely/")
-            assert "web seed failing since" in page.locator("#health .health-line").inner_text()
-            page.goto(base)
-            row = page.locator("li[data-model-id='org/alive'] .r-health")
-            assert row.locator(".seeders").inner_text() == "1 seeder"
-            assert row.locator("time[data-ago]").inner_text() == "checked 3 h ago"
-            browser.close()
+        context.clock.set_fixed_time(three_hours_later)
+        page = context.new_page()
+        page.goto(base + "models/org/alive/")
+        panel = page.locator("#health")
+        assert panel.locator(".health-line .seeders").inner_text() == "1 seeder"
+        assert panel.locator(".health-line .leechers").inner_text() == "1 leecher"
+        assert panel.locator(".health-line time[data-ago]").inner_text() == "checked 3 h ago"
+        assert panel.locator(".health-line .badge.ok").inner_text() == "web seed answers"
+        failed = panel.locator("tr.failed code").all_inner_texts()
+        assert sorted(failed) == sorted(world[k].announce_url for k in ("junk", "mute", "slow", "noise"))
+        assert panel.locator(".health-webseeds .badge.bad").count() == 2  # wrong length, refused
+        page.goto(base + "models/org/lonely/")
+        assert "web seed failing since" in page.locator("#health .health-line").inner_text()
+        page.goto(base)
+        row = page.locator("li[data-model-id='org/alive'] .r-health")
+        assert row.locator(".seeders").inner_text() == "1 seeder"
+        assert row.locator("time[data-ago]").inner_text() == "checked 3 h ago"
     finally:
+        context.close()
         server.shutdown()
         thread.join(5)
 

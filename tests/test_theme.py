@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
+
 from modelreg.config import Config
+from modelreg.site import templating
 from modelreg.site.build import build_site
 from modelreg.site.templating import TEMPLATES
 
@@ -49,3 +53,17 @@ def test_changing_an_override_rerenders(tmp_path):
     pages = list((site / "models").rglob("index.html"))
     assert pages and all('data-theme-test="1"' in p.read_text() for p in pages)
     assert (site / "index.html").read_text() != before
+
+
+@pytest.mark.parametrize("module", ["units.py", "site/records.py", "hf/metadata.py", "torrent/metainfo.py"])
+def test_a_change_to_any_module_that_shapes_the_pages_changes_the_rendering_fingerprint(tmp_path, monkeypatch,
+                                                                                         module):
+    # The package is copied so that the test edits the copy; the fingerprint reads whole packages, not a list.
+    copy = tmp_path / "modelreg"
+    shutil.copytree(templating.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(templating, "PACKAGE", copy)
+    theme = templating.Theme()
+    before = theme.fingerprint()
+    with open(copy / module, "a") as f:
+        f.write("\n# a change\n")
+    assert theme.fingerprint() != before

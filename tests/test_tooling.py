@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -54,3 +58,34 @@ def test_the_readme_sets_up_without_test_extras_and_ci_runs_its_test_command():
 
 def test_no_build_artefacts_are_committed_at_the_top_level():
     assert not list(ROOT.glob("*.whl")) and not list(ROOT.glob("*.tar.gz"))
+
+
+def _third_party_imports(package: Path) -> dict[str, set[str]]:
+    """Top-level modules imported anywhere under ``package`` that are neither the stdlib nor the project's."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.partition(".")[0]
+                if top not in sys.stdlib_module_names and top != package.name:
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_runtime_import_is_a_declared_dependency():
+    declared = {_normalized(re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0])
+                for dep in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {module: sorted(where) for module, where in _third_party_imports(ROOT / "modelreg").items()
+                  if not declared & {_normalized(dist) for dist in providers.get(module, [])}}
+    assert not undeclared, f"imported by modelreg/ but not in pyproject.toml's dependencies: {undeclared}"

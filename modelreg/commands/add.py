@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelreg.commands.create import add_torrent_options
+from modelreg.commands.create import add_torrent_options, check_torrent_options
 from modelreg.config import load_config
-from modelreg.errors import DownloadError, ModelregError
+from modelreg.errors import ConfigError, DownloadError, ModelregError
 from modelreg.hf.client import hub_endpoint, hub_token
 from modelreg.hf.source import DEFAULT_JOBS
 from modelreg.registry.add import DEFAULT_WEBSEED_PREFIX, add_model, trending
@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     endpoint = hub_endpoint(config, args.hf_endpoint)
     token = hub_token()
     registry = Path(args.registry) if args.registry else config.path(config.registry)
+    check_torrent_options(args)  # bad options fail before the hub is asked anything
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.trending is not None and args.trending < 0:
+        raise ConfigError(f"--trending must be a number of models (0 or more), not {args.trending}")
     repo_ids = list(args.repo_ids)
     if args.trending:
         repo_ids += trending(args.trending, endpoint=endpoint, token=token)

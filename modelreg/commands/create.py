@@ -9,6 +9,7 @@ from pathlib import Path
 from modelreg.errors import ConfigError
 from modelreg.progress import byte_progress
 from modelreg.torrent.create import create_torrent, write_torrent
+from modelreg.torrent.layout import check_piece_length
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import LocalSource
 from modelreg.units import parse_size
@@ -36,6 +37,16 @@ def add_torrent_options(parser: argparse.ArgumentParser) -> None:
                         help="tracker URL, each in its own tier; repeat for several")
 
 
+def check_torrent_options(args: argparse.Namespace) -> None:
+    """Refuse a piece length the chosen version cannot have before any file is read or fetched.
+
+    Raises:
+        CreateError: ``--piece-length`` is invalid for the torrent's version (see ``check_piece_length``).
+    """
+    if args.piece_length is not None:
+        check_piece_length(args.piece_length, args.mode)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("create", help="make a .torrent from a model folder",
                                    description=__doc__.replace("`", ""))
@@ -52,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_torrent_options(args)  # before scanning: the folder may be large
     source = LocalSource.open(args.folder)
     name = args.name or source.name
     output = Path(args.output) if args.output else Path(f"{name}.torrent")

@@ -51,15 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.replace("`", ""))
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=port_number, default=8080, help="port to listen on (default: 8080)")
-    parser.add_argument("--mode", choices=MODES, default="redirect", help="redirect (default) or mirror")
+    parser.add_argument("--mode", choices=MODES, default="redirect", help="redirect (default): send clients to Hugging Face's files; mirror: serve verified bytes from --cache")
     parser.add_argument("--registry", metavar="DIR", help="folder of .torrent files (default: from the config)")
     parser.add_argument("--allow", metavar="ORG/NAME@REV", action="append", default=[],
                         help="also serve this repository revision (redirect mode; repeatable)")
     parser.add_argument("--access-log", metavar="FILE", default="-",
                         help="JSON-lines access log ('-' for stderr, '' for none; default: -)")
-    parser.add_argument("--max-connections", type=int, default=1024,
+    parser.add_argument("--max-connections", metavar="N", type=int, default=1024,
                         help="requests answered at once before 503 (default: 1024)")
-    parser.add_argument("--max-per-client", type=int, default=64,
+    parser.add_argument("--max-per-client", metavar="N", type=int, default=64,
                         help="requests at once from one address before 429 (default: 64)")
     parser.add_argument("--no-hf-api", dest="hf_api", action="store_false",
                         help="mirror mode: do not answer Hugging Face's own URLs (HF_ENDPOINT clients)")

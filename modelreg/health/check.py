@@ -10,7 +10,6 @@ one that failed keeps the figures of the check before and records the failure.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +24,10 @@ from modelreg.health.scrape import Counts, scrape
 from modelreg.health.webseeds import Probe, file_url, first_file, probe
 from modelreg.registry.catalog import Model
 from modelreg.registry.health import FORMAT, HealthStore
+from modelreg.units import utc_timestamp
 
 #: Threads writing health files at once.
 WRITERS = 16
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class HealthSettings:
     dht: DhtSettings | None = field(default_factory=DhtSettings)
     trackers: tuple[str, ...] = ()
     webseeds: tuple[str, ...] = ()
-    now: Callable[[], str] = utc_now
+    now: Callable[[], str] = utc_timestamp
 
 
 @dataclass

@@ -53,7 +53,11 @@ def fetch_snapshot(
     timeout: float = 30.0,
 ) -> Snapshot:
     """Resolve ``revision`` (None: main) to a commit and list the repository's files there, with sizes and
-    LFS SHA-256 digests (``HfApi.model_info(files_metadata=True)``)."""
+    LFS SHA-256 digests (``HfApi.model_info(files_metadata=True)``).
+
+    Raises:
+        DownloadError: the hub refused or failed the request (named, with what to do), or its answer lacks the commit or a file's size.
+    """
     where = f"{repo_id}" + (f" at {revision}" if revision else "")
     try:
         info = HubClient(endpoint, token, retry, timeout).model_info(repo_id, revision)

@@ -83,6 +83,11 @@ class HfSource:
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
     ) -> None:
+        """Stream ``files`` (paths of ``snapshot``; all of them when None) from ``endpoint`` at the snapshot's commit.
+
+        Raises:
+            DownloadError: nothing to stream, a file not in the snapshot, a single-file source of several files, or ``jobs`` below 1.
+        """
         listed = {f.path: f for f in snapshot.files}
         if paths is not None:
             missing = [p for p in paths if p not in listed]

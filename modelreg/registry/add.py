@@ -120,7 +120,11 @@ def add_model(
 
 
 def trending(count: int, *, endpoint: str, token: str | None = None) -> list[str]:
-    """The ids of the ``count`` models trending on the hub now."""
+    """The ids of the ``count`` models trending on the hub now.
+
+    Raises:
+        DownloadError: the hub could not be reached or refused the listing.
+    """
     import httpx2
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError

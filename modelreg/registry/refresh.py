@@ -26,7 +26,11 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_age(text: str) -> timedelta:
-    """``'7d'``, ``'12h'``, ``'30m'``, ``'45s'``, ``'2w'`` or a number of seconds; ``'0'`` makes everything stale."""
+    """``'7d'``, ``'12h'``, ``'30m'``, ``'45s'``, ``'2w'`` or a number of seconds; ``'0'`` makes everything stale.
+
+    Raises:
+        ConfigError: ``text`` is not an age.
+    """
     m = _AGE.match(text)
     if not m:
         raise ConfigError(f"--max-age: {text!r} is not an age; write it like 7d, 12h, 30m, 45s or 0")
@@ -77,7 +81,11 @@ def is_fresh(entry: CacheEntry | None, max_age: timedelta, now: datetime) -> boo
 
 
 def select(models: Iterable[Model], only: Iterable[str] = ()) -> list[tuple[str, str | None]]:
-    """The (repository, revision) pairs of the models, each once, limited to ``only`` (ids, any case) if given."""
+    """The (repository, revision) pairs of the models, each once, limited to ``only`` (ids, any case) if given.
+
+    Raises:
+        ConfigError: an id of ``only`` is not in the registry.
+    """
     pairs = {(m.repo_id, m.revision): None for m in models}
     wanted = {o.lower() for o in only}
     if wanted:

@@ -21,7 +21,8 @@ from modelreg.site.records import binary_size, human_count, human_size, link, pl
 
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# Packages whose code shapes the output: a change to any file in them re-renders every page.
+# Packages whose code shapes the output: a change to any file in them, or in a top-level module (units, config,
+# errors: every layer uses them), re-renders every page.
 RENDERING_PACKAGES = ("site", "registry", "hf", "torrent")
 
 
@@ -68,15 +69,18 @@ class Theme:
                     yield rel, path
 
     def fingerprint(self) -> str:
-        """A hash of the theme (overrides included) and of every module of the packages that shape the
-        output: a change to any of them re-renders all."""
+        """A hash of the theme (overrides included), of every module of the packages that shape the output
+        and of the top-level modules they all use (``units.py`` formats the pages' dates): a change to any of
+        them re-renders all."""
         h = hashlib.sha256()
         for n, folder in enumerate(self.dirs):
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
                     h.update(b"%d\0%s\0" % (n, path.relative_to(folder).as_posix().encode()) + path.read_bytes())
+        modules = sorted(PACKAGE.glob("*.py"))
         for package in RENDERING_PACKAGES:
-            for path in sorted((PACKAGE / package).rglob("*.py")):
-                h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
+            modules += sorted((PACKAGE / package).rglob("*.py"))
+        for path in modules:
+            h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
         return h.hexdigest()
 

@@ -51,7 +51,11 @@ _DECODER = StrictDecoder()
 
 
 def decode(data: bytes) -> Any:
-    """Decode one complete bencoded value; raise :class:`BencodeError` on anything else."""
+    """Decode one complete bencoded value; raise :class:`BencodeError` on anything else.
+
+    Raises:
+        BencodeError: the data is not exactly one valid bencoded value.
+    """
     value, end = _decode_at(data, 0)
     if end != len(data):
         raise BencodeError(f"{len(data) - end} bytes of trailing data after the value")
@@ -59,7 +63,11 @@ def decode(data: bytes) -> Any:
 
 
 def decode_torrent(data: bytes) -> tuple[dict[bytes, Any], tuple[int, int] | None]:
-    """Decode a top-level dict and return it with the (start, end) span of its ``info`` value."""
+    """Decode a top-level dict and return it with the (start, end) span of its ``info`` value.
+
+    Raises:
+        BencodeError: the data is not one bencoded dictionary (truncated, trailing bytes, malformed).
+    """
     if data[:1] != b"d":
         raise BencodeError("the file does not start with a bencoded dictionary")
     top: dict[bytes, Any] = {}

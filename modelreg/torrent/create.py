@@ -162,6 +162,9 @@ def write_torrent(data: bytes, path: str | os.PathLike[str]) -> Path:
     """Write ``data`` to ``path`` atomically (a temporary file in the same folder, then a rename).
 
     On any failure the destination is left as it was and no temporary file remains.
+
+    Raises:
+        CreateError: the file cannot be written (names it and says why).
     """
     target = Path(path)
     try:

@@ -165,6 +165,11 @@ class FileTreeHasher:
         del leaves[:done]
 
     def finish(self) -> FileHashes:
+        """The file's Merkle root and piece layer, once all of its bytes were fed.
+
+        Raises:
+            CreateError: fewer or more bytes arrived than the file's size.
+        """
         if self._seen != self.size:
             raise CreateError(f"got {self._seen} bytes for a file of {self.size} bytes")
         if self.size == 0:

@@ -55,7 +55,11 @@ def default_piece_length(total_size: int) -> int:
 
 
 def check_piece_length(piece_length: int, mode: Mode) -> None:
-    """Raise :class:`CreateError` unless ``piece_length`` is valid for ``mode``."""
+    """Raise :class:`CreateError` unless ``piece_length`` is valid for ``mode``.
+
+    Raises:
+        CreateError: ``piece_length`` is not a multiple of 16 KiB, or not a power of two for v2 and hybrid.
+    """
     power_of_two = piece_length > 0 and piece_length & (piece_length - 1) == 0
     if mode == "v1":
         if piece_length <= 0 or (piece_length % BLOCK_SIZE and not power_of_two):
@@ -127,7 +131,11 @@ def _sort_key(file: SourceFile) -> list[bytes]:
 
 
 def plan_layout(source: Source, *, piece_length: int | None = None, mode: Mode = "hybrid") -> Layout:
-    """Lay out ``source``'s files the way libtorrent's ``create_torrent`` does."""
+    """Lay out ``source``'s files the way libtorrent's ``create_torrent`` does.
+
+    Raises:
+        CreateError: an unknown mode, no files, only empty files, or a bad path component (named).
+    """
     if mode not in MODES:
         raise CreateError(f"unknown torrent mode {mode!r}: use one of {', '.join(MODES)}")
     files = list(source.files)

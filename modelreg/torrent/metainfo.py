@@ -92,7 +92,11 @@ class Torrent:
 
     @classmethod
     def read(cls, path: str | Path) -> Torrent:
-        """Read and check a .torrent file."""
+        """Read and check a .torrent file.
+
+        Raises:
+            TorrentError: the file cannot be read or is not a valid torrent (names the file and the problem).
+        """
         try:
             data = Path(path).read_bytes()
         except OSError as exc:

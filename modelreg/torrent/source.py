@@ -83,7 +83,11 @@ class LocalSource:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> LocalSource:
-        """Scan ``path`` (a folder or a single file)."""
+        """Scan ``path`` (a folder or a single file).
+
+        Raises:
+            CreateError: ``path`` is not a file or folder, or cannot be read.
+        """
         root = Path(path)
         try:
             st = root.stat()

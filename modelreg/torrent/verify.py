@@ -180,6 +180,9 @@ def verify(
     ``folder`` is the torrent's content folder (the one ``modelreg create`` was
     given); for a single-file torrent it may also be the file itself or the
     folder that holds it.
+
+    Raises:
+        VerifyError: the torrent cannot be read, or ``folder`` is missing or not a folder where one is needed.
     """
     if not isinstance(torrent, Torrent):
         try:

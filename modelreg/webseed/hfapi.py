@@ -76,6 +76,11 @@ class HfApi:
     """The HF paths of a mirror-mode gateway; constructing it adds them to the gateway's application."""
 
     def __init__(self, gateway: Gateway, metadata: MetaCache | None = None, tokens: TokenFile | None = None):
+        """Add the HF paths to ``gateway``'s application: card metadata from ``metadata``, tokens checked by ``tokens``.
+
+        Raises:
+            ConfigError: the gateway is not in mirror mode.
+        """
         if not gateway.mirror or gateway.cache is None or gateway.fetcher is None:
             raise ConfigError("the Hugging Face API is served in mirror mode only (it serves verified bytes)")
         self.gateway = gateway
@@ -182,6 +187,12 @@ class HfApi:
     # -- endpoints -------------------------------------------------------------------------------
 
     async def api(self, request: web.Request) -> web.Response:
+        """The JSON answer to ``GET /api/models/...``: model info, or a tree listing.
+
+        Raises:
+            HfApiError: as HF answers: 401 without a listed token (with ``--require-token``), 404 with
+                ``X-Error-Code`` for an unknown repository, revision or path, 400 for a path that is not UTF-8.
+        """
         parts = _parts(request)  # ["", "api", "models", org, name, action?, rev?, path...]
         if len(parts) < 5:
             raise HfApiError(404, "Not Found")
@@ -261,6 +272,12 @@ class HfApi:
         return web.json_response(out, headers=headers)
 
     async def resolve(self, request: web.Request) -> web.StreamResponse:
+        """The file to answer ``HEAD``/``GET /<org>/<name>/resolve/<rev>/<path>`` with.
+
+        Raises:
+            HfApiError: as HF answers: 401 without a listed token (with ``--require-token``), 404 with
+                ``X-Error-Code`` for an unknown repository, revision or file.
+        """
         parts = _parts(request)  # ["", org, name, "resolve", rev, path...]
         if len(parts) < 6 or any(p in ("", ".", "..") for p in parts[5:]):
             raise HfApiError(404, "Entry not found", "EntryNotFound")

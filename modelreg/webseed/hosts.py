@@ -36,6 +36,11 @@ class RedirectPolicy:
 
     @classmethod
     def for_endpoint(cls, endpoint: str, extra: tuple[str, ...] = ()) -> RedirectPolicy:
+        """The redirect targets allowed for ``endpoint``: itself, HF's hosts for the public hub, and ``extra``.
+
+        Raises:
+            ConfigError: ``endpoint`` is not an http(s) URL, or an ``extra`` pattern is malformed.
+        """
         parts = urlsplit(endpoint)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ConfigError(f"the hub endpoint must be an http(s) URL, not {endpoint!r}")

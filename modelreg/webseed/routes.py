@@ -97,6 +97,11 @@ class ServeSet:
         return serve
 
     def lookup(self, org: str, name: str, revision: str) -> Served:
+        """The served torrent of ``org/name`` at ``revision``.
+
+        Raises:
+            WebseedError: 400 when ``revision`` is not a full commit hash, 404 when it is not served.
+        """
         if not COMMIT.match(revision):
             raise WebseedError(400, f"revision {revision!r} is not a full 40-hex commit hash")
         served = self._items.get((f"{org}/{name}".lower(), revision))
@@ -105,7 +110,11 @@ class ServeSet:
         return served
 
     def route(self, raw_path: str) -> Target:
-        """The target of a raw (still percent-encoded) request path below ``/v1/``."""
+        """The target of a raw (still percent-encoded) request path below ``/v1/``.
+
+        Raises:
+            WebseedError: 400 for a path that is not percent-encoded UTF-8, 404 for anything that is not a file of a served torrent.
+        """
         parts = raw_path.split("?", 1)[0].split("/")
         if len(parts) < 6 or parts[0] != "" or parts[1] != PREFIX:
             raise WebseedError(404, "expected /v1/<org>/<name>/<revision>/<torrent name>/<path>")
@@ -137,7 +146,11 @@ class ServeSet:
 
 
 def parse_allow(spec: str) -> tuple[str, str]:
-    """``ORG/NAME@REVISION`` (a full commit hash) from ``--allow``."""
+    """``ORG/NAME@REVISION`` (a full commit hash) from ``--allow``.
+
+    Raises:
+        ConfigError: ``spec`` does not look like ``ORG/NAME@<40-hex commit>``.
+    """
     repo_id, _, revision = spec.partition("@")
     if not REPO_ID.match(repo_id) or not COMMIT.match(revision):
         raise ConfigError(f"--allow {spec!r} must look like ORG/NAME@<40-hex commit hash>")

@@ -24,6 +24,11 @@ class TokenFile:
     """The tokens listed in one file, reread on change."""
 
     def __init__(self, path: str | Path, recheck: float = RECHECK):
+        """The tokens listed in ``path`` (one a line, ``#`` comments), read again whenever the file changes.
+
+        Raises:
+            ConfigError: the file cannot be read at start (missing, too large, not UTF-8).
+        """
         self.path = Path(path)
         self.recheck = recheck
         self._tokens: tuple[bytes, ...] = ()

@@ -119,7 +119,12 @@ class Upstream:
         return await self._once(("index", served.key), fetch)
 
     async def locate(self, served: Served, path: str) -> tuple[str, str]:
-        """``(url, kind)``: the signed CDN URL of an LFS file (kind "cdn"), else its resolve URL."""
+        """``(url, kind)``: the signed CDN URL of an LFS file (kind "cdn"), else its resolve URL.
+
+        Raises:
+            UpstreamError: HF's listing lacks a file the torrent has (502), or HF keeps failing.
+            WebseedError: 404 for a path that is not a file of the served revision.
+        """
         index = await self.lfs_index(served)
         if path not in index:
             if served.torrent is None:
@@ -150,7 +155,11 @@ class Upstream:
     # -- bytes -------------------------------------------------------------------------------------
 
     async def iter_range(self, served: Served, path: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """The bytes ``[start, end)`` of a file, resuming where a dropped or failed response stopped."""
+        """The bytes ``[start, end)`` of a file, resuming where a dropped or failed response stopped.
+
+        Raises:
+            UpstreamError: HF answers an error, a wrong range or no range (502), or keeps failing after the retries (502/504).
+        """
         pos, failures, progress = start, 0, 0
         while pos < end:
             url, kind = await self.locate(served, path)
