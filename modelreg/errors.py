@@ -86,3 +86,19 @@ class CacheError(ModelregError):
 
 class ServeError(ModelregError):
     """The preview server cannot start (nothing to serve, port in use...)."""
+
+
+class SwarmError(ModelregError):
+    """``get`` or ``seed`` cannot go on: no usable source, a stalled download, a file that does not verify."""
+
+
+class SourceError(SwarmError):
+    """The site or registry named by ``--from`` cannot be read, or does not list the repository asked for."""
+
+
+class StalledError(SwarmError, TimeoutError):
+    """No source supplied a verified piece for ``--stall-timeout`` seconds; the message names the files left."""
+
+
+class FileCheckError(SwarmError, ValueError):
+    """A downloaded file does not match the hash the registry's metadata lists for it (it is not placed)."""

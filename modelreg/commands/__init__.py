@@ -9,4 +9,6 @@ COMMANDS = [
     "webseed",
     "mirror",
     "serve",
+    "get",
+    "seed",
 ]
