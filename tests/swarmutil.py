@@ -90,13 +90,13 @@ class FileServer:
         for offset in self.corrupt.get(rel.rstrip("/"), ()):
             if start <= offset < end:
                 body[offset - start] ^= 0xFF
-        h.send_response(status)
-        h.send_header("Content-Length", str(len(body)))
-        if status == 206:
-            h.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
-        h.end_headers()
         step = max(1, self.rate // 20) if self.rate else len(body) or 1
         try:
+            h.send_response(status)
+            h.send_header("Content-Length", str(len(body)))
+            if status == 206:
+                h.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            h.end_headers()
             for pos in range(0, len(body), step):
                 h.wfile.write(body[pos : pos + step])
                 with self.lock:

@@ -114,11 +114,12 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
     ses = make_session(options.port, dht=options.dht, lsd=options.lsd)
     try:
         handle = _add(ses, torrent, work, {i for i, _ in wanted})
-        traffic = Traffic()
+        layout_size = sum(f.size for f in torrent.layout)  # the piece space, pad files included
+        traffic = Traffic(torrent.piece_length, layout_size, torrent.webseeds)
         _download(ses, handle, entry, wanted, options, traffic, report)
+        _flush(ses, handle, traffic)
         report.downloaded = handle.status().total_payload_download
         report.webseed_bytes, report.peer_bytes = traffic.webseed_bytes, traffic.peer_bytes
-        _flush(ses, handle)
         ses.remove_torrent(handle)
         placed = _check(entry, work, wanted)
         for rel, (path, etag) in placed.items():
@@ -181,7 +182,9 @@ def _download(ses: Any, handle: Any, entry: Entry, wanted: list[tuple[int, FileE
                     handle.connect_peer(peer)
                 last_connect = now
             for alert in ses.pop_alerts():
-                if isinstance(alert, lib.hash_failed_alert):
+                if isinstance(alert, lib.block_finished_alert):
+                    traffic.block(alert)
+                elif isinstance(alert, lib.hash_failed_alert):
                     report.hash_failures += 1
                 elif isinstance(alert, (lib.file_error_alert, lib.torrent_error_alert)):
                     raise SwarmError(f"{entry.repo_id}: {alert.message()}")
@@ -211,14 +214,16 @@ def _stalled(entry: Entry, handle: Any, wanted: list[tuple[int, FileEntry]], tim
             "Nothing was placed in the cache; run again to resume.")
 
 
-def _flush(ses: Any, handle: Any, timeout: float = 30.0) -> None:
+def _flush(ses: Any, handle: Any, traffic: Traffic, timeout: float = 30.0) -> None:
     """Wait until libtorrent has written everything it downloaded (it writes behind the piece checks)."""
     lib = lt()
     handle.save_resume_data(lib.torrent_handle.flush_disk_cache)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for alert in ses.pop_alerts():
-            if isinstance(alert, (lib.save_resume_data_alert, lib.save_resume_data_failed_alert)):
+            if isinstance(alert, lib.block_finished_alert):
+                traffic.block(alert)
+            elif isinstance(alert, (lib.save_resume_data_alert, lib.save_resume_data_failed_alert)):
                 return
         ses.wait_for_alert(100)
 

@@ -2,45 +2,66 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelreg.swarm.session import lt
 
 
 class Traffic:
-    """Payload bytes received, per kind of source, summed over every connection seen.
+    """Payload bytes received from web seeds and from peers, counted from libtorrent's block alerts.
 
-    libtorrent's counters are per connection and vanish when it closes, so the largest value seen for
-    each connection is kept (sampled often enough, the loss is at most the last interval's bytes).
+    Per-connection counters vanish when a connection closes (and peers disconnect as soon as both sides
+    are complete), so each finished 16 KiB block is counted instead, by the address it came from. An
+    address is a web seed's when a web-seed connection was seen from it, or when a web seed URL names it.
     """
 
-    def __init__(self) -> None:
-        self._seen: dict[tuple, tuple[bool, int]] = {}
+    BLOCK = 16 * 1024
+
+    def __init__(self, piece_length: int, total_size: int, webseed_urls: tuple[str, ...] = ()):
+        self.piece_length, self.total_size = piece_length, total_size
+        self.web_endpoints: set[tuple[str, int]] = set(_endpoints(webseed_urls))
+        self.webseed_bytes = 0
+        self.peer_bytes = 0
         self.peers = 0
 
     def sample(self, peer_infos: list[Any]) -> None:
         lib = lt()
         self.peers = 0
         for p in peer_infos:
-            web = p.connection_type in (lib.peer_info.web_seed, lib.peer_info.http_seed)
-            self.peers += not web
-            key = (web, p.ip, getattr(p, "local_endpoint", None))
-            old = self._seen.get(key, (web, 0))[1]
-            self._seen[key] = (web, max(old, p.total_download))
+            if p.connection_type in (lib.peer_info.web_seed, lib.peer_info.http_seed):
+                self.web_endpoints.add(tuple(p.ip))
+            else:
+                self.peers += 1
 
-    @property
-    def webseed_bytes(self) -> int:
-        return sum(n for web, n in self._seen.values() if web)
-
-    @property
-    def peer_bytes(self) -> int:
-        return sum(n for web, n in self._seen.values() if not web)
+    def block(self, alert: Any) -> None:
+        """Count a ``block_finished_alert``."""
+        piece_size = min(self.piece_length, self.total_size - alert.piece_index * self.piece_length)
+        size = max(0, min(self.BLOCK, piece_size - alert.block_index * self.BLOCK))
+        if tuple(alert.endpoint) in self.web_endpoints:
+            self.webseed_bytes += size
+        else:
+            self.peer_bytes += size
 
     @property
     def webseed_share(self) -> float:
         total = self.webseed_bytes + self.peer_bytes
         return self.webseed_bytes / total if total else 0.0
+
+
+def _endpoints(urls: tuple[str, ...]) -> list[tuple[str, int]]:
+    out = []
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP):
+                out.append((info[4][0], port))
+        except (OSError, ValueError, UnicodeError):
+            continue
+    return out
 
 
 class Bar:

@@ -49,7 +49,7 @@ def session_settings(port: int = 0, *, dht: bool = True, lsd: bool = True, host:
         "user_agent": "modelreg",
         "peer_fingerprint": lib.generate_fingerprint("MR", 0, 1, 0, 0),
         "alert_mask": lib.alert.category_t.error_notification | lib.alert.category_t.status_notification
-        | lib.alert.category_t.storage_notification,
+        | lib.alert.category_t.storage_notification | lib.alert.category_t.block_progress_notification,
     }
 
 
