@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,18 +215,29 @@ def _stalled(entry: Entry, handle: Any, wanted: list[tuple[int, FileEntry]], tim
             "Nothing was placed in the cache; run again to resume.")
 
 
-def _flush(ses: Any, handle: Any, traffic: Traffic, timeout: float = 30.0) -> None:
-    """Wait until libtorrent has written everything it downloaded (it writes behind the piece checks)."""
+def _flush(ses: Any, handle: Any, traffic: Traffic, timeout: float = 60.0) -> None:
+    """Wait until libtorrent has written every verified piece to disk.
+
+    A piece is checked from memory and written behind (the write may still be queued when the torrent
+    reports it complete). ``flush_cache`` releases the files behind a fence, after every queued write,
+    and only then posts ``cache_flushed_alert`` (``save_resume_data``'s flush flag does not wait).
+
+    Raises:
+        SwarmError: libtorrent did not confirm the writes within ``timeout`` seconds.
+    """
     lib = lt()
-    handle.save_resume_data(lib.torrent_handle.flush_disk_cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 2.0, still the one fence it offers
+        handle.flush_cache()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for alert in ses.pop_alerts():
             if isinstance(alert, lib.block_finished_alert):
                 traffic.block(alert)
-            elif isinstance(alert, (lib.save_resume_data_alert, lib.save_resume_data_failed_alert)):
+            elif isinstance(alert, lib.cache_flushed_alert) and alert.handle == handle:
                 return
         ses.wait_for_alert(100)
+    raise SwarmError(f"libtorrent did not finish writing {handle.status().name} within {timeout:g} s")
 
 
 def _check(entry: Entry, work: Path, wanted: list[tuple[int, FileEntry]]) -> dict[str, tuple[Path, str]]:
