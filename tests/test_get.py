@@ -108,6 +108,10 @@ def test_include_fetches_only_the_pieces_the_selected_files_touch(tmp_path):
         entry = type(entry)(**{**entry.__dict__, "torrent": Torrent.from_bytes(_with_webseed(pub, ws2.url))})
         get(entry, cache, GetOptions(stall_timeout=20, **QUIET))
         assert ws2.served.get(f"{pub.name}/config.json", 0) == 0
+        # Once all is there, get again fetches nothing.
+        before = ws2.total
+        again = get(entry, cache, GetOptions(stall_timeout=20, **QUIET))
+        assert ws2.total == before and len(again.files) == len(pub.files)
     assert tree_bytes(snapshot(cache)) == pub.files
 
 

@@ -18,14 +18,13 @@ import os
 import shutil
 import sys
 import time
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from modelreg.errors import FileCheckError, StalledError, SwarmError
 from modelreg.swarm import hfcache
+from modelreg.swarm.hasher import Hasher
 from modelreg.swarm.monitor import Bar, Traffic, human_bytes
 from modelreg.swarm.resolve import Entry
 from modelreg.swarm.session import lt, make_session, torrent_params
@@ -110,19 +109,29 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
     repo = hfcache.repo_folder(cache, entry.repo_id)
     (repo / "snapshots").mkdir(parents=True, exist_ok=True)  # scan_cache_dir wants it even before a snapshot
     work = repo / hfcache.INCOMPLETE / (torrent.infohash_v1 or torrent.infohash_v2 or "torrent")[:40]
-    _link_cached(repo, entry, work, wanted)
     report = GetReport(entry.repo_id, entry.commit, repo / "snapshots" / entry.commit)
+    if options.seed_time <= 0 and _all_placed(repo, entry, wanted, report):
+        if entry.newest:
+            hfcache.write_ref(repo, entry.branch, entry.commit)
+        report.seconds = time.monotonic() - start
+        return report
+    _link_cached(repo, entry, work, wanted)
     ses = make_session(options.port, dht=options.dht, lsd=options.lsd)
     try:
         handle = _add(ses, torrent, work, {i for i, _ in wanted})
         layout_size = sum(f.size for f in torrent.layout)  # the piece space, pad files included
         traffic = Traffic(torrent.piece_length, layout_size, torrent.webseeds)
-        _download(ses, handle, entry, wanted, options, traffic, report)
-        _flush(ses, handle, traffic)
-        report.downloaded = handle.status().total_payload_download
-        report.webseed_bytes, report.peer_bytes = traffic.webseed_bytes, traffic.peer_bytes
-        ses.remove_torrent(handle)
-        placed = _check(entry, work, wanted)
+        hasher = Hasher(handle, {i: (repo_path(torrent, f), _target(work, torrent, f), f.size) for i, f in wanted},
+                        entry.lfs_sha256)
+        try:
+            _download(ses, handle, entry, wanted, options, traffic, report, hasher)
+            _flush(ses, handle, traffic, hasher)
+            report.downloaded = handle.status().total_payload_download
+            report.webseed_bytes, report.peer_bytes = traffic.webseed_bytes, traffic.peer_bytes
+            ses.remove_torrent(handle)
+            placed = _check(entry, work, wanted, hasher)
+        finally:
+            hasher.close()
         for rel, (path, etag) in placed.items():
             hfcache.place_blob(repo, etag, path)
             hfcache.link_snapshot(repo, entry.commit, rel, etag)
@@ -145,6 +154,17 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
 
 def _target(work: Path, torrent: Torrent, f: FileEntry) -> Path:
     return work.joinpath(*f.path) if torrent.single_file else work.joinpath(torrent.name, *f.path)
+
+
+def _all_placed(repo: Path, entry: Entry, wanted: list[tuple[int, FileEntry]], report: GetReport) -> bool:
+    """Whether the snapshot already holds every wanted file (at its size); fills the report if so."""
+    for _, f in wanted:
+        blob = hfcache.snapshot_file(repo, entry.commit or "", repo_path(entry.torrent, f))
+        if blob is None or blob.stat().st_size != f.size:
+            return False
+    report.files = [repo_path(entry.torrent, f) for _, f in wanted]
+    report.size = sum(f.size for _, f in wanted)
+    return True
 
 
 def _link_cached(repo: Path, entry: Entry, work: Path, wanted: list[tuple[int, FileEntry]]) -> None:
@@ -170,7 +190,7 @@ def _add(ses: Any, torrent: Torrent, work: Path, wanted: set[int]) -> Any:
 
 
 def _download(ses: Any, handle: Any, entry: Entry, wanted: list[tuple[int, FileEntry]], options: GetOptions,
-              traffic: Traffic, report: GetReport) -> None:
+              traffic: Traffic, report: GetReport, hasher: Hasher) -> None:
     lib = lt()
     checking = (lib.torrent_status.checking_files, lib.torrent_status.checking_resume_data)
     bar = Bar(sum(f.size for _, f in wanted), entry.repo_id, options.quiet)
@@ -185,6 +205,10 @@ def _download(ses: Any, handle: Any, entry: Entry, wanted: list[tuple[int, FileE
             for alert in ses.pop_alerts():
                 if isinstance(alert, lib.block_finished_alert):
                     traffic.block(alert)
+                elif isinstance(alert, lib.file_completed_alert):
+                    hasher.completed(alert.index)
+                elif isinstance(alert, lib.cache_flushed_alert):
+                    hasher.flushed()
                 elif isinstance(alert, lib.hash_failed_alert):
                     report.hash_failures += 1
                 elif isinstance(alert, (lib.file_error_alert, lib.torrent_error_alert)):
@@ -215,32 +239,29 @@ def _stalled(entry: Entry, handle: Any, wanted: list[tuple[int, FileEntry]], tim
             "Nothing was placed in the cache; run again to resume.")
 
 
-def _flush(ses: Any, handle: Any, traffic: Traffic, timeout: float = 60.0) -> None:
-    """Wait until libtorrent has written every verified piece to disk.
-
-    A piece is checked from memory and written behind (the write may still be queued when the torrent
-    reports it complete). ``flush_cache`` releases the files behind a fence, after every queued write,
-    and only then posts ``cache_flushed_alert`` (``save_resume_data``'s flush flag does not wait).
+def _flush(ses: Any, handle: Any, traffic: Traffic, hasher: Hasher, timeout: float = 60.0) -> None:
+    """Wait until libtorrent has written every wanted file (see :mod:`modelreg.swarm.hasher`: files are
+    hashed only after a write fence that follows their completion).
 
     Raises:
         SwarmError: libtorrent did not confirm the writes within ``timeout`` seconds.
     """
     lib = lt()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 2.0, still the one fence it offers
-        handle.flush_cache()
+    for index in hasher.files:
+        hasher.completed(index)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not hasher.idle:
+        if time.monotonic() > deadline:
+            raise SwarmError(f"libtorrent did not finish writing {handle.status().name} within {timeout:g} s")
         for alert in ses.pop_alerts():
             if isinstance(alert, lib.block_finished_alert):
                 traffic.block(alert)
-            elif isinstance(alert, lib.cache_flushed_alert) and alert.handle == handle:
-                return
+            elif isinstance(alert, lib.cache_flushed_alert):
+                hasher.flushed()
         ses.wait_for_alert(100)
-    raise SwarmError(f"libtorrent did not finish writing {handle.status().name} within {timeout:g} s")
 
 
-def _check(entry: Entry, work: Path, wanted: list[tuple[int, FileEntry]]) -> dict[str, tuple[Path, str]]:
+def _check(entry: Entry, work: Path, wanted: list[tuple[int, FileEntry]], hasher: Hasher) -> dict[str, tuple[Path, str]]:
     """Hash every downloaded file and name its blob; nothing is placed unless every file checks out.
 
     Raises:
@@ -250,29 +271,11 @@ def _check(entry: Entry, work: Path, wanted: list[tuple[int, FileEntry]]) -> dic
     for rel, (path, size) in paths.items():
         if not path.is_file() or path.stat().st_size != size:
             raise FileCheckError(f"{entry.repo_id}: {rel}: the downloaded file is missing or not {size} bytes")
-    with ThreadPoolExecutor(2) as pool:
-        hashes = dict(zip(paths, pool.map(hfcache.hash_file, [p for p, _ in paths.values()]), strict=True))
-    bad = [rel for rel, h in hashes.items() if rel in entry.lfs_sha256 and entry.lfs_sha256[rel] != h.sha256]
+    etags = hasher.etags()
+    bad = [rel for rel, etag in etags.items() if rel in entry.lfs_sha256 and entry.lfs_sha256[rel] != etag]
     if bad:
         for rel in bad:  # the torrent's pieces verified, yet the file is not HF's: never keep it
             paths[rel][0].unlink(missing_ok=True)
         raise FileCheckError(f"{entry.repo_id}: {', '.join(bad)}: SHA-256 differs from the one the registry lists "
                              "for this file; nothing was placed")
-    patterns = _lfs_patterns(entry, paths)
-    out = {}
-    for rel, h in hashes.items():
-        if entry.lfs_sha256:
-            lfs = rel in entry.lfs_sha256
-        else:
-            lfs = hfcache.looks_lfs(rel, paths[rel][1], patterns)
-        out[rel] = (paths[rel][0], h.sha256 if lfs else h.git_sha1)
-    return out
-
-
-def _lfs_patterns(entry: Entry, paths: dict[str, tuple[Path, int]]) -> tuple[str, ...]:
-    """The LFS patterns of the repository's own ``.gitattributes`` when it was downloaded, else the hub's defaults."""
-    if ".gitattributes" in paths:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            text = paths[".gitattributes"][0].read_text(encoding="utf-8")
-            return hfcache.lfs_patterns(text)
-    return hfcache.DEFAULT_LFS_PATTERNS
+    return {rel: (paths[rel][0], etag) for rel, etag in etags.items()}

@@ -20,7 +20,6 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from modelreg.errors import SwarmError
@@ -58,27 +57,21 @@ def repo_folder(cache: Path, repo_id: str) -> Path:
     return cache / ("models--" + repo_id.replace("/", "--"))
 
 
-@dataclass(frozen=True)
-class FileHashes:
-    """A file's SHA-256 and git blob SHA-1 (hex), read in one pass."""
-
-    sha256: str
-    git_sha1: str
-
-
-def hash_file(path: Path) -> FileHashes:
-    """Both hashes of a file, from one read (hashlib releases the GIL: callers may use threads).
+def file_hashes(path: Path, sha256: bool = True, git_sha1: bool = True) -> tuple[str | None, str | None]:
+    """The file's SHA-256 (an LFS file's etag) and git blob SHA-1 (another file's etag), hex, each only if
+    asked for, from one read. hashlib releases the GIL: callers may hash several files on threads.
 
     Raises:
         OSError: the file cannot be read.
     """
     size = os.path.getsize(path)
-    sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % size)
+    digests = [hashlib.sha256() if sha256 else None, hashlib.sha1(b"blob %d\0" % size) if git_sha1 else None]
     with open(path, "rb", buffering=0) as f:
         while chunk := f.read(_CHUNK):
-            sha256.update(chunk)
-            sha1.update(chunk)
-    return FileHashes(sha256.hexdigest(), sha1.hexdigest())
+            for d in digests:
+                if d is not None:
+                    d.update(chunk)
+    return digests[0].hexdigest() if digests[0] else None, digests[1].hexdigest() if digests[1] else None
 
 
 def lfs_patterns(gitattributes: str) -> tuple[str, ...]:

@@ -52,7 +52,8 @@ def session_settings(port: int = 0, *, dht: bool = True, lsd: bool = True, host:
         "disk_write_mode": _enum(lib, "mmap_write_mode_t", "always_pwrite", 0),
         "peer_fingerprint": lib.generate_fingerprint("MR", 0, 1, 0, 0),
         "alert_mask": lib.alert.category_t.error_notification | lib.alert.category_t.status_notification
-        | lib.alert.category_t.storage_notification | lib.alert.category_t.block_progress_notification,
+        | lib.alert.category_t.storage_notification | lib.alert.category_t.block_progress_notification
+        | lib.alert.category_t.file_progress_notification,
     }
 
 
