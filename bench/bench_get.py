@@ -33,7 +33,7 @@ from bench_webseed import start_nginx
 
 TIME_TARGET = 1.25
 RSS_TARGET_MIB = 512
-ROUNDS = 2
+ROUNDS = int(os.environ.get("BENCH_GET_ROUNDS", "2"))
 PIECE = 4 << 20
 REPO_ID = "Bench/Big-Model"
 COMMIT = "b" * 40
@@ -72,8 +72,8 @@ def make_torrent(root: Path, name: str, webseed: str) -> bytes:
     return data
 
 
-def timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float = 900) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of a command run to completion (its output into ``log``)."""
+def timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float = 900) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MiB, CPU seconds) of a command run to completion (its output into ``log``)."""
     with open(log, "wb") as out:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -89,7 +89,7 @@ def timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float = 9
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main(size_mb: int | None = None) -> None:
@@ -125,14 +125,14 @@ def main(size_mb: int | None = None) -> None:
             get.append(timed([sys.executable, "-m", "modelreg", "get", REPO_ID, "--from", str(tmp / "registry"),
                               "--cache-dir", str(cache), "--no-dht", "--no-lsd", "-q"], tmp / "get.log", env))
             shutil.rmtree(cache)
-            print(f"round {round_ + 1}: aria2c {aria[-1][0]:.2f} s ({aria[-1][1]:.0f} MiB), "
-                  f"get {get[-1][0]:.2f} s ({get[-1][1]:.0f} MiB)")
-        a, g = statistics.median(t for t, _ in aria), statistics.median(t for t, _ in get)
-        rss = max(r for _, r in get)
+            print(f"round {round_ + 1}: aria2c {aria[-1][0]:.2f} s ({aria[-1][1]:.0f} MiB, CPU {aria[-1][2]:.1f} s), "
+                  f"get {get[-1][0]:.2f} s ({get[-1][1]:.0f} MiB, CPU {get[-1][2]:.1f} s)")
+        a, g = statistics.median(t for t, _, _ in aria), statistics.median(t for t, _, _ in get)
+        rss = max(r for _, r, _ in get)
         total = size_mb * 1e6
         print(f"aria2c {a:.2f} s ({total / a / 1e6:.0f} MB/s), get {g:.2f} s ({total / g / 1e6:.0f} MB/s): "
               f"ratio {g / a:.2f}x (target <= {TIME_TARGET}x); get peak RSS {rss:.0f} MiB "
-              f"(target < {RSS_TARGET_MIB}); aria2c peak RSS {max(r for _, r in aria):.0f} MiB")
+              f"(target < {RSS_TARGET_MIB}); aria2c peak RSS {max(r for _, r, _ in aria):.0f} MiB")
     finally:
         if nginx is not None:
             nginx.terminate()

@@ -213,6 +213,7 @@ def test_killed_half_way_resumes_without_fetching_verified_pieces_again(tmp_path
     assert not snapshot(cache).exists()  # nothing placed by the killed run
     work = hfcache.repo_folder(cache, REPO_ID) / hfcache.INCOMPLETE
     assert any(work.rglob("*.safetensors"))
+    assert not [p for p in work.rglob("*") if ".pad" in p.parts]  # BEP 47 pad files never reach the disk
     with FileServer(tmp_path / "source") as ws2:
         entry = open_source(str(pub.registry)).entry(REPO_ID, None)
         entry = type(entry)(**{**entry.__dict__, "torrent": Torrent.from_bytes(_with_webseed(pub, ws2.url))})

@@ -133,3 +133,19 @@ def test_seed_plain_folder_and_rejects_a_corrupt_cache(tmp_path, capsys):
         thread.join(20)
     assert tree_bytes(tmp_path / "client" / pub.name) == pub.files
     assert str(pub.source / pub.name) in log.getvalue()
+
+
+def test_locate_finds_the_gateway_mirror_cache_and_plain_folders(tmp_path):
+    pub = publish(tmp_path, "http://127.0.0.1:9/")
+    entry = open_source(str(pub.registry)).entries()[0][0]
+    key = entry.torrent.infohash_v1
+    mirror = tmp_path / "mirror"
+    shutil.copytree(pub.source / pub.name, mirror / key / "data")
+    where, paths = locate(entry, Places(webseed_cache=mirror))
+    assert where == str(mirror / key / "data")
+    assert {entry.torrent.layout[i].path_str: p.read_bytes() for i, p in paths.items()} == pub.files
+    where, _ = locate(entry, Places(dirs=(pub.source,)))
+    assert where == str(pub.source / pub.name)
+    # A file of the wrong size anywhere: that place does not hold the torrent.
+    (mirror / key / "data" / "config.json").write_bytes(b"{}")
+    assert locate(entry, Places(webseed_cache=mirror, hf_cache=tmp_path / "nothing")) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from modelreg.errors import SwarmError
@@ -47,19 +48,13 @@ def session_settings(port: int = 0, *, dht: bool = True, lsd: bool = True, host:
         "dht_enforce_node_id": False,
         "dht_ignore_dark_internet": False,
         "user_agent": "modelreg",
-        # Write with pwrite, not through a shared memory map: a mapped download counts every page written
-        # in the process's resident memory (a 2 GB model showed as 2 GB RSS).
-        "disk_write_mode": _enum(lib, "mmap_write_mode_t", "always_pwrite", 0),
+        # A hybrid torrent's pieces are checked twice (SHA-1 and the SHA-256 tree): use every core for it.
+        "hashing_threads": max(2, os.cpu_count() or 1),
         "peer_fingerprint": lib.generate_fingerprint("MR", 0, 1, 0, 0),
         "alert_mask": lib.alert.category_t.error_notification | lib.alert.category_t.status_notification
         | lib.alert.category_t.storage_notification | lib.alert.category_t.block_progress_notification
         | lib.alert.category_t.file_progress_notification,
     }
-
-
-def _enum(lib: Any, enum: str, name: str, default: int) -> int:
-    """A libtorrent enum value by name (bindings older than 2.0.9 lack some)."""
-    return int(getattr(getattr(lib, enum, None), name, default))
 
 
 def make_session(port: int = 0, *, dht: bool = True, lsd: bool = True, host: str = "0.0.0.0") -> Any:
