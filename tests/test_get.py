@@ -263,3 +263,40 @@ def test_selection_and_cache_location(monkeypatch, tmp_path):
     assert not hfcache.looks_lfs("config.json", 10)
     assert hfcache.looks_lfs("config.json", hfcache.LFS_SIZE + 1)
     assert hfcache.lfs_patterns("*.foo filter=lfs diff=lfs\n# c\n*.txt text\n") == ("*.foo",)
+
+
+def test_seed_time_seeds_what_get_placed(tmp_path):
+    import socket
+    import threading
+
+    from swarmutil import download_from_peer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with FileServer(tmp_path / "source") as ws:
+        pub = publish(tmp_path, ws.url)
+        entry = open_source(str(pub.registry)).entry(REPO_ID, None)
+        done: list = []
+        thread = threading.Thread(target=lambda: done.append(
+            get(entry, tmp_path / "hf", GetOptions(seed_time=4, port=port, stall_timeout=20, **QUIET))))
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not (snapshot(tmp_path / "hf") / "config.json").exists():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            before = ws.total
+            ws.stop()  # from now on only get's own seeding can serve the client
+            download_from_peer(pub.torrent_bytes, tmp_path / "client", port)
+        finally:
+            thread.join(30)
+    assert tree_bytes(tmp_path / "client" / pub.name) == pub.files
+    assert done and done[0].uploaded > 0 and before > 0
+
+
+def test_other_commands_do_not_import_libtorrent():
+    code = "import sys, modelreg.cli as c; c.make_parser(); print('libtorrent' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
