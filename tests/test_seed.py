@@ -149,3 +149,16 @@ def test_locate_finds_the_gateway_mirror_cache_and_plain_folders(tmp_path):
     # A file of the wrong size anywhere: that place does not hold the torrent.
     (mirror / key / "data" / "config.json").write_bytes(b"{}")
     assert locate(entry, Places(webseed_cache=mirror, hf_cache=tmp_path / "nothing")) is None
+
+
+def test_seed_on_a_busy_port_is_a_one_line_error(tmp_path, capsys):
+    from modelreg.cli import main
+
+    pub = publish(tmp_path, "http://127.0.0.1:9/")
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["seed", "--from", str(pub.registry), "--hf-cache", str(tmp_path / "hf"), "--port", str(port),
+                     "--no-dht", "--no-lsd"]) == 1
+    assert f"cannot listen on port {port}" in capsys.readouterr().err

@@ -61,13 +61,19 @@ def make_session(port: int = 0, *, dht: bool = True, lsd: bool = True, host: str
     """A started libtorrent session (see :func:`session_settings`).
 
     Raises:
-        SwarmError: libtorrent is missing or cannot listen on the port.
+        SwarmError: libtorrent is missing, or cannot listen on ``port`` (when one is given).
     """
     lib = lt()
+    settings = session_settings(port, dht=dht, lsd=lsd, host=host)
+    if port:
+        settings["max_retry_port_bind"] = 0  # the port asked for, or an error (not a neighbour port)
     try:
-        return lib.session(session_settings(port, dht=dht, lsd=lsd, host=host))
+        ses = lib.session(settings)
     except RuntimeError as exc:
         raise SwarmError(f"cannot start a BitTorrent session on port {port}: {exc}") from None
+    if port and ses.listen_port() != port:
+        raise SwarmError(f"cannot listen on port {port}: is it in use? (pick another with --port)")
+    return ses
 
 
 def listen_port(ses: Any) -> int:
