@@ -110,3 +110,19 @@ class ServeError(ModelregError, OSError):
 
 class NotRegularFileError(ModelregError, OSError):
     """A path that should be a regular file is a FIFO, a device, a socket or a folder (reading it could hang)."""
+
+
+class SwarmError(ModelregError):
+    """``get`` or ``seed`` cannot go on: no usable source, a stalled download, a file that does not verify."""
+
+
+class SourceError(SwarmError):
+    """The site or registry named by ``--from`` cannot be read, or does not list the repository asked for."""
+
+
+class StalledError(SwarmError, TimeoutError):
+    """No source supplied a verified piece for ``--stall-timeout`` seconds; the message names the files left."""
+
+
+class FileCheckError(SwarmError, ValueError):
+    """A downloaded file does not match the hash the registry's metadata lists for it (it is not placed)."""

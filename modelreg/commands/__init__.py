@@ -10,6 +10,8 @@ COMMANDS = [
     "mirror",
     "serve",
     "health",
+    "get",
+    "seed",
 ]
 
 
