@@ -296,7 +296,9 @@ def test_seed_time_seeds_what_get_placed(tmp_path):
 
 
 def test_other_commands_do_not_import_libtorrent():
-    code = "import sys, modelreg.cli as c; c.make_parser(); print('libtorrent' in sys.modules)"
+    code = ("import importlib, sys\nfrom modelreg.commands import COMMANDS\n"
+            "for name in COMMANDS: importlib.import_module(f'modelreg.commands.{name}')\n"
+            "print('libtorrent' in sys.modules)")
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.stdout.strip() == "False", done.stderr

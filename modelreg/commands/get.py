@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="download only files matching GLOB (repeatable; '*' crosses folders)")
     parser.add_argument("--exclude", metavar="GLOB", action="append", default=[],
                         help="skip files matching GLOB (repeatable)")
-    parser.add_argument("--from", dest="source", metavar="SITE_OR_REGISTRY",
+    parser.add_argument("--from", dest="source", metavar="SOURCE",
                         help="a published site's URL or a registry folder (default: $MODELREG_FROM, else the "
                         "config's site_url)")
     parser.add_argument("--cache-dir", metavar="DIR", help="the Hugging Face cache folder")

@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--hf-cache", metavar="DIR", help="a Hugging Face cache folder to seed from")
     parser.add_argument("--dir", metavar="DIR", action="append", default=[],
                         help="a folder holding model folders named like the torrents (repeatable)")
-    parser.add_argument("--cache", metavar="WEBSEED_CACHE", help="the web-seed gateway's mirror cache folder")
-    parser.add_argument("--from", dest="source", metavar="SITE_OR_REGISTRY",
+    parser.add_argument("--cache", metavar="DIR", help="the web-seed gateway's mirror cache folder")
+    parser.add_argument("--from", dest="source", metavar="SOURCE",
                         help="a published site's URL or a registry folder (default: $MODELREG_FROM, else the "
                         "config's site_url)")
     parser.add_argument("--port", metavar="N", type=int, default=6881, help="BitTorrent listen port (default: 6881)")
