@@ -83,7 +83,7 @@ def test_add_equals_libtorrent_and_create(hub, tmp_path, shape):
     assert ours == local
     assert added.torrent == tmp_path / "registry" / "shape-org" / "shape-model" / "Shape-Model.torrent"
     assert json.loads(added.sidecar.read_text()) == {"repo_id": "Shape-Org/Shape-Model",
-                                                     "revision": added.snapshot.commit}
+                                                     "revision": added.snapshot.commit, "branch": "main"}
 
 
 @pytest.mark.parametrize("mode", ["v1", "v2"])
@@ -263,7 +263,8 @@ def test_cli_add_writes_torrent_and_sidecar(hub, tmp_path, capsys, monkeypatch):
     assert f"infohash v2 {torrent.infohash_v2}" in out
     assert torrent.webseeds == (f"{PREFIX}v1/CLI-Org/CLI-Model/{commit}/",)
     assert torrent.piece_length == 32 * KIB
-    assert json.loads(path.with_suffix(".json").read_text()) == {"repo_id": "CLI-Org/CLI-Model", "revision": commit}
+    assert json.loads(path.with_suffix(".json").read_text()) == {"repo_id": "CLI-Org/CLI-Model", "revision": commit,
+                                                                 "branch": "main"}
     # Again: the torrent is there already.
     assert main(["add", "CLI-Org/CLI-Model", "--hf-endpoint", hub.endpoint, "--registry", "reg", "-q"]) == 1
     assert "already in the registry; pass --force" in capsys.readouterr().err
@@ -435,3 +436,13 @@ def test_files_asked_for_out_of_order_still_stream_right(hub):
         by_path = {f.path_str: f for f in source.files}
         for path in ["c.safetensors", "a.bin", "b.json", "a.bin"]:
             assert b"".join(bytes(c) for c in source.chunks(by_path[path])) == as_bytes(files[path])
+
+
+def test_the_sidecar_names_the_branch_asked_for_and_none_for_a_commit(hub, tmp_path):
+    """get writes refs/<branch> from the sidecar's branch (issue 10): add records the one it followed."""
+    publish(hub, "Branch-Org/Branch-Model", {"config.json": 100})
+    repo = hub.repo("Branch-Org/Branch-Model")
+    added = add_model("Branch-Org/Branch-Model", tmp_path / "by-branch", revision="main", endpoint=hub.endpoint)
+    assert json.loads(added.sidecar.read_text())["branch"] == "main"
+    pinned = add_model("Branch-Org/Branch-Model", tmp_path / "by-commit", revision=repo.sha, endpoint=hub.endpoint)
+    assert "branch" not in json.loads(pinned.sidecar.read_text())

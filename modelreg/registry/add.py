@@ -19,7 +19,7 @@ from modelreg.hf.retry import RetryPolicy
 from modelreg.hf.snapshot import Snapshot, fetch_snapshot, hf_webseed_url, webseed_url
 from modelreg.hf.source import CHUNK_SIZE, DEFAULT_JOBS, HfSource
 from modelreg.progress import byte_progress
-from modelreg.registry.catalog import REPO_ID
+from modelreg.registry.catalog import COMMIT, REPO_ID
 from modelreg.torrent.create import create_torrent, write_torrent
 from modelreg.torrent.layout import Mode, plan_layout
 from modelreg.torrent.metainfo import Torrent
@@ -45,6 +45,13 @@ class Added:
 def torrent_path(registry: Path, snapshot: Snapshot, name: str) -> Path:
     """``<registry>/<org>/<name>/<torrent name>.torrent``, folders in lower case like the public registry."""
     return registry / snapshot.org.lower() / snapshot.name.lower() / f"{name}.torrent"
+
+
+def followed_branch(revision: str | None) -> str | None:
+    """The branch a requested revision names: ``main`` when none was asked for, None for a commit hash."""
+    if revision is None:
+        return "main"
+    return None if COMMIT.fullmatch(revision) else revision
 
 
 def add_model(
@@ -108,7 +115,11 @@ def add_model(
     seconds = time.perf_counter() - started
     torrent = Torrent.from_bytes(data, source=str(target))
     sidecar = target.with_suffix(".json")
-    body = json.dumps({"repo_id": snapshot.repo_id, "revision": snapshot.commit}, indent=2) + "\n"
+    fields = {"repo_id": snapshot.repo_id, "revision": snapshot.commit}
+    branch = followed_branch(revision)
+    if branch:  # get places refs/<branch> from it (a pinned commit asked for names no branch)
+        fields["branch"] = branch
+    body = json.dumps(fields, indent=2) + "\n"
     write_torrent(data, target)
     try:
         atomic_write_bytes(sidecar, body.encode())
