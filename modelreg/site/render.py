@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from modelreg.site.feeds import feed_xml, sitemap_xml
 from modelreg.site.parsecache import full_torrent
 from modelreg.site.records import Paths, file_list, file_tree, model_record
 from modelreg.site.reuse import Reuse
-from modelreg.site.search import search_index, search_text
+from modelreg.site.listing import ROOT, href, slug, write_listing
+from modelreg.site.search import index_files, summary
 from modelreg.site.templating import Theme
 
 
@@ -43,7 +44,12 @@ def render_site(
     """Write every file of the site into ``out`` (an empty folder), but for unchanged models' files.
 
     ``reuse`` finds the models unchanged since the previous build: their files stay where they are
-    (``reuse.kept``) and their parts of the shared files are reused; ``digests`` (absolute torrent path -> SHA-256 of its bytes) spares hashing again.
+    (``reuse.kept``) and their parts of the shared files are reused, and shared files (listing pages,
+    search shards, API pages) whose bytes did not change stay too; ``digests`` (absolute torrent path ->
+    SHA-256 of its bytes) spares hashing again.
+
+    Raises:
+        BuildError: a model's id would clash with the paged API's files.
     """
     _readable(out)
     theme = Theme(config.path(config.theme_dir))
@@ -51,7 +57,9 @@ def render_site(
     reuse = reuse or Reuse(None, None)
     common = Reuse.key(theme.fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
-    records, entries, texts, jsons = [], [], [], []
+    write = lambda rel, text: reuse.shared(out, rel, text)  # noqa: E731
+    summaries, entries, feed = [], [], []
+    api = ApiWriter(out, write)
     for model in catalog.models:
         paths = Paths(model)
         inputs = _inputs(model, digests)
@@ -60,35 +68,124 @@ def render_site(
         if parts is None:
             record = model_record(model, config)
             _render_model(env, model, record, paths, config, out, inputs["torrent"])
+            row = entry.render(r=_rooted(record))
+            _write(out / paths.page / ROW_FILE, json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False))
             parts = {
-                "record": record,
                 "json": _json(record),
-                "entry": entry.render(r=record),
-                "text": search_text(record, (f.path_str for f in model.torrent.files)),
+                "entry": row,
+                "summary": summary(record, (f.path_str for f in model.torrent.files)),
+                "feed": {k: record.get(k) for k in FEED_KEYS},
             }
-            reuse.written(model.repo_id, key, out, paths.outputs(), parts)
-        records.append(parts["record"])
+            reuse.written(model.repo_id, key, out, (*paths.outputs(), paths.page + ROW_FILE), parts)
+        api.add(model.repo_id, parts["json"])
+        summaries.append(parts["summary"])
         entries.append(parts["entry"])
-        texts.append(parts["text"])
-        jsons.append(parts["json"])
+        feed.append(parts["feed"])
+    api.close()
 
-    site = {"config": config}
-    write = lambda rel, text: _write(out / rel, text)  # noqa: E731
-    write("index.html", env.get_template("index.html").render(
-        entries=entries, total=len(records), root="", facets=_facets(records), **site))
-    write("search.json", search_index(records, texts))
-    write("api/models.json", "[\n" + ",\n".join(jsons) + "\n]\n")
+    site = {"config": config, "href": href}
+    facets = _facets(summaries)
+    front = env.get_template("index.html")
+    write_listing(env, write, "", entries, config.title, facets=facets,
+                  first_page=lambda **values: front.render(**values), **site)
+    _group_listings(env, write, summaries, entries, site)
+    for rel, text in index_files(summaries):
+        write(rel, text)
     write("api/index.html", env.get_template("api.html").render(
-        root="../", example=records[0] if records else None, **site))
-    write("feed.xml", feed_xml(env, config, records))
-    sitemap = sitemap_xml(env, config, records)
+        root="../", example=json.loads(api.example) if api.example else None, api_page_size=API_PAGE, **site))
+    write("feed.xml", feed_xml(env, config, feed))
+    sitemap = sitemap_xml(env, config, feed)
     if sitemap is not None:
         write("sitemap.xml", sitemap)
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
     for rel, path in theme.static_files():
-        (out / "static" / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out / "static" / rel)
+        write("static/" + rel, path.read_bytes())
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused)
+
+
+#: The row of a model as search results show it (links relative to the site's root), beside its page:
+#: JSON ``{"html": ...}``, as it is a fragment, not a page whose links resolve from its own folder.
+ROW_FILE = "row.json"
+#: The fields of a record the feed and the sitemap use.
+FEED_KEYS = ("id", "org", "page", "torrent", "magnet", "infohash_v1", "infohash_v2", "size", "file_count",
+             "formats", "license", "last_modified")
+#: Records per ``api/models/page/<n>.json``.
+API_PAGE = 1000
+
+
+class ApiWriter:
+    """``api/models.json`` written as the records come (never held whole), and the paged listings
+    ``api/models/page/<n>.json`` with their manifest ``api/models/pages.json``."""
+
+    def __init__(self, out: Path, write: Any):
+        self.write = write
+        path = out / "api" / "models.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "w", encoding="utf-8")
+        self.file.write("[")
+        self.count = 0
+        self.page: list[str] = []
+        self.pages: list[dict[str, Any]] = []
+        self.first = ""
+        self.example: str | None = None
+
+    def add(self, model_id: str, line: str) -> None:
+        if _API_PAGE_PATH.match(model_id):
+            raise BuildError(f"{model_id}: this id clashes with the paged API's files (api/models/{model_id}.json)")
+        self.file.write(("\n" if self.count == 0 else ",\n") + line)
+        if self.example is None:
+            self.example = line
+        if not self.page:
+            self.first = model_id
+        self.page.append(line)
+        self.count += 1
+        if len(self.page) == API_PAGE:
+            self._flush(model_id)
+
+    def _flush(self, last: str) -> None:
+        n = len(self.pages) + 1
+        self.write(f"api/models/page/{n}.json", "[\n" + ",\n".join(self.page) + "\n]\n")
+        self.pages.append({"url": f"api/models/page/{n}.json", "count": len(self.page),
+                           "first": self.first, "last": last})
+        self.page = []
+
+    def close(self) -> None:
+        if self.page:
+            self._flush(json.loads(self.page[-1])["id"])
+        self.file.write("\n]\n")
+        self.file.close()
+        self.write("api/models/pages.json", json.dumps(
+            {"version": 1, "count": self.count, "page_size": API_PAGE, "sort": "id", "pages": self.pages},
+            indent=1) + "\n")
+
+
+_API_PAGE_PATH = re.compile(r"^page/\d+$")
+
+
+def _rooted(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its site links relative to ``ROOT``, filled in for each page the row is on."""
+    links = {k: ROOT + record[k] for k in ("page", "torrent") if "://" not in record[k]}
+    return dict(record, **links)
+
+
+def _group_listings(env: jinja2.Environment, write: Any, summaries: list[list], entries: list[str],
+                    site: dict[str, Any]) -> None:
+    """``orgs/<org>/`` and ``formats/<slug>/`` listings, and the pages that list them."""
+    orgs: dict[str, list[str]] = {}
+    formats: dict[str, list[str]] = {}
+    for s, row in zip(summaries, entries):
+        orgs.setdefault(s[1], []).append(row)
+        for f in s[2]:
+            formats.setdefault(f, []).append(row)
+    groups = env.get_template("groups.html")
+    for kind, heading, found, folder in (("orgs", "Orgs", orgs, lambda o: o),
+                                         ("formats", "Formats", formats, slug)):
+        listed = []
+        for name in sorted(found, key=str.lower):
+            base = f"{kind}/{folder(name)}/"
+            write_listing(env, write, base, found[name], f"{name}", **site)
+            listed.append((name, base, len(found[name])))
+        write(f"{kind}/index.html", groups.render(heading=heading, groups=listed, root="../", **site))
 
 
 def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
@@ -153,17 +250,17 @@ def _relative_root(page_dir: str) -> str:
     return "../" * page_dir.count("/")
 
 
-def _facets(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _facets(summaries: list[list]) -> dict[str, Any]:
     """The values the index's filters offer, each sorted."""
-    def values(key: str) -> list[str]:
-        return sorted({r[key] for r in records if r[key]}, key=str.lower)
+    def values(i: int) -> list[str]:
+        return sorted({s[i] for s in summaries if s[i]}, key=str.lower)
 
     return {
-        "license": values("license"),
-        "task": values("pipeline_tag"),
-        "org": values("org"),
-        "format": sorted({f for r in records for f in r["formats"]}, key=str.lower),
-        "popularity": any(r["downloads"] is not None for r in records),
+        "license": values(3),
+        "task": values(4),
+        "org": values(1),
+        "format": sorted({f for s in summaries for f in s[2]}, key=str.lower),
+        "popularity": any(s[8] >= 0 for s in summaries),
     }
 
 
