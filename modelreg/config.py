@@ -29,6 +29,9 @@ class Config:
     trackers: tuple[str, ...] = ()
     webseeds: tuple[str, ...] = ()
     hf_endpoint: str = DEFAULT_HF_ENDPOINT
+    #: URL prefix where the registry's .torrent files are already served (by their path in the registry):
+    #: pages and magnets (xs=) link there, and the site copies none.
+    torrent_url: str = ""
     root: Path = field(default=Path("."), compare=False)
 
     def path(self, value: str) -> Path:
@@ -115,4 +118,5 @@ _CHECKS = {
     "trackers": _urls(("http", "https", "udp", "wss")),
     "webseeds": _urls(("http", "https")),
     "hf_endpoint": lambda k, v, w: _url(k, v, w).rstrip("/"),
+    "torrent_url": lambda k, v, w: _url(k, v, w).rstrip("/") + "/" if v else "",
 }

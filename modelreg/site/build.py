@@ -21,6 +21,8 @@ from modelreg.registry.metacache import MetaCache
 from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh
 from modelreg.site import ParseCache, Reuse, render_site
 
+#: A site larger than this gets a warning: GitHub Pages publishes at most 1 GB.
+PAGES_WARN_BYTES = 800_000_000
 #: Environment variable naming the folder of incremental build caches (default: the user's cache folder).
 CACHE_ENV = "MODELREG_CACHE_DIR"
 
@@ -39,11 +41,16 @@ class BuildReport:
     #: Models rendered anew and reused unchanged from the previous build.
     rendered: int = 0
     reused: int = 0
+    #: The size of the site's files.
+    site_bytes: int = 0
 
     def summary(self) -> str:
         lines = [self.refresh.summary()] if self.refresh else []
         lines.append(f"built {self.models} models into {self.out} in {self.seconds:.2f} s"
-                     f" ({self.rendered} rendered, {self.reused} unchanged)")
+                     f" ({self.rendered} rendered, {self.reused} unchanged); the site is {self.site_bytes / 1e6:,.1f} MB")
+        if self.site_bytes > PAGES_WARN_BYTES:
+            lines.append(f"warning: the site is {self.site_bytes / 1e9:.2f} GB, near GitHub Pages' 1 GB limit: "
+                         "set torrent_url to link the registry's .torrent files instead of copying them")
         if self.errors:
             lines.append(f"{len(self.errors)} problem(s), skipped:")
             lines += [f"  - {e}" for e in self.errors]
@@ -122,7 +129,8 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     reuse.save()
     problems = [(m.repo_id, p) for m in catalog.models for p in m.problems]
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
-                       model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused)
+                       model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused,
+                       site_bytes=stats.bytes)
 
 
 def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:

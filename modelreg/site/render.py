@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 
@@ -16,6 +17,7 @@ from modelreg.registry.catalog import Catalog, Model
 from modelreg.config import Config
 from modelreg.site.sanitize import render_card
 from modelreg.errors import BuildError
+from modelreg.torrent.magnet import magnet_link
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 from modelreg.site.feeds import feed_xml, sitemap_xml
 from modelreg.site.parsecache import full_torrent
@@ -32,6 +34,8 @@ class RenderStats:
 
     rendered: int = 0
     reused: int = 0
+    #: The size of the site's files.
+    bytes: int = 0
 
 
 def render_site(
@@ -66,7 +70,7 @@ def render_site(
         key = Reuse.key(common, inputs)
         parts = reuse.lookup(model.repo_id, key)
         if parts is None:
-            record = model_record(model, config)
+            record = _torrent_links(model_record(model, config), model, config)
             _render_model(env, model, record, paths, config, out, inputs["torrent"])
             row = entry.render(r=_rooted(record))
             _write(out / paths.page / ROW_FILE, json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False))
@@ -76,7 +80,8 @@ def render_site(
                 "summary": summary(record, (f.path_str for f in model.torrent.files)),
                 "feed": {k: record.get(k) for k in FEED_KEYS},
             }
-            reuse.written(model.repo_id, key, out, (*paths.outputs(), paths.page + ROW_FILE), parts)
+            outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
+            reuse.written(model.repo_id, key, out, (*outputs, paths.page + ROW_FILE), parts)
         api.add(model.repo_id, parts["json"])
         summaries.append(parts["summary"])
         entries.append(parts["entry"])
@@ -100,7 +105,16 @@ def render_site(
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
     for rel, path in theme.static_files():
         write("static/" + rel, path.read_bytes())
-    return RenderStats(rendered=reuse.rendered, reused=reuse.reused)
+    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes)
+
+
+def _torrent_links(record: dict[str, Any], model: Model, config: Config) -> dict[str, Any]:
+    """With ``torrent_url``, the record's .torrent link and the magnet's ``xs=`` point at the registry's
+    own file there (by its path in the registry) instead of a copy in the site."""
+    if not config.torrent_url:
+        return record
+    url = config.torrent_url + quote(model.rel_path)
+    return dict(record, torrent=url, magnet=magnet_link(model.torrent, config.trackers, config.webseeds, source=url))
 
 
 #: The row of a model as search results show it (links relative to the site's root), beside its page:
@@ -128,6 +142,7 @@ class ApiWriter:
         self.pages: list[dict[str, Any]] = []
         self.first = ""
         self.example: str | None = None
+        self.bytes = 0
 
     def add(self, model_id: str, line: str) -> None:
         if _API_PAGE_PATH.match(model_id):
@@ -153,6 +168,7 @@ class ApiWriter:
         if self.page:
             self._flush(json.loads(self.page[-1])["id"])
         self.file.write("\n]\n")
+        self.bytes = self.file.tell()
         self.file.close()
         self.write("api/models/pages.json", json.dumps(
             {"version": 1, "count": self.count, "page_size": API_PAGE, "sort": "id", "pages": self.pages},
@@ -207,16 +223,20 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
 
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
                   out: Path, digest: str) -> None:
-    _write(out / paths.torrent_file, _served_torrent(model, config, digest))
+    if not config.torrent_url:
+        _write(out / paths.torrent_file, _served_torrent(model, config, digest))
     detail = dict(record, files=file_list(model))
     _write(out / paths.api, _json(detail) + "\n")
     meta = model.meta
     card = None
     if meta and meta.card_markdown:
         card = render_card(meta.card_markdown, _hf_url(config, model, "blob"), _hf_url(config, model, "resolve"))
+    torrent_href = record["torrent"]
+    if "://" not in torrent_href:
+        torrent_href = _relative_root(paths.page) + torrent_href
     html = env.get_template("model.html").render(
         model=model, meta=meta, record=record, tree=file_tree(model), card=card, config=config,
-        hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page),
+        hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page), torrent_href=torrent_href,
     )
     _write(out / paths.page / "index.html", html)
 

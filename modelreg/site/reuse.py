@@ -96,6 +96,11 @@ class Reuse:
         st = path.stat()
         self.new_shared[rel] = (digest, st.st_size, st.st_mtime_ns)
 
+    def site_bytes(self) -> int:
+        """The size of every file this build wrote or kept (models' files and shared files)."""
+        return (sum(size for entry in self.new.values() for size, _ in entry["files"].values())
+                + sum(entry[1] for entry in self.new_shared.values()))
+
     @property
     def changed(self) -> bool:
         return (self.rendered > 0 or self.new.keys() != self.old.keys()
