@@ -19,7 +19,7 @@ from modelreg.site.sanitize import render_card
 from modelreg.errors import BuildError
 from modelreg.torrent.magnet import magnet_link
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
-from modelreg.site.feeds import feed_xml, sitemap_xml
+from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.parsecache import full_torrent
 from modelreg.site.records import Paths, file_list, file_tree, model_record
 from modelreg.site.reuse import Reuse
@@ -62,7 +62,7 @@ def render_site(
     common = Reuse.key(theme.fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
     write = lambda rel, text: reuse.shared(out, rel, text)  # noqa: E731
-    summaries, entries, feed = [], [], []
+    summaries, entries, lines, dated = [], [], [], []
     api = ApiWriter(out, write)
     for model in catalog.models:
         paths = Paths(model)
@@ -78,14 +78,15 @@ def render_site(
                 "json": _json(record),
                 "entry": row,
                 "summary": summary(record, (f.path_str for f in model.torrent.files)),
-                "feed": {k: record.get(k) for k in FEED_KEYS},
+                "dated": [record["page"], record["last_modified"]],
             }
             outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
             reuse.written(model.repo_id, key, out, (*outputs, paths.page + ROW_FILE), parts)
         api.add(model.repo_id, parts["json"])
         summaries.append(parts["summary"])
         entries.append(parts["entry"])
-        feed.append(parts["feed"])
+        lines.append(parts["json"])
+        dated.append(parts["dated"])
     api.close()
 
     site = {"config": config, "href": href}
@@ -98,8 +99,10 @@ def render_site(
         write(rel, text)
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=json.loads(api.example) if api.example else None, api_page_size=API_PAGE, **site))
-    write("feed.xml", feed_xml(env, config, feed))
-    sitemap = sitemap_xml(env, config, feed)
+    newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
+                           for k, (s, d) in enumerate(zip(summaries, dated, strict=True))])
+    write("feed.xml", feed_xml(env, config, [json.loads(lines[r["k"]]) for r in newest[:FEED_ENTRIES]]))
+    sitemap = sitemap_xml(env, config, [{"page": page, "last_modified": when} for page, when in dated])
     if sitemap is not None:
         write("sitemap.xml", sitemap)
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
@@ -120,9 +123,6 @@ def _torrent_links(record: dict[str, Any], model: Model, config: Config) -> dict
 #: The row of a model as search results show it (links relative to the site's root), beside its page:
 #: JSON ``{"html": ...}``, as it is a fragment, not a page whose links resolve from its own folder.
 ROW_FILE = "row.json"
-#: The fields of a record the feed and the sitemap use.
-FEED_KEYS = ("id", "org", "page", "torrent", "magnet", "infohash_v1", "infohash_v2", "size", "file_count",
-             "formats", "license", "last_modified")
 #: Records per ``api/models/page/<n>.json``.
 API_PAGE = 1000
 
