@@ -111,7 +111,9 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     paths = find_torrents(registry) if registry.is_dir() else None
     if cache and paths:
         parsed.prefetch(paths)
-    catalog: Catalog = load_catalog(registry, read=parsed.read, paths=paths)
+    # The catalog holds every model without its file list; render_site takes one model at a time
+    # through prepare(), which reads its files and joins its metadata, so memory holds one model's files.
+    catalog: Catalog = load_catalog(registry, read=parsed.read_light, paths=paths)
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)
         raise BuildError(f"{len(catalog.errors)} problem(s) in {registry} (--strict, nothing written):\n{problems}")
@@ -120,14 +122,21 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     if refresh_metadata is not None:
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
-    catalog = join_metadata(catalog, metacache)
     reuse = Reuse(cache / "manifest" if cache else None, out if cache else None)
+
+    def prepare(model: Model) -> Model:
+        digest = parsed.digest(model.torrent_path)
+        full = replace(model, torrent=parsed.read(model.torrent_path))
+        if parsed.digest(model.torrent_path) != digest:
+            raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
+        return _joined(full, metacache)
+
     with staged_update(out, state=cache / "update" if cache else None) as stage:
-        stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests)
+        stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests, prepare=prepare)
         stage.kept.update(reuse.kept)
     parsed.save()
     reuse.save()
-    problems = [(m.repo_id, p) for m in catalog.models for p in m.problems]
+    problems = stats.problems
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
                        model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused,
                        site_bytes=stats.bytes)

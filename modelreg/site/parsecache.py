@@ -82,6 +82,18 @@ class ParseCache:
         self.digests[key] = digest
         return torrent
 
+    def read_light(self, path: Path) -> Torrent:
+        """:meth:`read`, but a cached torrent comes without its file list (``files`` empty): what a
+        catalog of the whole registry holds, while each model's files are read when it is rendered."""
+        key = os.path.abspath(path)
+        st = os.stat(key)
+        entry = self.entries.get(key)
+        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            self.digests[key] = entry[2]
+            return _unpack(entry[3], files=False)
+        self.read(path)
+        return _unpack(self.entries[key][3], files=False)
+
     def digest(self, path: Path) -> str | None:
         return self.digests.get(os.path.abspath(path))
 
@@ -132,9 +144,9 @@ def _pack(torrent: Torrent) -> tuple:
     return tuple(getattr(torrent, name) for name in _KEPT), marshal.dumps(files)
 
 
-def _unpack(packed: tuple) -> Torrent:
-    values, files = packed
-    files = marshal.loads(files)
+def _unpack(packed: tuple, files: bool = True) -> Torrent:
+    values, blob = packed
+    files = marshal.loads(blob) if files else ()
     return Torrent(
         **dict(zip(_KEPT, values)),
         files=tuple(FileEntry(path, size, offset, None, pad, attr) for path, size, offset, pad, attr in files),

@@ -6,9 +6,9 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import jinja2
@@ -36,6 +36,8 @@ class RenderStats:
     reused: int = 0
     #: The size of the site's files.
     bytes: int = 0
+    #: (repository id, problem) for every model built with missing metadata or a file mismatch.
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def render_site(
@@ -44,13 +46,15 @@ def render_site(
     out: Path,
     reuse: Reuse | None = None,
     digests: dict[str, str] | None = None,
+    prepare: Callable[[Model], Model] | None = None,
 ) -> RenderStats:
     """Write every file of the site into ``out`` (an empty folder), but for unchanged models' files.
 
     ``reuse`` finds the models unchanged since the previous build: their files stay where they are
     (``reuse.kept``) and their parts of the shared files are reused, and shared files (listing pages,
     search shards, API pages) whose bytes did not change stay too; ``digests`` (absolute torrent path ->
-    SHA-256 of its bytes) spares hashing again.
+    SHA-256 of its bytes) spares hashing again. ``prepare`` completes each model of the catalog just
+    before it is rendered (reads its files, joins its metadata), so only one model's files are in memory.
 
     Raises:
         BuildError: a model's id would clash with the paged API's files.
@@ -64,7 +68,11 @@ def render_site(
     write = lambda rel, text: reuse.shared(out, rel, text)  # noqa: E731
     summaries, entries, lines, dated = [], [], [], []
     api = ApiWriter(out, write)
+    problems: list[tuple[str, str]] = []
     for model in catalog.models:
+        if prepare is not None:
+            model = prepare(model)
+        problems += [(model.repo_id, problem) for problem in model.problems]
         paths = Paths(model)
         inputs = _inputs(model, digests)
         key = Reuse.key(common, inputs)
@@ -108,7 +116,8 @@ def render_site(
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
     for rel, path in theme.static_files():
         write("static/" + rel, path.read_bytes())
-    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes)
+    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
+                       problems=problems)
 
 
 def _torrent_links(record: dict[str, Any], model: Model, config: Config) -> dict[str, Any]:
