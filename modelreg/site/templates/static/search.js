@@ -208,8 +208,7 @@
 
   /* Filter, rank and sort; resolves to the number of matches. Timed by the benchmark (window.modelregSearch). */
   function apply() {
-    var s = state(), key = JSON.stringify(s), mine = ++seq;
-    writeURL(s);
+    var s = state(), key = JSON.stringify(s), mine = ++seq;  // the URL follows once the results show
     if (key !== lastKey) { limit = PAGE; lastKey = key; matches = null; }
     if (isDefault(s)) {  // the page as the server wrote it
       list.innerHTML = original;
@@ -218,6 +217,7 @@
       if (more) more.hidden = true;
       if (pagerEl) pagerEl.hidden = false;
       if (note) note.hidden = false;
+      writeURL(s);
       busy(false);
       return Promise.resolve(parseInt(originalCount, 10));
     }
@@ -232,11 +232,12 @@
       return rows(shown).then(function (html) {
         if (mine !== seq) return docs.length;
         show(html.join(""), docs.length, shown.length);
+        writeURL(s);
         busy(false);
         return docs.length;
       });
     }).catch(function (err) {
-      if (mine === seq) { busy(false); countEl.textContent = "?"; }
+      if (mine === seq) { writeURL(s); busy(false); countEl.textContent = "?"; }
       throw err;
     });
   }
