@@ -18,7 +18,7 @@ import pytest
 
 from modelreg.config import Config
 from modelreg.registry.catalog import Catalog, load_catalog
-from modelreg.site import render_site, search
+from modelreg.site import render, render_site, search
 from modelreg.site.search import file_words
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -39,6 +39,19 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+def _with_health(model_record):
+    """Records with the ``health`` field the swarm-health work adds, varied: absent (None), no seeders,
+    seeders, a working, broken or unchecked web seed."""
+    def record(model, config):
+        r = model_record(model, config)
+        n = sum(map(ord, model.repo_id))
+        r["health"] = None if n % 5 == 0 else {
+            "seeders": [None, 0, 2, 7][n % 4], "leechers": 0, "downloaded": 0,
+            "webseed_ok": [True, False, None][n % 3], "checked_at": "2026-11-29T00:00:00Z", "sources": []}
+        return r
+    return record
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A synthetic registry (built-in shapes, no corpus needed) with made-up metadata, built and served."""
@@ -50,7 +63,9 @@ def served(tmp_path_factory):
     out.mkdir()
     shard_bytes, search.SHARD_BYTES = search.SHARD_BYTES, 3000  # small shards: split prefixes get exercised
     try:
-        render_site(Catalog(models, []), Config(), out)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(render, "model_record", _with_health(render.model_record))
+            render_site(Catalog(models, []), Config(), out)
     finally:
         search.SHARD_BYTES = shard_bytes
     assert json.loads((out / "search" / "meta.json").read_text())["split"]
@@ -196,6 +211,8 @@ CASES = [
     {"q": "chat", "format": "safetensors", "sort": "popular"},
     {"sort": "seeded", "q": "tag3"},
     {"live": "1"},
+    {"live": "1", "sort": "seeded", "q": "qwen"},
+    {"sort": "seeded"},
     {"license": "no-such-license"},
 ]
 
@@ -204,6 +221,8 @@ CASES = [
 def test_search_equals_a_brute_force_filter(served, page, params):
     url, out, words = served
     want = brute_force(records(out), words, params)
+    if "live" in params or params.get("sort") == "seeded":
+        assert want and any(r.get("health") for r in records(out))  # the health cases test something
     page.goto(url + "?" + urlencode(params))
     settled(page)
     assert int(page.inner_text("#result-count")) == len(want)
