@@ -1,22 +1,29 @@
-"""Benchmark the site on a synthetic registry of 10,000 torrents (bench/synth.py).
+"""Benchmark the site on a synthetic registry (bench/synth.py) at 10,000 or 100,000 models, against Pagefind.
 
-    python bench/bench_site.py [--count 10000] [--work .bench/site] [--keep]
+    python bench/bench_site.py [--count 10000] [--work .bench/site-N] [--keep] [--no-pagefind]
 
-Measures the full build, a rebuild after one torrent changes, a rebuild with nothing changed, the
-size of the search data the index downloads (raw and gzip), and the time of a search keystroke in
-headless Chromium (performance.now() around the input handler plus the layout it causes). Prints each
-against its target, and against a reference measured in the same run: reading and parsing every
-torrent once, which no build can avoid.
+Prints each row of issue 13's table, measured in this run: the first page's bytes (raw and gzip), the
+search index, the API, page ready and search times in headless Chromium on loopback, full build, rebuild
+with nothing changed and after one torrent changed (time and peak RSS, each build in its own process).
+Bytes a visitor downloads come from Chromium's network log (playwright's request sizes: headers and
+body as sent by a server that gzips like GitHub Pages does). Then the same registry's model pages are
+indexed by Pagefind (``pip install 'pagefind[extended]'``) and searched for the same queries through its
+JS API, loading the first 50 results as the site shows 50 rows. A reference measured in the same run:
+parsing every torrent once, which no build can avoid.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gzip
+import io
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -29,22 +36,39 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from synth import CORPUS, generate  # noqa: E402
 
-from modelreg.config import Config  # noqa: E402
-from modelreg.site.build import CACHE_ENV, build_site, cache_dir  # noqa: E402
 from modelreg.torrent import bencode as bencoding  # noqa: E402
 from modelreg.torrent.metainfo import Torrent  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-QUERIES = ["q", "qw", "qwe", "qwen", "qwen3", "g", "gg", "ggu", "gguf", "instruct", "chat 7", "", "z", "zzzz", ""]
-TARGETS = {"full build": 30.0, "rebuild, one torrent changed": 2.0, "keystroke (median)": 0.050}
+#: Typical searches: (query string parameters, as typed by a visitor).
+QUERIES = [{"q": "qwen"}, {"q": "llama gguf"}, {"q": "instruct"}, {"q": "whisper onnx"}, {"q": "Qwen3.8-27B"},
+           {"q": "mistral", "sort": "size"}, {"format": "GGUF", "min": "5"}]
+TYPED = "qwen3 instruct"
+BUILD = """
+import json, sys, time
+from modelreg.config import Config
+from modelreg.site.build import build_site
+start = time.perf_counter()
+report = build_site(Config().replace(registry=sys.argv[1], out=sys.argv[2]))
+print(json.dumps({"seconds": time.perf_counter() - start, "rendered": report.rendered, "reused": report.reused,
+                  "site_bytes": report.site_bytes}))
+"""
 
 
-def timed(func, *args, **kwargs) -> tuple[float, object]:
+def build(registry: Path, out: Path, cache: Path) -> dict:
+    """One build in its own process: its report, wall time and peak RSS (from wait4)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MODELREG_CACHE_DIR=str(cache))
     start = time.perf_counter()
-    result = func(*args, **kwargs)
-    return time.perf_counter() - start, result
+    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(registry), str(out)], env=env, stdout=subprocess.PIPE)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"build failed ({status})")
+    result = json.loads(output)
+    result.update(wall=time.perf_counter() - start, rss_mb=usage.ru_maxrss / 1024)
+    return result
 
 
 def touch_one(registry: Path) -> Path:
@@ -56,99 +80,273 @@ def touch_one(registry: Path) -> Path:
     return path
 
 
-class _Quiet(SimpleHTTPRequestHandler):
+class _Gzipping(SimpleHTTPRequestHandler):
+    """Serves files gzipped (level 6, as static hosts do) when the client accepts it."""
+
+    cache: dict[str, bytes] = {}
+
     def log_message(self, *args) -> None:
         pass
 
+    def send_head(self):  # noqa: ANN201 - the base class's interface
+        path = self.translate_path(self.path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "index.html")
+        if "gzip" not in self.headers.get("Accept-Encoding", "") or not os.path.isfile(path):
+            return super().send_head()
+        data = self.cache.get(path)
+        if data is None:
+            with open(path, "rb") as f:
+                data = self.cache[path] = gzip.compress(f.read(), 6)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "max-age=600")
+        self.end_headers()
+        return io.BytesIO(data)
 
-def browser_timings(site: Path) -> dict[str, float] | None:
+
+class Server:
+    def __init__(self, site: Path):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Gzipping, directory=str(site)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.thread.join(5)
+
+
+class Meter:
+    """Bytes received by a page, from Chromium's network log (headers + encoded body per request)."""
+
+    def __init__(self, page):
+        self.bytes = self.requests = 0
+        page.on("requestfinished", self._done)
+
+    def _done(self, request) -> None:
+        try:
+            sizes = request.sizes()
+        except Exception:  # noqa: BLE001 - the page closed while the request was being logged
+            return
+        self.bytes += sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        self.requests += 1
+
+    def take(self) -> tuple[int, int]:
+        got = self.bytes, self.requests
+        self.bytes = self.requests = 0
+        return got
+
+
+SET_STATE = """async params => {
+    const form = document.getElementById('filters');
+    for (const [k, v] of Object.entries(params)) form.elements[k].value = v;
+    const t0 = performance.now();
+    const n = await window.modelregSearch.apply();
+    document.body.offsetHeight;
+    return [performance.now() - t0, n];
+}"""
+
+
+def ours(browser, url: str) -> dict:
+    results: dict = {}
+    context = browser.new_context()
+    page = context.new_page()
+    meter = Meter(page)
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("html[data-search-ready]", state="attached", timeout=120_000)
+    results["page ready"] = time.perf_counter() - start
+    page.wait_for_load_state("networkidle")
+    results["first load bytes"], results["first load requests"] = meter.take()
+    per_query, first_times = [], []
+    for params in QUERIES:  # each in a fresh page of a fresh context: a cold cache, as a first visit
+        ctx = browser.new_context()
+        pg = ctx.new_page()
+        m = Meter(pg)
+        pg.goto(url)
+        pg.wait_for_selector("html[data-search-ready]", state="attached")
+        pg.wait_for_load_state("networkidle")
+        m.take()
+        ms, _ = pg.evaluate(SET_STATE, params)
+        pg.wait_for_load_state("networkidle")
+        per_query.append(m.take()[0])
+        first_times.append(ms / 1000)
+        ctx.close()
+    results["query bytes (median)"] = statistics.median(per_query)
+    results["query bytes (max)"] = max(per_query)
+    results["first search (median)"] = statistics.median(first_times)
+    times = [page.evaluate(SET_STATE, {"q": TYPED[:k]})[0] / 1000 for k in range(1, len(TYPED) + 1)]
+    results["keystroke (median)"] = statistics.median(times)
+    results["keystroke (max)"] = max(times)
+    context.close()
+    return results
+
+
+PAGEFIND_QUERY = """async q => {
+    const t0 = performance.now();
+    const search = await window.pf.search(q);
+    await Promise.all(search.results.slice(0, 50).map(r => r.data()));
+    return [performance.now() - t0, search.results.length];
+}"""
+
+
+def pagefind(browser, site: Path, url: str) -> dict:
+    start = time.perf_counter()
+    peak = run_capped([sys.executable, "-m", "pagefind", "--site", str(site), "--glob", "models/**/index.html",
+                       "--output-subdir", "pagefind", "--quiet"])
+    results = {"build (index only)": time.perf_counter() - start, "build peak RSS MB": peak / 1e6}
+    if not (site / "pagefind" / "pagefind.js").is_file():
+        print(f"Pagefind stopped: its RSS passed {PAGEFIND_CAP / 1e9:.0f} GB after "
+              f"{results['build (index only)']:.0f} s (the machine is shared)", flush=True)
+        return results
+    results["index size MB"] = sum(p.stat().st_size for p in (site / "pagefind").rglob("*") if p.is_file()) / 1e6
+    per_query, first_times = [], []
+    init = "async () => { window.pf = await import('/pagefind/pagefind.js'); await window.pf.init(); }"
+    for params in QUERIES:
+        if "q" not in params:
+            continue  # facets of ours have no Pagefind counterpart without extra markup
+        ctx = browser.new_context()
+        pg = ctx.new_page()
+        m = Meter(pg)
+        pg.goto(url + "api/")
+        pg.evaluate(init)
+        pg.wait_for_load_state("networkidle")
+        m.take()
+        ms, _ = pg.evaluate(PAGEFIND_QUERY, params["q"])
+        per_query.append(m.take()[0])
+        first_times.append(ms / 1000)
+        ctx.close()
+    results["query bytes (median)"] = statistics.median(per_query)
+    results["query bytes (max)"] = max(per_query)
+    results["first search (median)"] = statistics.median(first_times)
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    pg.goto(url + "api/")
+    pg.evaluate(init)
+    times = [pg.evaluate(PAGEFIND_QUERY, TYPED[:k])[0] / 1000 for k in range(1, len(TYPED) + 1)]
+    results["keystroke (median)"] = statistics.median(times)
+    results["keystroke (max)"] = max(times)
+    ctx.close()
+    return results
+
+
+#: Pagefind is stopped when its resident memory passes this (at 100,000 pages it grew past 20 GB).
+PAGEFIND_CAP = 4e9
+
+
+def run_capped(command: list[str]) -> int:
+    """Run a command, killing it if its RSS passes ``PAGEFIND_CAP``; return the peak RSS seen (bytes)."""
+    proc = subprocess.Popen(command)
+    peak = 0
+    while proc.poll() is None:
+        rss = 0
+        for pid in [proc.pid, *_children(proc.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                rss += int(status.split("VmRSS:")[1].split()[0]) * 1024
+            except (OSError, IndexError):
+                pass
+        peak = max(peak, rss)
+        if rss > PAGEFIND_CAP:
+            for pid in _children(proc.pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 9)
+            proc.kill()
+        time.sleep(0.2)
+    return peak
+
+
+def _children(pid: int) -> list[int]:
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    if not Path(CHROMIUM).exists():
-        return None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            start = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/", timeout=120_000)
-            page.wait_for_selector("html[data-search-ready]", state="attached", timeout=120_000)
-            ready = time.perf_counter() - start
-            times = page.evaluate(
-                """queries => {
-                    const q = document.getElementById('q'), out = [];
-                    for (const text of queries) {
-                        q.value = text;
-                        const t0 = performance.now();
-                        q.dispatchEvent(new Event('input', {bubbles: true}));
-                        document.body.offsetHeight;  // include the style and layout the change causes
-                        out.push(performance.now() - t0);
-                    }
-                    return out;
-                }""",
-                QUERIES,
-            )
-            browser.close()
-    finally:
-        server.shutdown()
-        thread.join(5)
-    times = [t / 1000 for t in times]
-    return {"page ready": ready, "keystroke (median)": statistics.median(times), "keystroke (max)": max(times)}
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def gz(path: Path) -> int:
+    return len(gzip.compress(path.read_bytes(), 6))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--work", type=Path, default=ROOT / ".bench" / "site")
+    parser.add_argument("--work", type=Path)
     parser.add_argument("--keep", action="store_true", help="reuse a registry generated by an earlier run")
-    args = parser.parse_args(argv or [])
-    if not (CORPUS / "expected.json").is_file():
-        print(f"corpus not found at {CORPUS}", file=sys.stderr)
-        return 1
-    registry, out = args.work / "registry", args.work / "site"
+    parser.add_argument("--no-pagefind", action="store_true")
+    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="corpus whose torrents' shapes to copy")
+    args = parser.parse_args(argv)
+    work = args.work or ROOT / ".bench" / f"site-{args.count}"
+    corpus = args.corpus if (args.corpus / "expected.json").is_file() else None
+    registry, out, cache = work / "registry", work / "site", work / "cache"
     if not (args.keep and registry.is_dir()):
-        shutil.rmtree(args.work, ignore_errors=True)
-        seconds, _ = timed(generate, registry, args.count)
-        print(f"generated {args.count} torrents in {seconds:.1f} s")
-    os.environ[CACHE_ENV] = str(args.work / "cache")  # keep the build cache with the benchmark's files
+        shutil.rmtree(work, ignore_errors=True)
+        start = time.perf_counter()
+        generate(registry, args.count, corpus)
+        print(f"generated {args.count} torrents ({'corpus' if corpus else 'built-in'} shapes) "
+              f"in {time.perf_counter() - start:.1f} s", flush=True)
     shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(cache_dir(out), ignore_errors=True)
-    config = Config(root=args.work).replace(registry=str(registry), out=str(out))
+    shutil.rmtree(cache, ignore_errors=True)
 
-    results: dict[str, float] = {}
     paths = sorted(registry.rglob("*.torrent"))
-    results["reference: parse every torrent"], _ = timed(lambda: [Torrent.read(p) for p in paths])
-    results["full build"], report = timed(build_site, config)
-    assert report.models == args.count and report.rendered == args.count, (report.models, report.rendered)
-    results["rebuild, nothing changed"], report = timed(build_site, config)
-    assert report.reused == args.count, (report.rendered, report.reused)
+    start = time.perf_counter()
+    for p in paths:
+        Torrent.read(p)
+    reference = time.perf_counter() - start
+    full = build(registry, out, cache)
+    assert full["rendered"] == args.count, full
+    same = build(registry, out, cache)
+    assert same["reused"] == args.count, same
     touch_one(registry)
-    results["rebuild, one torrent changed"], report = timed(build_site, config)
-    assert (report.rendered, report.reused) == (1, args.count - 1), (report.rendered, report.reused)
+    one = build(registry, out, cache)
+    assert (one["rendered"], one["reused"]) == (1, args.count - 1), one
 
-    browser = browser_timings(out)
-    if browser:
-        results.update(browser)
+    def say(name: str, value: str, goal: str = "") -> None:
+        print(f"{name:44} {value:44} {goal}", flush=True)
 
-    reference = results["reference: parse every torrent"]
-    print(f"\n{args.count} models, {sum(p.stat().st_size for p in paths) / 1e6:.0f} MB of torrents")
-    print(f"{'measure':32} {'seconds':>9} {'target':>8} {'/target':>8} {'/reference':>10}")
-    for name, value in results.items():
-        target = TARGETS.get(name)
-        ratio = f"{value / target:8.2f}" if target else f"{'':8}"
-        print(f"{name:32} {value:9.3f} {target or '':>8} {ratio} {value / reference:10.2f}")
-    if not browser:
-        print("(no Chromium/playwright: keystroke not measured)")
+    print(f"\n{args.count} models, {sum(p.stat().st_size for p in paths) / 1e6:.0f} MB of torrents; "
+          f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    print(f"{'measure':44} {'measured':44} goal")
+    say("reference: parse every torrent", f"{reference:.1f} s")
+    say("full build", f"{full['wall']:.1f} s, peak RSS {full['rss_mb']:.0f} MB", "< 180 s, < 1024 MB")
+    say("rebuild, nothing changed", f"{same['wall']:.1f} s, peak RSS {same['rss_mb']:.0f} MB")
+    say("rebuild, one torrent changed", f"{one['wall']:.1f} s, peak RSS {one['rss_mb']:.0f} MB", "< 5 s")
+    say("index.html", f"{(out / 'index.html').stat().st_size / 1e3:.0f} KB ({gz(out / 'index.html') / 1e3:.0f} KB gzip)")
+    say("api/models.json", f"{(out / 'api/models.json').stat().st_size / 1e6:.0f} MB "
+                           f"({gz(out / 'api/models.json') / 1e6:.1f} MB gzip)", "complete")
+    say("search/ (whole index, never loaded whole)",
+        f"{sum(p.stat().st_size for p in (out / 'search').rglob('*') if p.is_file()) / 1e6:.1f} MB in "
+        f"{sum(1 for _ in (out / 'search').rglob('*.json'))} files")
+    say("site size", f"{one['site_bytes'] / 1e6:.0f} MB", "< 1 GB for Pages")
+    if args.no_browser:
+        return 0
+    from playwright.sync_api import sync_playwright
 
-    print(f"\n{'file the index downloads':32} {'raw KB':>9} {'gzip KB':>8}")
-    for name in ("index.html", "search.json", "static/search.js", "static/site.js", "static/site.css"):
-        data = (out / name).read_bytes()
-        print(f"{name:32} {len(data) / 1000:9.0f} {len(gzip.compress(data, 6)) / 1000:8.0f}")
+    goals = {"first load bytes": "< 200 KB gzip", "query bytes (median)": "< 300 KB gzip", "page ready": "< 1 s",
+             "keystroke (median)": "< 50 ms"}
+    server = Server(out)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            mine = ours(browser, server.url)
+            for name, value in mine.items():
+                shown = f"{value / 1e3:.0f} KB" if "bytes" in name else (
+                    f"{value:.3f} s" if "requests" not in name else str(value))
+                say(name, shown, goals.get(name, ""))
+            if not args.no_pagefind:
+                print(f"\n{'Pagefind vs ours':44} {'Pagefind':>12} {'ours':>12}", flush=True)
+                pf = pagefind(browser, out, server.url)
+                mine["build (index only)"] = full["wall"]
+                mine["build peak RSS MB"] = full["rss_mb"]
+                for name, value in pf.items():
+                    fmt = (lambda v: f"{v / 1e3:.0f} KB") if "bytes" in name else (lambda v: f"{v:.3f}")
+                    print(f"{name:44} {fmt(value):>12} {fmt(mine[name]) if name in mine else '':>12}", flush=True)
+            browser.close()
+    finally:
+        server.close()
     return 0
 
 

@@ -6,7 +6,11 @@ v1+v2 torrent with BEP 47 pad files. Piece hashes are random bytes (the torrents
 pass modelreg's checks, but describe no real data), and the piece length is chosen for about 128 pieces,
 so 10,000 torrents take ~100 MB instead of the real corpus's ~5 GB.
 
-    python bench/synth.py OUT_DIR [--count 10000] [--corpus PATH] [--seed 1]
+Without the corpus (``--corpus none``, or where it is missing) a few built-in shapes stand in for it, so
+tests can make registries of any size anywhere. :func:`synthetic_meta` makes up Hugging Face metadata
+(license, task, tags, downloads) for the models of such a registry, deterministically.
+
+    python bench/synth.py OUT_DIR [--count 10000] [--corpus PATH|none] [--seed 1]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from modelreg.hf.metadata import ModelMeta  # noqa: E402
 from modelreg.registry.catalog import load_catalog  # noqa: E402
 from modelreg.torrent import bencode as bencoding  # noqa: E402
 
@@ -53,8 +58,36 @@ def _pieces_root(layer: bytes, piece_length: int) -> bytes:
     return nodes[0]
 
 
-def shapes(corpus: Path) -> list[tuple[str, list[tuple[tuple[str, ...], int]]]]:
-    """(name, [(path, size)]) of every corpus torrent."""
+_GB = 10**9
+#: Shapes of common repositories: (name, [(path, size)]), used where the corpus is not available.
+BUILTIN_SHAPES = [
+    ("Qwen3.8-27B", [(("config.json",), 1500), (("model-00001-of-00002.safetensors",), 9 * _GB),
+                     (("model-00002-of-00002.safetensors",), 5 * _GB), (("tokenizer.json",), 7_000_000)]),
+    ("Llama-4-8B-Instruct-GGUF", [(("llama-4-8b-instruct-Q4_K_M.gguf",), 5 * _GB),
+                                  (("llama-4-8b-instruct-Q8_0.gguf",), 8 * _GB), (("README.md",), 9000)]),
+    ("whisper-small-onnx", [(("onnx", "encoder_model.onnx"), 350_000_000),
+                            (("onnx", "decoder_model.onnx"), 600_000_000), (("config.json",), 2000)]),
+    ("Mistral-9B-AWQ", [(("model.safetensors",), 6 * _GB), (("quant_config.json",), 300)]),
+    ("gemma-5-2b-it", [(("model.safetensors",), 5 * _GB), (("pytorch_model.bin",), 5 * _GB)]),
+    ("stable-audio-2", [(("unet", "diffusion_pytorch_model.safetensors"), 3 * _GB),
+                        (("vae", "diffusion_pytorch_model.safetensors"), 300_000_000)]),
+]
+_LICENSES = ("apache-2.0", "mit", "llama3", "gemma", "other", None)
+_TASKS = ("text-generation", "automatic-speech-recognition", "text-to-image", "feature-extraction", None)
+
+
+def synthetic_meta(repo_id: str, index: int, seed: int = 1) -> ModelMeta:
+    """Made-up metadata for a synthetic model: a license, task and tags that vary, and downloads."""
+    rng = random.Random(f"{seed}/{repo_id}")
+    return ModelMeta(repo_id=repo_id, license=rng.choice(_LICENSES), pipeline_tag=rng.choice(_TASKS),
+                     tags=(f"tag{index % 7}", rng.choice(("chat", "code", "vision", "speech"))),
+                     downloads=rng.randrange(0, 10**6))
+
+
+def shapes(corpus: Path | None) -> list[tuple[str, list[tuple[tuple[str, ...], int]]]]:
+    """(name, [(path, size)]) of every corpus torrent, or the built-in shapes without a corpus."""
+    if corpus is None or not (corpus / "expected.json").is_file():
+        return BUILTIN_SHAPES
     catalog = load_catalog(corpus)
     return [(m.torrent.name, [(f.path, f.size) for f in m.torrent.files]) for m in catalog.models]
 
@@ -103,7 +136,7 @@ def hybrid_torrent(name: str, files: list[tuple[tuple[str, ...], int]], webseed:
     return bencoding.encode(top)
 
 
-def generate(out: Path, count: int, corpus: Path = CORPUS, seed: int = 1) -> list[Path]:
+def generate(out: Path, count: int, corpus: Path | None = CORPUS, seed: int = 1) -> list[Path]:
     """Write ``count`` torrents into ``out/<org>/<name>/<Name>.torrent``; return their paths."""
     rng = random.Random(seed)
     base = shapes(corpus)
@@ -132,14 +165,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--corpus", default=str(CORPUS), help="corpus folder, or 'none' for built-in shapes")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if not (args.corpus / "expected.json").is_file():
-        print(f"corpus not found at {args.corpus}", file=sys.stderr)
+    corpus = None if args.corpus == "none" else Path(args.corpus)
+    if corpus is not None and not (corpus / "expected.json").is_file():
+        print(f"corpus not found at {corpus} (--corpus none uses built-in shapes)", file=sys.stderr)
         return 1
     start = time.perf_counter()
-    paths = generate(args.out, args.count, args.corpus, args.seed)
+    paths = generate(args.out, args.count, corpus, args.seed)
     size = sum(p.stat().st_size for p in paths)
     print(f"{len(paths)} torrents, {size / 1e6:.1f} MB, in {time.perf_counter() - start:.1f} s -> {args.out}")
     return 0

@@ -31,6 +31,9 @@ class Config:
     hf_endpoint: str = DEFAULT_HF_ENDPOINT
     #: Links to pages end in ``/`` (served by a web server); false: in ``/index.html`` (browsable from disk).
     use_directory_urls: bool = True
+    #: URL prefix where the registry's .torrent files are already served (by their path in the registry):
+    #: pages and magnets (xs=) link there, and the site copies none.
+    torrent_url: str = ""
     root: Path = field(default=Path("."), compare=False)
 
     def path(self, value: str) -> Path:
@@ -122,6 +125,7 @@ _CHECKS = {
     "webseeds": _urls(("http", "https")),
     "hf_endpoint": lambda k, v, w: _url(k, v, w).rstrip("/"),
     "use_directory_urls": lambda k, v, w: _bool(k, v, w),
+    "torrent_url": lambda k, v, w: _url(k, v, w).rstrip("/") + "/" if v else "",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +16,7 @@ from modelreg.config import Config
 from modelreg.hf.metadata import ModelMeta
 from modelreg.registry.catalog import Catalog, load_catalog
 from modelreg.site import render_site
+from modelreg.site.search import file_words
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -81,8 +83,15 @@ def count(page) -> int:
     return int(page.inner_text("#result-count"))
 
 
-def search_rows(out: Path) -> list[list]:
-    return json.loads((out / "search.json").read_text())["m"]
+def matching(out: Path, term: str) -> set[str]:
+    """Ids of the models with a word (of id, name, tags or file names) starting with ``term``."""
+    found = set()
+    for r in json.loads((out / "api" / "models.json").read_text()):
+        files = json.loads((out / "api" / "models" / f"{r['id']}.json").read_text())["files"]
+        text = " ".join([r["id"], r["name"], *r["tags"], *file_words(f["path"] for f in files)])
+        if any(w.startswith(term) for w in re.findall(r"[a-z0-9]+", text.lower())):
+            found.add(r["id"])
+    return found
 
 
 def test_typing_narrows_the_results(served, page):
@@ -92,9 +101,11 @@ def test_typing_narrows_the_results(served, page):
     page.keyboard.press("/")  # keyboard shortcut to the search box
     assert page.evaluate("document.activeElement.id") == "q"
     page.keyboard.type("qwen", delay=10)
-    want = [row[0] for row in search_rows(out) if "qwen" in (row[0].lower() + " " + row[1])]
+    want = matching(out, "qwen")
     page.wait_for_function(f"document.getElementById('result-count').textContent === '{len(want)}'")
-    assert visible_ids(page) == want and 0 < len(want) < 49
+    shown = visible_ids(page)
+    assert set(shown) == want and len(shown) == len(want) and 0 < len(want) < 49
+    assert shown[0].split("/")[1].lower().startswith("qwen")  # names starting with the query rank first
     assert "q=qwen" in page.url  # shareable state
     page.keyboard.press("Escape")
     page.wait_for_function("document.getElementById('result-count').textContent === '49'")
@@ -187,7 +198,8 @@ def test_themes_follow_the_system_and_screenshots_render(browser, served, scheme
 
 
 def test_long_lists_show_a_page_of_matches_and_more_on_demand(browser, corpus_dir: Path, tmp_path: Path):
-    """Past 100 matches the rest carry `hidden` until asked for; the count still says how many match."""
+    """Without a query the page lists the first 50 and links the next pages; 50 matches of a search show,
+    and more on demand; the count still says how many match."""
     base = load_catalog(corpus_dir).models
     models = sorted((dataclasses.replace(m, repo_id=f"{m.org}/{m.name}-copy{k}") for k in range(3) for m in base),
                     key=lambda m: m.repo_id.lower())
@@ -201,10 +213,17 @@ def test_long_lists_show_a_page_of_matches_and_more_on_demand(browser, corpus_di
     try:
         pg = context.new_page()
         open_index(pg, f"http://127.0.0.1:{server.server_address[1]}/")
-        assert count(pg) == 147 and len(visible_ids(pg)) == 100
-        assert visible_ids(pg) == [m.repo_id for m in models][:100]
+        assert count(pg) == 147 and visible_ids(pg) == [m.repo_id for m in models][:50]
+        assert pg.locator("#pager a[rel=next]").is_visible() and pg.locator("#show-more").is_hidden()
+        pg.fill("#q", "copy")
+        pg.wait_for_function("document.getElementById('results').getAttribute('aria-busy') === 'false'")
+        assert count(pg) == 147 and len(visible_ids(pg)) == 50
+        assert pg.locator("#pager").is_hidden()
+        pg.click("#show-more")
+        pg.wait_for_function("document.querySelectorAll('#results > li:not([hidden])').length === 100")
         pg.click("#show-more")
         pg.wait_for_function("document.querySelectorAll('#results > li:not([hidden])').length === 147")
+        assert sorted(visible_ids(pg)) == sorted(m.repo_id for m in models)
         assert pg.locator("#show-more").is_hidden()
         pg.fill("#q", "copy1")
         pg.wait_for_function("document.getElementById('result-count').textContent === '49'")

@@ -49,7 +49,7 @@ def records(site: Path) -> list[dict]:
 def test_every_corpus_model_has_its_pages_torrent_and_api_record(site: Path, corpus_dir: Path):
     catalog = load_catalog(corpus_dir)
     assert len(catalog.models) == 49 and not catalog.errors
-    for name in ("index.html", "search.json", "feed.xml", "404.html", "api/index.html", "static/site.css",
+    for name in ("index.html", "search/meta.json", "api/models/pages.json", "feed.xml", "404.html", "api/index.html", "static/site.css",
                  "static/search.js", "static/site.js"):
         assert (site / name).is_file(), name
     assert not (site / "sitemap.xml").exists()  # no site_url: sitemaps need absolute URLs
@@ -93,13 +93,16 @@ def test_index_lists_every_model_without_javascript(site: Path):
     assert 'id="results"' in html and " hidden" not in html.split('id="results"')[1].split("</ol>")[0]
 
 
-def test_search_index_rows_follow_the_list_order(site: Path):
-    index = json.loads((site / "search.json").read_text())
-    assert [row[0] for row in index["m"]] == [r["id"] for r in records(site)]
-    assert len(index["cols"]) == len(index["m"][0])
+def test_search_index_follows_the_list_order(site: Path):
+    """The sharded index (search/) numbers models in the API's order; its columns agree with the records."""
+    meta = json.loads((site / "search" / "meta.json").read_text())
+    ids = [i for k in range(-(-meta["count"] // meta["ids_chunk"]))
+           for i in json.loads((site / "search" / "ids" / f"{k}.json").read_text())]
+    assert ids == [r["id"] for r in records(site)]
+    masks = json.loads((site / "search" / "c" / "f.json").read_text())
     gguf = [r["id"] for r in records(site) if "GGUF" in r["formats"]]
-    bit = 1 << index["formats"].index("GGUF")
-    assert [row[0] for row in index["m"] if row[4] & bit] == gguf and gguf
+    bit = 1 << meta["formats"].index("GGUF")
+    assert [i for i, mask in zip(ids, masks, strict=True) if mask & bit] == gguf and gguf
 
 
 def test_feed_is_atom_newest_first_with_torrent_enclosures(site: Path):

@@ -22,6 +22,8 @@ from modelreg.registry.metacache import MetaCache
 from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh
 from modelreg.site import ParseCache, Reuse, render_site
 
+#: A site larger than this gets a warning: GitHub Pages publishes at most 1 GB.
+PAGES_WARN_BYTES = 800_000_000
 #: Environment variable naming the folder of incremental build caches (default: the user's cache folder).
 CACHE_ENV = "MODELREG_CACHE_DIR"
 
@@ -40,11 +42,16 @@ class BuildReport:
     #: Models rendered anew and reused unchanged from the previous build.
     rendered: int = 0
     reused: int = 0
+    #: The size of the site's files.
+    site_bytes: int = 0
 
     def summary(self) -> str:
         lines = [self.refresh.summary()] if self.refresh else []
         lines.append(f"built {self.models} models into {self.out} in {self.seconds:.2f} s"
-                     f" ({self.rendered} rendered, {self.reused} unchanged)")
+                     f" ({self.rendered} rendered, {self.reused} unchanged); the site is {self.site_bytes / 1e6:,.1f} MB")
+        if self.site_bytes > PAGES_WARN_BYTES:
+            lines.append(f"warning: the site is {self.site_bytes / 1e9:.2f} GB, near GitHub Pages' 1 GB limit: "
+                         "set torrent_url to link the registry's .torrent files instead of copying them")
         if self.errors:
             lines.append(f"{len(self.errors)} problem(s), skipped:")
             lines += [f"  - {e}" for e in self.errors]
@@ -105,7 +112,9 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     paths = find_torrents(registry) if registry.is_dir() else None
     if cache and paths:
         parsed.prefetch(paths)
-    catalog: Catalog = load_catalog(registry, read=parsed.read, paths=paths)
+    # The catalog holds every model without its file list; render_site takes one model at a time
+    # through prepare(), which reads its files and joins its metadata, so memory holds one model's files.
+    catalog: Catalog = load_catalog(registry, read=parsed.read_light, paths=paths)
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)
         raise BuildError(f"{len(catalog.errors)} problem(s) in {registry} (--strict, nothing written):\n{problems}")
@@ -114,17 +123,25 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     if refresh_metadata is not None:
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
-    catalog = join_metadata(catalog, metacache)
     catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors)
     reuse = Reuse(cache / "manifest" if cache else None, out if cache else None)
+
+    def prepare(model: Model) -> Model:
+        digest = parsed.digest(model.torrent_path)
+        full = replace(model, torrent=parsed.read(model.torrent_path))
+        if parsed.digest(model.torrent_path) != digest:
+            raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
+        return _joined(full, metacache)
+
     with staged_update(out, state=cache / "update" if cache else None) as stage:
-        stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests)
+        stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests, prepare=prepare)
         stage.kept.update(reuse.kept)
     parsed.save()
     reuse.save()
-    problems = [(m.repo_id, p) for m in catalog.models for p in m.problems]
+    problems = stats.problems
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
-                       model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused)
+                       model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused,
+                       site_bytes=stats.bytes)
 
 
 def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:

@@ -13,7 +13,10 @@ FEED_ENTRIES = 500
 
 
 def absolute(config: Config, path: str) -> str:
-    """A site path as a URL: absolute with ``site_url``, else rooted at ``base_url`` (same host)."""
+    """A site path as a URL: absolute with ``site_url``, else rooted at ``base_url`` (same host).
+    An absolute URL (a .torrent served from ``torrent_url``) stays as it is."""
+    if "://" in path:
+        return path
     return f"{config.site_url}{config.base_url}{path}"
 
 

@@ -23,7 +23,7 @@ from modelreg.errors import ModelregError
 from modelreg.fsutil import atomic_write_bytes
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -83,6 +83,18 @@ class ParseCache:
         self.digests[key] = digest
         return torrent
 
+    def read_light(self, path: Path) -> Torrent:
+        """:meth:`read`, but a cached torrent comes without its file list (``files`` empty): what a
+        catalog of the whole registry holds, while each model's files are read when it is rendered."""
+        key = os.path.abspath(path)
+        st = os.stat(key)
+        entry = self.entries.get(key)
+        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            self.digests[key] = entry[2]
+            return _unpack(entry[3], files=False)
+        self.read(path)
+        return _unpack(self.entries[key][3], files=False)
+
     def digest(self, path: Path) -> str | None:
         return self.digests.get(os.path.abspath(path))
 
@@ -119,13 +131,16 @@ def _parse(key: str) -> tuple[int, int, str, tuple] | None:
 
 def _pack(torrent: Torrent) -> tuple:
     """The torrent as plain data, without what the site does not show: the layout with pad files, piece
-    hashes, piece layers, info bytes, raw bytes, and each file's v2 pieces root."""
+    hashes, piece layers, info bytes, raw bytes, and each file's v2 pieces root. The file list stays
+    marshalled bytes until the torrent is read: a tenth of the memory of the tuples for a cache that
+    holds every torrent of a large registry."""
     files = tuple((f.path, f.size, f.offset, f.is_pad, f.attr) for f in torrent.files)
-    return tuple(getattr(torrent, name) for name in _KEPT), files
+    return tuple(getattr(torrent, name) for name in _KEPT), marshal.dumps(files)
 
 
-def _unpack(packed: tuple) -> Torrent:
-    values, files = packed
+def _unpack(packed: tuple, files: bool = True) -> Torrent:
+    values, blob = packed
+    files = marshal.loads(blob) if files else ()
     return Torrent(
         **dict(zip(_KEPT, values)),
         files=tuple(FileEntry(path, size, offset, None, pad, attr) for path, size, offset, pad, attr in files),

@@ -88,15 +88,18 @@ def _iso(when: dt.datetime) -> str:
     return utc_timestamp(when)
 
 
-def torrent_url(config: Config, paths: Paths) -> str | None:
-    """The .torrent's absolute URL, when the site knows its own (``site_url``)."""
+def torrent_url(config: Config, model: Model, paths: Paths) -> str | None:
+    """The .torrent's absolute URL: the registry's own file under ``torrent_url`` (the site copies none),
+    else the site's copy when the site knows its own address (``site_url``), else None."""
+    if config.torrent_url:
+        return config.torrent_url + quote(model.rel_path)
     return f"{config.site_url}{config.base_url}{paths.torrent}" if config.site_url else None
 
 
 def model_record(model: Model, config: Config) -> dict[str, Any]:
     """One model in ``api/models.json``; every other output of the site is rendered from this record."""
     t, paths, meta = model.torrent, Paths(model), model.meta
-    absolute = torrent_url(config, paths)
+    absolute = torrent_url(config, model, paths)
     return {
         "id": model.repo_id,
         "org": model.org,
@@ -104,7 +107,7 @@ def model_record(model: Model, config: Config) -> dict[str, Any]:
         "revision": model.revision,
         "pinned": model.pinned,
         "page": paths.page,
-        "torrent": paths.torrent,
+        "torrent": absolute if config.torrent_url else paths.torrent,
         "torrent_url": absolute,
         "magnet": magnet_link(t, config.trackers, config.webseeds, source=absolute),
         "infohash_v1": t.infohash_v1,

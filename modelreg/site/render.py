@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import quote
 
 import jinja2
 
@@ -16,12 +17,14 @@ from modelreg.registry.catalog import Catalog, Model
 from modelreg.config import Config
 from modelreg.site.sanitize import render_card
 from modelreg.errors import BuildError
+from modelreg.torrent.magnet import magnet_link
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
-from modelreg.site.feeds import feed_xml, sitemap_xml
+from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.parsecache import full_torrent
 from modelreg.site.records import Paths, file_list, file_tree, model_record, visitor_notes
 from modelreg.site.reuse import Reuse
-from modelreg.site.search import search_index, search_text
+from modelreg.site.listing import ROOT, linker, slug, write_listing
+from modelreg.site.search import index_files, summary
 from modelreg.site.templating import Theme
 
 
@@ -31,6 +34,10 @@ class RenderStats:
 
     rendered: int = 0
     reused: int = 0
+    #: The size of the site's files.
+    bytes: int = 0
+    #: (repository id, problem) for every model built with missing metadata or a file mismatch.
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def render_site(
@@ -39,11 +46,18 @@ def render_site(
     out: Path,
     reuse: Reuse | None = None,
     digests: dict[str, str] | None = None,
+    prepare: Callable[[Model], Model] | None = None,
 ) -> RenderStats:
     """Write every file of the site into ``out`` (an empty folder), but for unchanged models' files.
 
     ``reuse`` finds the models unchanged since the previous build: their files stay where they are
-    (``reuse.kept``) and their parts of the shared files are reused; ``digests`` (absolute torrent path -> SHA-256 of its bytes) spares hashing again.
+    (``reuse.kept``) and their parts of the shared files are reused, and shared files (listing pages,
+    search shards, API pages) whose bytes did not change stay too; ``digests`` (absolute torrent path ->
+    SHA-256 of its bytes) spares hashing again. ``prepare`` completes each model of the catalog just
+    before it is rendered (reads its files, joins its metadata), so only one model's files are in memory.
+
+    Raises:
+        BuildError: a model's id would clash with the paged API's files.
     """
     _readable(out)
     theme = Theme(config.path(config.theme_dir))
@@ -51,8 +65,14 @@ def render_site(
     reuse = reuse or Reuse(None, None)
     common = Reuse.key(theme.fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
-    records, entries, texts, jsons = [], [], [], []
+    write = lambda rel, text: reuse.shared(out, rel, text)  # noqa: E731
+    summaries, entries, lines, dated = [], [], [], []
+    api = ApiWriter(out, write)
+    problems: list[tuple[str, str]] = []
     for model in catalog.models:
+        if prepare is not None:
+            model = prepare(model)
+        problems += [(model.repo_id, problem) for problem in model.problems]
         paths = Paths(model)
         inputs = _inputs(model, digests)
         key = Reuse.key(common, inputs)
@@ -60,35 +80,128 @@ def render_site(
         if parts is None:
             record = model_record(model, config)
             _render_model(env, model, record, paths, config, out, inputs["torrent"])
+            row = entry.render(r=_rooted(record))
+            _write(out / paths.page / ROW_FILE, json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False))
             parts = {
-                "record": record,
                 "json": _json(record),
-                "entry": entry.render(r=record),
-                "text": search_text(record, (f.path_str for f in model.torrent.files)),
+                "entry": row,
+                "summary": summary(record, (f.path_str for f in model.torrent.files)),
+                "dated": [record["page"], record["last_modified"]],
             }
-            reuse.written(model.repo_id, key, out, paths.outputs(), parts)
-        records.append(parts["record"])
+            outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
+            reuse.written(model.repo_id, key, out, (*outputs, paths.page + ROW_FILE), parts)
+        api.add(model.repo_id, parts["json"])
+        summaries.append(parts["summary"])
         entries.append(parts["entry"])
-        texts.append(parts["text"])
-        jsons.append(parts["json"])
+        lines.append(parts["json"])
+        dated.append(parts["dated"])
+    api.close()
 
-    site = {"config": config}
-    write = lambda rel, text: _write(out / rel, text)  # noqa: E731
-    write("index.html", env.get_template("index.html").render(
-        entries=entries, total=len(records), root="", facets=_facets(records), **site))
-    write("search.json", search_index(records, texts))
-    write("api/models.json", "[\n" + ",\n".join(jsons) + "\n]\n")
+    site = {"config": config, "href": linker(config.use_directory_urls)}
+    facets = _facets(summaries)
+    front = env.get_template("index.html")
+    write_listing(env, write, "", entries, config.title, facets=facets,
+                  first_page=lambda **values: front.render(**values), **site)
+    _group_listings(env, write, summaries, entries, site)
+    for rel, text in index_files(summaries):
+        write(rel, text)
     write("api/index.html", env.get_template("api.html").render(
-        root="../", example=records[0] if records else None, **site))
-    write("feed.xml", feed_xml(env, config, records))
-    sitemap = sitemap_xml(env, config, records)
+        root="../", example=json.loads(api.example) if api.example else None, api_page_size=API_PAGE, **site))
+    newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
+                           for k, (s, d) in enumerate(zip(summaries, dated, strict=True))])
+    write("feed.xml", feed_xml(env, config, [json.loads(lines[r["k"]]) for r in newest[:FEED_ENTRIES]]))
+    sitemap = sitemap_xml(env, config, [{"page": page, "last_modified": when} for page, when in dated])
     if sitemap is not None:
         write("sitemap.xml", sitemap)
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
     for rel, path in theme.static_files():
-        (out / "static" / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out / "static" / rel)
-    return RenderStats(rendered=reuse.rendered, reused=reuse.reused)
+        write("static/" + rel, path.read_bytes())
+    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
+                       problems=problems)
+
+
+#: The row of a model as search results show it (links relative to the site's root), beside its page:
+#: JSON ``{"html": ...}``, as it is a fragment, not a page whose links resolve from its own folder.
+ROW_FILE = "row.json"
+#: Records per ``api/models/page/<n>.json``.
+API_PAGE = 1000
+
+
+class ApiWriter:
+    """``api/models.json`` written as the records come (never held whole), and the paged listings
+    ``api/models/page/<n>.json`` with their manifest ``api/models/pages.json``."""
+
+    def __init__(self, out: Path, write: Any):
+        self.write = write
+        path = out / "api" / "models.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "w", encoding="utf-8")
+        self.file.write("[")
+        self.count = 0
+        self.page: list[str] = []
+        self.pages: list[dict[str, Any]] = []
+        self.first = ""
+        self.example: str | None = None
+        self.bytes = 0
+
+    def add(self, model_id: str, line: str) -> None:
+        if _API_PAGE_PATH.match(model_id):
+            raise BuildError(f"{model_id}: this id clashes with the paged API's files (api/models/{model_id}.json)")
+        self.file.write(("\n" if self.count == 0 else ",\n") + line)
+        if self.example is None:
+            self.example = line
+        if not self.page:
+            self.first = model_id
+        self.page.append(line)
+        self.count += 1
+        if len(self.page) == API_PAGE:
+            self._flush(model_id)
+
+    def _flush(self, last: str) -> None:
+        n = len(self.pages) + 1
+        self.write(f"api/models/page/{n}.json", "[\n" + ",\n".join(self.page) + "\n]\n")
+        self.pages.append({"url": f"api/models/page/{n}.json", "count": len(self.page),
+                           "first": self.first, "last": last})
+        self.page = []
+
+    def close(self) -> None:
+        if self.page:
+            self._flush(json.loads(self.page[-1])["id"])
+        self.file.write("\n]\n")
+        self.bytes = self.file.tell()
+        self.file.close()
+        self.write("api/models/pages.json", json.dumps(
+            {"version": 1, "count": self.count, "page_size": API_PAGE, "sort": "id", "pages": self.pages},
+            indent=1) + "\n")
+
+
+_API_PAGE_PATH = re.compile(r"^page/\d+$")
+
+
+def _rooted(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its site links relative to ``ROOT``, filled in for each page the row is on."""
+    links = {k: ROOT + record[k] for k in ("page", "torrent") if "://" not in record[k]}
+    return dict(record, **links)
+
+
+def _group_listings(env: jinja2.Environment, write: Any, summaries: list[list], entries: list[str],
+                    site: dict[str, Any]) -> None:
+    """``orgs/<org>/`` and ``formats/<slug>/`` listings, and the pages that list them."""
+    orgs: dict[str, list[str]] = {}
+    formats: dict[str, list[str]] = {}
+    for s, row in zip(summaries, entries):
+        orgs.setdefault(s[1], []).append(row)
+        for f in s[2]:
+            formats.setdefault(f, []).append(row)
+    groups = env.get_template("groups.html")
+    for kind, heading, found, folder in (("orgs", "Orgs", orgs, lambda o: o),
+                                         ("formats", "Formats", formats, slug)):
+        listed = []
+        for name in sorted(found, key=str.lower):
+            base = f"{kind}/{folder(name)}/"
+            write_listing(env, write, base, found[name], f"{name}", **site)
+            listed.append((name, base, len(found[name])))
+        write(f"{kind}/index.html", groups.render(heading=heading, groups=listed, root="../", **site))
 
 
 def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
@@ -111,17 +224,21 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
 
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
                   out: Path, digest: str) -> None:
-    _write(out / paths.torrent_file, _served_torrent(model, config, digest))
+    if not config.torrent_url:
+        _write(out / paths.torrent_file, _served_torrent(model, config, digest))
     detail = dict(record, files=file_list(model, config))
     _write(out / paths.api, _json(detail) + "\n")
     meta = model.meta
     card = None
     if meta and meta.card_markdown:
         card = render_card(meta.card_markdown, _hf_url(config, model, "blob"), _hf_url(config, model, "resolve"))
+    torrent_href = record["torrent"]
+    if "://" not in torrent_href:
+        torrent_href = _relative_root(paths.page) + torrent_href
     html = env.get_template("model.html").render(
         model=model, meta=meta, record=record, tree=file_tree(model, config), card=card, config=config,
         notes=visitor_notes(model),
-        hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page),
+        hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page), torrent_href=torrent_href,
     )
     _write(out / paths.page / "index.html", html)
 
@@ -155,17 +272,17 @@ def _relative_root(page_dir: str) -> str:
     return "../" * page_dir.count("/")
 
 
-def _facets(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _facets(summaries: list[list]) -> dict[str, Any]:
     """The values the index's filters offer, each sorted."""
-    def values(key: str) -> list[str]:
-        return sorted({r[key] for r in records if r[key]}, key=str.lower)
+    def values(i: int) -> list[str]:
+        return sorted({s[i] for s in summaries if s[i]}, key=str.lower)
 
     return {
-        "license": values("license"),
-        "task": values("pipeline_tag"),
-        "org": values("org"),
-        "format": sorted({f for r in records for f in r["formats"]}, key=str.lower),
-        "popularity": any(r["downloads"] is not None for r in records),
+        "license": values(3),
+        "task": values(4),
+        "org": values(1),
+        "format": sorted({f for s in summaries for f in s[2]}, key=str.lower),
+        "popularity": any(s[8] >= 0 for s in summaries),
     }
 
 

@@ -4,7 +4,9 @@ Each model gets a key: the SHA-256 of everything its outputs are made from (the 
 modification time, its sidecar, metadata and problems, the config, and the fingerprint of templates and
 code). The manifest remembers, per model, the key, the files written with their size and
 ``st_mtime_ns`` in the site, and the model's parts of the shared files (its API record, its index entry,
-its search row). A model whose key is unchanged and whose old files are still exactly as written keeps
+its search summary). Shared files (listing pages, search shards, API pages) are remembered by the
+SHA-256 of their bytes: one whose new bytes are those of the live file, unchanged since it was written,
+stays in place too, so a rebuild after one change writes only the files that include that change. A model whose key is unchanged and whose old files are still exactly as written keeps
 them where they are (the builder's staged update leaves them in place) and its parts are reused;
 anything else is rendered again. The manifest is saved only after the new site is in place.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 from modelreg.site.parsecache import write_cache
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
-MANIFEST_VERSION = [3, *sys.version_info[:2]]
+MANIFEST_VERSION = [4, *sys.version_info[:2]]
 
 
 class Reuse:
@@ -29,8 +31,11 @@ class Reuse:
     def __init__(self, manifest: Path | None, previous: Path | None):
         self.manifest = manifest
         self.previous = previous
-        self.old: dict[str, dict] = _load(manifest) if manifest and previous and previous.is_dir() else {}
+        old = _load(manifest) if manifest and previous and previous.is_dir() else {}
+        self.old: dict[str, dict] = old.get("models", {})
+        self.old_shared: dict[str, tuple] = old.get("shared", {})
         self.new: dict[str, dict] = {}
+        self.new_shared: dict[str, tuple] = {}
         self.reused = self.rendered = 0
         #: Files of reused models, relative to the site, that stay as they are.
         self.kept: list[str] = []
@@ -70,22 +75,53 @@ class Reuse:
         self.new[model_id] = {"key": key, "files": stats, "parts": parts}
         self.rendered += 1
 
+    def shared(self, staging: Path, rel: str, content: str | bytes) -> None:
+        """Write a shared file into ``staging``, or keep the live one where its bytes are the same."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        digest = hashlib.sha256(data).digest()
+        old = self.old_shared.get(rel)
+        if old is not None and old[0] == digest and self.previous is not None:
+            try:
+                st = os.stat(os.path.join(self.previous, rel))
+            except OSError:
+                st = None
+            if st is not None and (st.st_size, st.st_mtime_ns) == old[1:]:
+                self.kept.append(rel)
+                self.new_shared[rel] = old
+                return
+        path = staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        st = path.stat()
+        self.new_shared[rel] = (digest, st.st_size, st.st_mtime_ns)
+
+    def site_bytes(self) -> int:
+        """The size of every file this build wrote or kept (models' files and shared files)."""
+        return (sum(size for entry in self.new.values() for size, _ in entry["files"].values())
+                + sum(entry[1] for entry in self.new_shared.values()))
+
     @property
     def changed(self) -> bool:
-        return self.rendered > 0 or self.new.keys() != self.old.keys()
+        return (self.rendered > 0 or self.new.keys() != self.old.keys()
+                or self.new_shared != self.old_shared)
 
     def save(self) -> None:
         """Write this build's manifest (only if anything changed: reused entries are the same)."""
         if self.manifest is not None and self.changed:
-            write_cache(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new}))
+            write_cache(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new,
+                                                       "shared": self.new_shared}))
 
 
 def _load(manifest: Path) -> dict[str, dict]:
+    """The previous manifest's ``models`` and ``shared`` entries, or nothing where it cannot be used."""
     try:
         data = marshal.loads(manifest.read_bytes())
     except (OSError, ValueError, EOFError, TypeError):
         return {}
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
         return {}
-    models = data.get("models")
-    return models if isinstance(models, dict) else {}
+    models, shared = data.get("models"), data.get("shared")
+    if not isinstance(models, dict) or not isinstance(shared, dict):
+        return {}
+    return {"models": models, "shared": shared}

@@ -1,10 +1,29 @@
-"""``search.json``: the compact index the index page's script filters and sorts by.
+"""The search index: static JSON shards under ``search/`` that the index page fetches as a query needs them.
 
-One row per model, in the order of the ``<li>`` elements of ``#results`` (the catalog's order), so the
-script toggles ``hidden`` on elements that already exist instead of building any. Columns are short keys
-(see ``COLUMNS``); licenses, tasks and formats are numbers into lists sent once. The searchable text keeps
-each distinct file name once, with shard counters (``-00001-of-00004``) removed and the names every
-repository has (config.json, README.md...) left out, since they match everything and cost bytes.
+A model is a *document*, numbered by its place in the default (name) order. What a query downloads:
+
+- ``search/meta.json``: the number of documents, the facet values (licenses, tasks, formats), each org's
+  range of documents (documents are sorted by id, so an org's models are contiguous), and the prefixes
+  whose term shards are split (see below). A few KB, fetched once.
+- ``search/t/<prefix>.json``: the terms starting with ``<prefix>`` and, for each, the documents that hold
+  it (sorted, delta-encoded). A shard whose JSON would pass ``SHARD_BYTES`` is split into one shard per
+  longer prefix, and the split prefix's own file keeps only the union of its terms' documents (``"*"``)
+  and the documents holding the prefix as a whole term (``"="``), so a short query term still costs one
+  small, well-compressed file. A term of the query reads the first shard along its prefixes that is not
+  split.
+- ``search/n/<xy>.json``: ``[id in lower case, document]`` for every model whose name starts with ``xy``,
+  to rank exact ids and name prefixes first.
+- ``search/c/<column>.json``: one number per document for one facet or sort key (license, task, formats
+  bit mask, size, days since 1970, downloads, seeders, web seed state), fetched only when a filter or a
+  sort uses it.
+- ``search/ids/<k>.json``: the ids of documents ``k * IDS_CHUNK`` onwards, to fetch the shown results'
+  rows (``models/<id>/row.json``, rendered from ``entry.html``).
+
+Terms are the ASCII letter and digit runs of the id, the torrent's name, the tags and the file names
+worth searching (boilerplate files and shard counters left out). A query term matches a document when it
+is a prefix of one of its terms; all terms must match. Results are ranked: the exact id (or exact name),
+then names starting with the query, then documents where every query term is a whole term, then the rest;
+within a rank by the chosen sort, then by name.
 """
 
 from __future__ import annotations
@@ -12,12 +31,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Any, Iterable
+from collections import defaultdict
+from typing import Any, Iterable, Iterator
 
-#: id, searchable text, license, task, formats bit mask, size, last modified (days since 1970), downloads
-COLUMNS = ["i", "t", "l", "p", "f", "s", "d", "n"]
-SEARCH_VERSION = 1
+SEARCH_VERSION = 2
+#: A term shard whose JSON would be larger than this is split by one more character of prefix.
+SHARD_BYTES = 48_000
+#: Ids per ``search/ids/<k>.json`` file.
+IDS_CHUNK = 256
+#: Columns, in the order of :func:`summary`'s numbers: name -> index into the summary.
+COLUMNS = {"l": 3, "p": 4, "f": 5, "s": 6, "d": 7, "n": 8, "h": 9, "w": 10}
 
+_TERM = re.compile(r"[a-z0-9]+")
 _SHARD = re.compile(r"[-_.]?\d{1,6}-of-\d{1,6}")
 _UBIQUITOUS = frozenset(
     ".gitattributes readme.md config.json generation_config.json tokenizer.json tokenizer_config.json "
@@ -37,35 +62,104 @@ def file_words(paths: Iterable[str]) -> list[str]:
     return list(words)
 
 
-def search_text(record: dict[str, Any], paths: Iterable[str]) -> str:
-    """What a query is matched against besides the id: torrent name, tags and file names, lower case."""
-    return " ".join([record["name"].lower(), *(t.lower() for t in record["tags"]), *file_words(paths)])
+def terms(text: str) -> list[str]:
+    """The terms of a text (or of a query): its runs of ASCII letters and digits, in lower case."""
+    return _TERM.findall(text.lower())
 
 
-def search_index(records: list[dict[str, Any]], texts: list[str]) -> str:
-    """The JSON text of ``search.json`` for the records and their :func:`search_text`, in site order."""
-    licenses = sorted({r["license"] for r in records if r["license"]})
-    tasks = sorted({r["pipeline_tag"] for r in records if r["pipeline_tag"]})
-    formats = sorted({f for r in records for f in r["formats"]})
+def name_key(name: str) -> str:
+    """The name shard a (lower-case) name belongs to: its first two characters, others than a-z0-9 as '_'."""
+    return re.sub(r"[^a-z0-9]", "_", name[:2])
+
+
+def summary(record: dict[str, Any], paths: Iterable[str]) -> list:
+    """What the index keeps of a model: id, org, formats, then the columns' numbers, then its terms."""
+    health = record.get("health") or {}
+    seeders = health.get("seeders") if isinstance(health, dict) else None
+    webseed = health.get("webseed_ok") if isinstance(health, dict) else None
+    words = [record["id"], record["name"], *record["tags"], *file_words(paths)]
+    return [
+        record["id"], record["org"], list(record["formats"]),
+        record["license"], record["pipeline_tag"], None,  # formats bit mask: set when the index is built
+        record["size"],
+        _days(record.get("last_modified")),
+        record["downloads"] if isinstance(record.get("downloads"), int) else -1,
+        seeders if isinstance(seeders, int) and seeders > 0 else 0,
+        -1 if webseed is None else int(bool(webseed)),
+        sorted(set(terms(" ".join(words)))),
+    ]
+
+
+def index_files(summaries: list[list]) -> Iterator[tuple[str, str]]:
+    """Every file of ``search/`` as (path relative to the site, JSON text), for summaries in name order."""
+    licenses = sorted({s[3] for s in summaries if s[3]})
+    tasks = sorted({s[4] for s in summaries if s[4]})
+    formats = sorted({f for s in summaries for f in s[2]})
     lic, task, fmt = ({v: i for i, v in enumerate(xs)} for xs in (licenses, tasks, formats))
-    rows = []
-    for record, text in zip(records, texts):
-        rows.append([
-            record["id"],
-            text,
-            lic.get(record["license"], -1),
-            task.get(record["pipeline_tag"], -1),
-            sum(1 << fmt[f] for f in record["formats"]),
-            record["size"],
-            _days(record["last_modified"]),
-            record["downloads"] if record["downloads"] is not None else -1,
-        ])
-    index = {"v": SEARCH_VERSION, "cols": COLUMNS, "licenses": licenses, "tasks": tasks, "formats": formats, "m": rows}
-    return json.dumps(index, separators=(",", ":"), ensure_ascii=False)
+    postings: dict[str, list[int]] = defaultdict(list)
+    names: dict[str, list] = defaultdict(list)
+    orgs: dict[str, list[int]] = {}
+    columns: dict[str, list[int]] = {c: [] for c in COLUMNS}
+    for doc, s in enumerate(summaries):
+        for term in s[-1]:
+            postings[term].append(doc)
+        model_id = s[0].lower()
+        names[name_key(model_id.split("/", 1)[1])].append([model_id, doc])
+        span = orgs.setdefault(s[1], [doc, 0])
+        span[1] += 1
+        row = [lic.get(s[3], -1), task.get(s[4], -1), sum(1 << fmt[f] for f in s[2]), *s[6:11]]
+        for column, value in zip(COLUMNS, row):
+            columns[column].append(value)
+    splits = sorted(_shards(postings, "", sorted(postings), out := []))
+    yield "search/meta.json", _dump({
+        "v": SEARCH_VERSION, "count": len(summaries), "ids_chunk": IDS_CHUNK, "split": splits,
+        "licenses": licenses, "tasks": tasks, "formats": formats,
+        "orgs": [[org, start, n] for org, (start, n) in orgs.items()],
+    })
+    yield from out
+    for key, entries in sorted(names.items()):
+        yield f"search/n/{key}.json", _dump(entries)
+    for column, values in columns.items():
+        yield f"search/c/{column}.json", _dump(values)
+    for k in range(0, len(summaries), IDS_CHUNK):
+        yield f"search/ids/{k // IDS_CHUNK}.json", _dump([s[0] for s in summaries[k:k + IDS_CHUNK]])
+
+
+def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: list) -> list[str]:
+    """Append the term shards of ``words`` (sorted, all starting with ``prefix``) to ``out``; return the
+    prefixes that were split."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for word in words:
+        groups[word[: len(prefix) + 1]].append(word)
+    splits = []
+    for key, group in groups.items():
+        shard = {w: _deltas(postings[w]) for w in group}
+        text = _dump(shard)
+        if len(text) <= SHARD_BYTES or len(group) == 1:
+            out.append((f"search/t/{key}.json", text))
+            continue
+        union = sorted({d for w in group for d in postings[w]})
+        out.append((f"search/t/{key}.json", _dump({"*": _deltas(union), "=": _deltas(postings.get(key, []))})))
+        splits.append(key)
+        rest = [w for w in group if w != key]
+        splits += _shards(postings, key, rest, out)
+    return splits
+
+
+def _deltas(docs: list[int]) -> list[int]:
+    return [d - p for d, p in zip(docs, [0, *docs[:-1]])]
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _days(iso: str | None) -> int:
-    if iso is None:  # unknown: -1 sorts it after every known date under "newest"
+    """Days since 1970 of an ISO 8601 UTC date, -1 where unknown (sorted last by "Newest")."""
+    if not iso:
         return -1
-    when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    try:
+        when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return -1
     return int(when.timestamp() // 86400)

@@ -1,0 +1,120 @@
+"""The site's parts that keep it small and its rebuilds proportional: paged listings, the paged API,
+shared files kept when unchanged, and ``torrent_url`` instead of copying every .torrent."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import pytest
+
+from modelreg.config import Config
+from modelreg.errors import ConfigError
+from modelreg.registry.catalog import load_catalog
+from modelreg.site import build as build_module
+from modelreg.site import render
+from modelreg.site.build import build_site
+from modelreg.site.listing import PAGE_SIZE
+from modelreg.torrent import bencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from synth import generate  # noqa: E402
+
+COUNT = 240
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
+    generate(tmp_path / "registry", COUNT, corpus=None, seed=3)
+    return tmp_path / "registry"
+
+
+def inodes(site: Path) -> dict[str, int]:
+    return {p.relative_to(site).as_posix(): p.stat().st_ino for p in site.rglob("*") if p.is_file()}
+
+
+def test_api_pages_and_listing_pages_cover_every_model(registry: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(render, "API_PAGE", 64)
+    out = tmp_path / "site"
+    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(out)), incremental=False)
+    everything = json.loads((out / "api" / "models.json").read_text())
+    manifest = json.loads((out / "api" / "models" / "pages.json").read_text())
+    assert manifest["count"] == COUNT and len(manifest["pages"]) == -(-COUNT // 64)
+    paged = [r for page in manifest["pages"] for r in json.loads((out / page["url"]).read_text())]
+    assert paged == everything
+    assert [(p["first"], p["last"]) for p in manifest["pages"]] == [
+        (everything[k]["id"], everything[min(k + 63, COUNT - 1)]["id"]) for k in range(0, COUNT, 64)]
+    # Every model on exactly one page of the main listing, in name order; the pages link each other.
+    pages = -(-COUNT // PAGE_SIZE)
+    listed = []
+    for n in range(1, pages + 1):
+        html = (out / ("index.html" if n == 1 else f"page/{n}/index.html")).read_text()
+        listed += [part.split('"', 1)[0] for part in html.split('data-model-id="')[1:]]
+        assert ('rel="next"' in html) == (n < pages) and ('rel="prev"' in html) == (n > 1)
+    assert listed == [r["id"] for r in everything]
+    assert not (out / f"page/{pages + 1}").exists()
+    for org in {r["org"] for r in everything}:
+        html = (out / "orgs" / org / "index.html").read_text()
+        assert html.count("data-model-id=") == min(PAGE_SIZE, sum(r["org"] == org for r in everything))
+
+
+def test_one_change_rewrites_only_the_files_that_include_it(registry: Path, tmp_path: Path):
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    before = inodes(out)
+    model = load_catalog(registry).models[COUNT - 1]  # on the last listing page
+    top = bencode.decode(model.torrent_path.read_bytes())
+    top[b"comment"] = b"re-made"
+    model.torrent_path.write_bytes(bencode.encode(top))
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (1, COUNT - 1)
+    after = inodes(out)
+    assert after.keys() == before.keys()
+    rewritten = {rel for rel in after if after[rel] != before[rel]}
+    own = {rel for rel in rewritten if rel.startswith((f"models/{model.repo_id}/", f"api/models/{model.repo_id}."))}
+    assert own and all(rel.startswith(f"models/{model.repo_id}/") or rel.startswith("api/") for rel in own)
+    shared = rewritten - own
+    # The full API list changes with any model; nothing else may change beyond what lists this model.
+    assert shared <= {"api/models.json", "feed.xml", "api/models/page/1.json", f"page/{-(-COUNT // PAGE_SIZE)}/index.html",
+                      f"orgs/{model.org}/index.html"} | {rel for rel in shared if rel.startswith("search/")}
+    assert "index.html" not in rewritten and "search/meta.json" not in rewritten
+    assert len(rewritten) < 15, sorted(rewritten)
+
+
+def test_torrent_url_links_the_registry_files_instead_of_copying(registry: Path, tmp_path: Path, capsys):
+    out = tmp_path / "site"
+    prefix = "https://registry.example.org/raw/main"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out), torrent_url=prefix,
+                                           site_url="https://models.example.org")
+    report = build_site(config, incremental=False)
+    assert not list(out.rglob("*.torrent"))
+    for record, model in zip(json.loads((out / "api" / "models.json").read_text()), load_catalog(registry).models,
+                             strict=True):
+        assert record["torrent"] == f"{prefix}/{quote(model.rel_path)}"
+        assert unquote(record["torrent"][len(prefix) + 1:]) == model.rel_path
+        assert f"&xs={quote(record['torrent'], safe='')}" in record["magnet"]
+    page = (out / record["page"] / "index.html").read_text()
+    assert f'href="{record["torrent"]}"' in page
+    assert f'href="{record["torrent"]}"' in (out / "feed.xml").read_text()
+    row = json.loads((out / record["page"] / "row.json").read_text())["html"]
+    assert f'href="{record["torrent"]}"' in row
+    # The site's size is reported (every file counted), with a warning only near the Pages limit.
+    assert report.site_bytes == sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert "warning" not in report.summary() and f"{report.site_bytes / 1e6:,.1f} MB" in report.summary()
+
+
+def test_a_large_site_warns_about_the_pages_limit(registry: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(build_module, "PAGES_WARN_BYTES", 1000)
+    report = build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(tmp_path / "site")))
+    assert "near GitHub Pages' 1 GB limit: set torrent_url" in report.summary()
+    assert report.site_bytes == sum(p.stat().st_size for p in (tmp_path / "site").rglob("*") if p.is_file())
+
+
+def test_torrent_url_must_be_an_absolute_url(tmp_path: Path):
+    with pytest.raises(ConfigError, match="torrent_url"):
+        Config(root=tmp_path).replace(torrent_url="/torrents/")
+    assert Config(root=tmp_path).replace(torrent_url="https://h/t").torrent_url == "https://h/t/"
