@@ -45,9 +45,11 @@ def _with_health(model_record):
     def record(model, config):
         r = model_record(model, config)
         n = sum(map(ord, model.repo_id))
-        r["health"] = None if n % 5 == 0 else {
-            "seeders": [None, 0, 2, 7][n % 4], "leechers": 0, "downloaded": 0,
-            "webseed_ok": [True, False, None][n % 3], "checked_at": "2026-11-29T00:00:00Z", "sources": []}
+        seeders = [None, 0, 2, 7][n % 4]
+        r["health"] = None if n % 5 == 0 else {  # the shape of modelreg.registry.health.summary()
+            "seeders": seeders, "leechers": None if seeders is None else 0, "downloaded": None,
+            "source": None if seeders is None else "DHT", "webseed_ok": [True, False, None][n % 3],
+            "webseed_failing_since": None, "checked_at": "2026-11-29T00:00:00Z", "sources": [], "webseeds": []}
         return r
     return record
 

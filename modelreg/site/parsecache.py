@@ -23,7 +23,7 @@ from modelreg.errors import ModelregError
 from modelreg.fsutil import atomic_write_bytes
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -130,21 +130,22 @@ def _parse(key: str) -> tuple[int, int, str, tuple] | None:
 
 
 def _pack(torrent: Torrent) -> tuple:
-    """The torrent as plain data, without what the site does not show: the layout with pad files, piece
-    hashes, piece layers, info bytes, raw bytes, and each file's v2 pieces root. The file list stays
-    marshalled bytes until the torrent is read: a tenth of the memory of the tuples for a cache that
-    holds every torrent of a large registry."""
-    files = tuple((f.path, f.size, f.offset, f.is_pad, f.attr) for f in torrent.files)
+    """The torrent as plain data, without what the site does not show: piece hashes, piece layers, info
+    bytes, raw bytes, and each file's v2 pieces root. The layout (pad files included: a file's index as
+    aria2c's ``--select-file`` counts it needs them) stays marshalled bytes until the torrent is read: a
+    tenth of the memory of the tuples for a cache that holds every torrent of a large registry."""
+    files = tuple((f.path, f.size, f.offset, f.is_pad, f.attr) for f in torrent.layout)
     return tuple(getattr(torrent, name) for name in _KEPT), marshal.dumps(files)
 
 
 def _unpack(packed: tuple, files: bool = True) -> Torrent:
     values, blob = packed
-    files = marshal.loads(blob) if files else ()
+    layout = tuple(FileEntry(path, size, offset, None, pad, attr)
+                   for path, size, offset, pad, attr in (marshal.loads(blob) if files else ()))
     return Torrent(
         **dict(zip(_KEPT, values)),
-        files=tuple(FileEntry(path, size, offset, None, pad, attr) for path, size, offset, pad, attr in files),
-        layout=(), pieces=b"", piece_layers={}, info_bytes=b"", raw=b"",
+        files=tuple(f for f in layout if not f.is_pad),
+        layout=layout, pieces=b"", piece_layers={}, info_bytes=b"", raw=b"",
     )
 
 
