@@ -18,6 +18,10 @@ class FileProblem(ModelregError):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
+class UnreadableFileError(ModelregError, OSError):
+    """A file that is not read: not a regular file (a FIFO, a device, a folder), or larger than its kind may be."""
+
+
 class TorrentError(FileProblem):
     """A .torrent file that cannot be read."""
 

@@ -1,4 +1,4 @@
-"""Writes that never leave a half-written file or folder behind."""
+"""Writes that never leave a half-written file or folder behind, and bounded reads of untrusted files."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from modelreg.errors import UnreadableFileError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -27,6 +30,55 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def read_regular(path: str | Path, limit: int, kind: str) -> bytes:
+    """The bytes of the regular file at ``path`` (links followed), at most ``limit`` of them.
+
+    A FIFO, a device, a socket or a folder is refused before it is read: the file is opened with
+    ``O_NONBLOCK`` (a FIFO without a writer never blocks) and checked with ``fstat`` on the open file, so
+    it cannot be swapped in between. ``kind`` names the file in the messages ("sidecar", "torrent"...).
+
+    Raises:
+        UnreadableFileError: not a regular file, or larger than ``limit`` (also if it grows while read).
+        OSError: the file cannot be opened or read (``FileNotFoundError`` where it does not exist).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    _check_regular(os.stat(path).st_mode, kind)  # no open() of devices at all
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        _check_regular(st.st_mode, kind)
+        if st.st_size > limit:
+            raise UnreadableFileError(f"the {kind} is larger than {_size(limit)} ({st.st_size:,} bytes)")
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    if left <= 0:
+        raise UnreadableFileError(f"the {kind} is larger than {_size(limit)} (it grew while being read)")
+    return b"".join(chunks)
+
+
+def _check_regular(mode: int, kind: str) -> None:
+    if not stat.S_ISREG(mode):
+        what = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a file")
+        raise UnreadableFileError(f"the {kind} is not a regular file but {what}")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
