@@ -34,6 +34,10 @@ class CatalogError(FileProblem):
     """A registry entry that cannot become a model (bad sidecar, duplicate infohash...)."""
 
 
+class SiteSwitchError(ModelregError, OSError):
+    """The site folder cannot be switched to a new build (another build runs, or the path is a file)."""
+
+
 class BuildError(ModelregError):
     """The site could not be built; the previous site is left as it was."""
 

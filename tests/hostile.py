@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,11 +21,16 @@ REPO_DEFAULT = "Org/Model"
 def torrent_bytes(name: str, size: int = 1000, piece_length: int = 16384, **top: object) -> bytes:
     """A v1 single-file torrent of ``size`` zero bytes named ``name``; ``top`` adds top-level keys
     (e.g. ``creation_date=...`` for ``creation date``)."""
-    pieces = b"".join(hashlib.sha1(b"\0" * min(piece_length, size - i)).digest()
-                      for i in range(0, size, piece_length))
+    full, rest = divmod(size, piece_length)
+    pieces = _zero_piece_hash(piece_length) * full + (_zero_piece_hash(rest) if rest else b"")
     info = {b"name": name.encode(), b"length": size, b"piece length": piece_length, b"pieces": pieces}
     data = {b"info": info, **{k.replace("_", " ").encode(): v for k, v in top.items()}}
     return bencode.encode(data)
+
+
+@functools.cache
+def _zero_piece_hash(length: int) -> bytes:
+    return hashlib.sha1(b"\0" * length).digest()
 
 
 def add_model(registry: Path, repo_id: str, *, sidecar: object = None, **top: object) -> Path:

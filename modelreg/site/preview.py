@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from modelreg.site.build import BuildReport, build_site
+from modelreg.site.build import BuildReport, build_site, site_path
 from modelreg.config import Config
 from modelreg.errors import ModelregError, ServeError
 
@@ -76,7 +76,7 @@ def serve(preview: Preview, host: str = "127.0.0.1", port: int = 8000) -> None:
                 handlers.append((r"/.*", web.RedirectHandler, {"url": base}))
             return handlers
 
-    if preview.rebuild() is None and not preview.config.path(preview.config.out).is_dir():
+    if preview.rebuild() is None and not site_path(preview.config).is_dir():
         raise ServeError("the first build failed, so there is nothing to serve")
     server = SiteServer(watcher=SourceWatcher())
     for path in preview.sources():
@@ -85,6 +85,6 @@ def serve(preview: Preview, host: str = "127.0.0.1", port: int = 8000) -> None:
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     print(f"serving http://{host}:{port}{preview.config.base_url} (Ctrl-C to stop)", flush=True)
     try:
-        server.serve(host=host, port=port, root=str(preview.config.path(preview.config.out)), restart_delay=0)
+        server.serve(host=host, port=port, root=str(site_path(preview.config)), restart_delay=0)
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
