@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from synth import CORPUS, generate  # noqa: E402
 
 from modelreg.config import Config  # noqa: E402
+from modelreg.fsutil import versions_dir  # noqa: E402
 from modelreg.site.build import CACHE_ENV, build_site, cache_dir  # noqa: E402
 from modelreg.torrent import bencode as bencoding  # noqa: E402
 from modelreg.torrent.metainfo import Torrent  # noqa: E402
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds, _ = timed(generate, registry, args.count)
         print(f"generated {args.count} torrents in {seconds:.1f} s")
     os.environ[CACHE_ENV] = str(args.work / "cache")  # keep the build cache with the benchmark's files
+    if out.is_symlink():  # the site is a link to its current version: remove them all
+        out.unlink()
+        shutil.rmtree(versions_dir(out), ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(cache_dir(out), ignore_errors=True)
     config = Config(root=args.work).replace(registry=str(registry), out=str(out))

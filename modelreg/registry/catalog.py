@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,15 +99,14 @@ def find_torrents(registry: Path) -> list[Path]:
             entries = list(os.scandir(folder))
         except OSError:
             continue  # gone, unreadable or a dangling link: nothing to list
-        for entry in entries:
+        for entry in entries:  # the entry's type comes with it: a stat only for links
             try:
-                mode = os.stat(entry.path).st_mode
+                if entry.is_dir():
+                    todo.append(entry.path)
+                elif entry.name.endswith(".torrent") and entry.is_file():
+                    found.append(entry.path)
             except OSError:
                 continue
-            if stat.S_ISDIR(mode):
-                todo.append(entry.path)
-            elif stat.S_ISREG(mode) and entry.name.endswith(".torrent"):
-                found.append(entry.path)
     return [Path(p) for p in sorted(found)]
 
 

@@ -5,7 +5,7 @@ modification time, its sidecar, metadata and problems, the config, and the finge
 code). The manifest remembers, per model, the key, the files written with their size and
 ``st_mtime_ns`` in the site, and the model's parts of the shared files (its API record, its index entry,
 its search row). A model whose key is unchanged and whose old files are still exactly as written keeps
-them where they are (the builder's staged update leaves them in place) and its parts are reused;
+them (the builder's staged update hard-links them into the new version) and its parts are reused;
 anything else is rendered again. The manifest is saved only after the new site is in place.
 """
 
