@@ -140,7 +140,8 @@ def staged_update(target: str | Path, state: str | Path | None = None) -> Iterat
     deleted), or, where there is none, the staging folder itself becomes it. Then one ``rename`` of a new
     link over ``target`` switches readers to it. A failed or interrupted build never touches the live
     version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps
-    the list of files of each version, which spares walking a tree to update it. A real folder at
+    the files of each version with their inodes, which spares walking a tree to update it and checking
+    the files it shares with the live version. A real folder at
     ``target`` (from an older modelreg, or made by hand) is switched to the link in one exchange too,
     and becomes the previous version. One build at a time per ``target``: another one fails.
 
@@ -194,22 +195,23 @@ def _current(target: Path, versions: Path) -> Path | None:
 def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | None) -> Path:
     """The next version, complete: a recycled old version brought up to date, or the staging folder."""
     staged = set(_files(stage.dir))
-    files = staged | stage.kept
     base = _recyclable(versions, current, state)
+    live = _read_record(state, current.name) if current is not None and current.parent == versions else None
     new = versions / _new_id()
+    held = None
     if base is None:
         os.rename(stage.dir, new)
-        _link_kept(current, new, sorted(stage.kept - staged), same_check=False)
     else:
         held = _take_record(state, base.name)
         os.rename(base, new)
-        for rel in sorted((set(_files(new)) if held is None else held) - files, reverse=True):
+        for rel in sorted((set(_files(new)) if held is None else set(held)) - staged - stage.kept, reverse=True):
             _remove(new, rel)
         for rel in sorted(staged):
             _place(stage.dir / rel, new, rel)
-        _link_kept(current, new, sorted(stage.kept - staged), same_check=True)
         shutil.rmtree(stage.dir, ignore_errors=True)
-    _write_record(state, new.name, files)
+    inodes = {rel: os.lstat(os.path.join(new, rel)).st_ino for rel in staged}
+    inodes.update(_link_kept(current, new, sorted(stage.kept - staged), base is None, held, live))
+    _write_record(state, new.name, inodes)
     return new
 
 
@@ -224,20 +226,33 @@ def _recyclable(versions: Path, current: Path | None, state: Path | None) -> Pat
     return max(found, key=lambda p: (p.name in recorded, p.name))
 
 
-def _link_kept(current: Path | None, new: Path, kept: Iterable[str], same_check: bool) -> None:
-    """Hard-link each kept file of the live tree into ``new``, unless it is that very file already."""
+def _link_kept(current: Path | None, new: Path, kept: Iterable[str], fresh: bool,
+               held: dict[str, int] | None, live: dict[str, int] | None) -> dict[str, int]:
+    """Hard-link each kept file of the live tree into ``new``, unless it is that very file already.
+
+    ``held`` and ``live`` are the records (path -> inode) of ``new`` before the update and of the live
+    version: where both name the same inode for a path, nothing needs a system call. Returns the
+    kept files' inodes.
+    """
+    inodes: dict[str, int] = {}
     if current is None:
-        return
+        return inodes
     for rel in kept:
-        src, dst = os.path.join(current, rel), os.path.join(new, rel)
-        if same_check:
+        if held is not None and live is not None and (ino := live.get(rel)) is not None and held.get(rel) == ino:
+            inodes[rel] = ino
+            continue
+        src = os.path.join(current, rel)
+        s = os.stat(src)
+        inodes[rel] = s.st_ino
+        if not fresh:
             try:
-                d, s = os.lstat(dst), os.stat(src)
+                d = os.lstat(os.path.join(new, rel))
                 if (d.st_ino, d.st_dev) == (s.st_ino, s.st_dev):
                     continue
             except FileNotFoundError:
                 pass
         _place(Path(src), new, rel, link=True)
+    return inodes
 
 
 def _place(src: Path, root: Path, rel: str, link: bool = False) -> None:
@@ -342,23 +357,28 @@ def _new_id() -> str:
     return f"{time.time_ns():020d}-{os.getpid()}"
 
 
-def _take_record(state: Path | None, name: str) -> set[str] | None:
-    """The files a version held when it was made, or None where unknown; the record is then dropped,
-    since the version is about to change."""
+def _read_record(state: Path | None, name: str) -> dict[str, int] | None:
+    """The files of a version when it was made (path -> inode), or None where unknown."""
     if state is None:
         return None
-    record = state / f"{name}.files"
     try:
-        files = set(json.loads(record.read_bytes()))
-    except (OSError, ValueError, TypeError):
-        files = None
-    record.unlink(missing_ok=True)
-    return files
+        record = json.loads((state / f"{name}.files").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
-def _write_record(state: Path | None, name: str, files: set[str]) -> None:
+def _take_record(state: Path | None, name: str) -> dict[str, int] | None:
+    """:func:`_read_record`, and the record is dropped: the version is about to change."""
+    record = _read_record(state, name)
     if state is not None:
-        atomic_write_bytes(state / f"{name}.files", json.dumps(sorted(files)).encode())
+        (state / f"{name}.files").unlink(missing_ok=True)
+    return record
+
+
+def _write_record(state: Path | None, name: str, inodes: dict[str, int]) -> None:
+    if state is not None:
+        atomic_write_bytes(state / f"{name}.files", json.dumps(inodes, sort_keys=True).encode())
 
 
 def _files(root: Path) -> Iterator[str]:
