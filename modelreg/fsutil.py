@@ -134,16 +134,15 @@ def staged_update(target: str | Path, state: str | Path | None = None) -> Iterat
 
     ``target`` is a symbolic link to ``.<name>-versions/<id>/``, one complete version of the tree. The
     build writes new and changed files into a staging folder and names the live files it keeps. Once
-    it has finished, the next version is assembled from them: the oldest version no reader is on (the
-    one before the previous) is renamed to a new id and brought up to date in place (staged files moved
+    it has finished, the next version is assembled from them: the version readers left at the last
+    switch (the one before the live one) is renamed to a new id and brought up to date in place (staged files moved
     in, kept files hard-linked from the live version where they are not already the same file, others
     deleted), or, where there is none, the staging folder itself becomes it. Then one ``rename`` of a new
     link over ``target`` switches readers to it. A failed or interrupted build never touches the live
     version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps
     the files of each version with their inodes, which spares walking a tree to update it and checking
-    the files it shares with the live version. A real folder at
-    ``target`` (from an older modelreg, or made by hand) is switched to the link in one exchange too,
-    and becomes the previous version. One build at a time per ``target``: another one fails.
+    the files it shares with the live version. A real folder at ``target`` (from an older modelreg, or
+    made by hand) is switched to the link in one exchange too, and becomes the previous version. One build at a time per ``target``: another one fails.
 
     Raises:
         SiteSwitchError: another build of ``target`` runs, or ``target`` is a file.
@@ -174,7 +173,7 @@ def _locked(versions: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SiteSwitchError(f"{versions.parent}: another build of this site is running") from None
+            raise SiteSwitchError(f"{versions}: another build of this site is running") from None
         yield
     finally:
         os.close(fd)  # also releases the lock; the kernel does it for a killed build
