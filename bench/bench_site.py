@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from synth import CORPUS, generate  # noqa: E402
 
+from modelreg.fsutil import versions_dir  # noqa: E402
 from modelreg.torrent import bencode as bencoding  # noqa: E402
 from modelreg.torrent.metainfo import Torrent  # noqa: E402
 
@@ -288,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         generate(registry, args.count, corpus)
         print(f"generated {args.count} torrents ({'corpus' if corpus else 'built-in'} shapes) "
               f"in {time.perf_counter() - start:.1f} s", flush=True)
+    if out.is_symlink():  # the site is a link to its current version: remove them all
+        out.unlink()
+        shutil.rmtree(versions_dir(out), ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
 

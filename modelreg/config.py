@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -102,11 +103,21 @@ def _urls(schemes: tuple[str, ...]):
     return check
 
 
+#: One segment of a base path: RFC 3986 path characters (percent-escapes included), nothing a browser
+#: would drop or turn into a slash (control characters, spaces, backslashes).
+_SEGMENT = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+"
+_BASE_PATH = re.compile(rf"/(?:{_SEGMENT}/)*")
+
+
 def _base_url(key: str, value: Any, where: str) -> str:
+    """A path starting with exactly one ``/``: ``//host/`` or ``/\\host/`` would make every relative URL of
+    the 404 page lead to another host."""
     value = _text(key, value, where)
-    if "://" in value or not value.startswith("/"):
-        raise ConfigError(f"{where}: '{key}' must be a path such as '/' or '/mirror/', not {value!r}")
-    return value if value.endswith("/") else value + "/"
+    path = value if value.endswith("/") else value + "/"
+    if not _BASE_PATH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+        raise ConfigError(f"{where}: '{key}' must be a path such as '/' or '/mirror/' (one leading '/', "
+                          f"no '//', no backslash, no spaces), not {value!r}")
+    return path
 
 
 def _site_url(key: str, value: Any, where: str) -> str:

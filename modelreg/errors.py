@@ -22,6 +22,10 @@ class FileProblem(ModelregError):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
+class UnreadableFileError(ModelregError, OSError):
+    """A file that is not read: not a regular file (a FIFO, a device, a folder), or larger than its kind may be."""
+
+
 class TorrentError(FileProblem, ValueError):
     """A .torrent file that cannot be read (its bytes are no valid torrent, or the file cannot be opened)."""
 
@@ -32,6 +36,10 @@ class ConfigError(ModelregError, ValueError):
 
 class CatalogError(FileProblem, ValueError):
     """A registry entry that cannot become a model (bad sidecar, duplicate infohash...)."""
+
+
+class SiteSwitchError(ModelregError, OSError):
+    """The site folder cannot be switched to a new build (another build runs, or the path is a file)."""
 
 
 class BuildError(ModelregError):

@@ -1,15 +1,27 @@
-"""Writes that never leave a half-written file or folder behind."""
+"""Writes that never leave a half-written file or folder behind, and bounded reads of untrusted files.
+
+A site folder is updated by :func:`staged_update`: it is a symbolic link to one complete version of the
+tree, switched to the next version in one atomic rename (see there).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from modelreg.errors import SiteSwitchError, UnreadableFileError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
@@ -36,35 +48,60 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -
         raise
 
 
-@contextlib.contextmanager
-def staged_dir(target: str | Path) -> Iterator[Path]:
-    """Yield an empty folder beside ``target``; on success it replaces ``target``, on failure it is removed.
+def read_regular(path: str | Path, limit: int, kind: str) -> bytes:
+    """The bytes of the regular file at ``path`` (links followed), at most ``limit`` of them.
 
-    The swap is two renames on the same filesystem, so a reader sees the old tree or the new one,
-    and a failed or interrupted build leaves the previous ``target`` untouched.
+    A FIFO, a device, a socket or a folder is refused before it is read: the file is opened with
+    ``O_NONBLOCK`` (a FIFO without a writer never blocks) and checked with ``fstat`` on the open file, so
+    it cannot be swapped in between. ``kind`` names the file in the messages ("sidecar", "torrent"...).
+
+    Raises:
+        UnreadableFileError: not a regular file, or larger than ``limit`` (also if it grows while read).
+        OSError: the file cannot be opened or read (``FileNotFoundError`` where it does not exist).
     """
-    target = Path(target).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    _check_regular(os.stat(path).st_mode, kind)  # no open() of devices at all
+    fd = os.open(path, flags)
     try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-        os.replace(target, old / "tree")
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        st = os.fstat(fd)
+        _check_regular(st.st_mode, kind)
+        if st.st_size > limit:
+            raise UnreadableFileError(f"the {kind} is larger than {_size(limit)} ({st.st_size:,} bytes)")
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    if left <= 0:
+        raise UnreadableFileError(f"the {kind} is larger than {_size(limit)} (it grew while being read)")
+    return b"".join(chunks)
+
+
+def _check_regular(mode: int, kind: str) -> None:
+    if not stat.S_ISREG(mode):
+        what = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a file")
+        raise UnreadableFileError(f"the {kind} is not a regular file but {what}")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
 
 
 @dataclass
 class Stage:
     """A folder being rebuilt: new and changed files go to ``dir``; unchanged live files are ``keep``-ed.
 
-    ``target`` is the live folder when it is updated in place, None when ``dir`` replaces it whole.
+    ``target`` is the live tree the kept files are taken from (None on a first build).
     """
 
     dir: Path
@@ -76,63 +113,278 @@ class Stage:
         self.kept.add(rel)
 
 
+def versions_dir(target: Path) -> Path:
+    """Where the versions of the site folder ``target`` live: ``.<name>-versions/`` beside it."""
+    return target.parent / f".{target.name}-versions"
+
+
+def switch_path(path: str | Path) -> Path:
+    """The absolute path of the site link for ``path``: its parent resolved, its name kept.
+
+    A ``path`` that is a link to something other than one of its versions (``site -> /var/www/html``) is
+    followed, as before: then that folder becomes the link.
+    """
+    path = Path(os.path.abspath(path))
+    for _ in range(40):
+        if not path.is_symlink():
+            break
+        target = os.readlink(path)
+        if Path(target).parent == Path(versions_dir(path).name):
+            break
+        path = Path(os.path.abspath(path.parent / target))
+    return path.parent.resolve() / path.name
+
+
 @contextlib.contextmanager
 def staged_update(target: str | Path, state: str | Path | None = None) -> Iterator[Stage]:
-    """Rebuild ``target`` so that a failed build changes nothing and a finished one changes only what differs.
+    """Rebuild the site folder ``target`` so that a reader sees the old tree or the new one, nothing between.
 
-    The build writes its new and changed files into a staging folder and names the live files it keeps.
-    Nothing touches ``target`` until the build has finished. Then a journal in ``state`` records the
-    update, the staged files are renamed into place, files of the old tree the build did not produce
-    are deleted, and the journal becomes the record of the files ``target`` holds (which spares walking
-    the tree next time). An update interrupted half-way is rolled forward by the next call. Without a
-    ``state`` folder, or where ``target`` does not exist yet, the staging folder replaces ``target``
-    whole (:func:`staged_dir`). One build at a time per ``target``.
+    ``target`` is a symbolic link to ``.<name>-versions/<id>/``, one complete version of the tree. The
+    build writes new and changed files into a staging folder and names the live files it keeps. Once
+    it has finished, the next version is assembled from them: the version readers left at the last
+    switch (the one before the live one) is renamed to a new id and brought up to date in place (staged files moved
+    in, kept files hard-linked from the live version where they are not already the same file, others
+    deleted), or, where there is none, the staging folder itself becomes it. Then one ``rename`` of a new
+    link over ``target`` switches readers to it. A failed or interrupted build never touches the live
+    version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps
+    the files of each version with their inodes, which spares walking a tree to update it and checking
+    the files it shares with the live version. A real folder at ``target`` (from an older modelreg, or
+    made by hand) is switched to the link in one exchange too, and becomes the previous version. One build at a time per ``target``: another one fails.
+
+    Raises:
+        SiteSwitchError: another build of ``target`` runs, or ``target`` is a file.
     """
-    target = Path(target).resolve()
-    if state is None or not target.is_dir():
-        if state is not None:
-            Path(state, "files.json").unlink(missing_ok=True)
-        with staged_dir(target) as staging:
-            yield Stage(staging)
-        return
-    state = Path(state)
-    journal, record = state / "journal.json", state / "files.json"
-    recover(target, state)
-    stage = Stage(Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent)), target)
+    target = switch_path(target)
+    if target.name in ("", "..", "."):
+        raise SiteSwitchError(f"{target}: the site folder needs a name of its own")
+    versions = versions_dir(target)
+    versions.mkdir(parents=True, exist_ok=True)
+    state = Path(state) if state is not None else None
+    with _locked(versions):
+        current = _current(target, versions)
+        stage = Stage(Path(tempfile.mkdtemp(prefix=".new-", dir=versions)), current)
+        try:
+            yield stage
+        except BaseException:
+            shutil.rmtree(stage.dir, ignore_errors=True)
+            raise
+        new = _assemble(versions, current, stage, state)
+        previous = _switch(target, versions, new)
+        _collect(target, versions, {new.name, previous.name if previous else ""}, state)
+
+
+@contextlib.contextmanager
+def _locked(versions: Path) -> Iterator[None]:
+    fd = os.open(versions / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        yield stage
-    except BaseException:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SiteSwitchError(f"{versions}: another build of this site is running") from None
+        yield
+    finally:
+        os.close(fd)  # also releases the lock; the kernel does it for a killed build
+
+
+def _current(target: Path, versions: Path) -> Path | None:
+    """The live tree: the version ``target`` links to, a real folder at ``target``, or None."""
+    if target.is_symlink():
+        live = versions / Path(os.readlink(target)).name
+        return live if live.is_dir() else None
+    if target.is_dir():
+        return target
+    if target.exists():
+        raise SiteSwitchError(f"{target}: is a file, not a site folder")
+    return None
+
+
+def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | None) -> Path:
+    """The next version, complete: a recycled old version brought up to date, or the staging folder."""
+    staged = set(_files(stage.dir))
+    base = _recyclable(versions, current, state)
+    live = _read_record(state, current.name) if current is not None and current.parent == versions else None
+    new = versions / _new_id()
+    held = None
+    if base is None:
+        os.rename(stage.dir, new)
+    else:
+        held = _take_record(state, base.name)
+        os.rename(base, new)
+        for rel in sorted((set(_files(new)) if held is None else set(held)) - staged - stage.kept, reverse=True):
+            _remove(new, rel)
+        for rel in sorted(staged):
+            _place(stage.dir / rel, new, rel)
         shutil.rmtree(stage.dir, ignore_errors=True)
-        raise
-    previous = _read_record(record)
-    files = stage.kept | set(_files(stage.dir))
-    delete = sorted((set(_files(target)) if previous is None else previous) - files)
-    state.mkdir(parents=True, exist_ok=True)
-    record.unlink(missing_ok=True)  # stale from the moment the tree starts to change
-    atomic_write_bytes(journal, json.dumps({"staging": str(stage.dir), "delete": delete,
-                                            "files": sorted(files)}).encode())
-    _apply(target, stage.dir, delete)
-    os.replace(journal, record)
+    inodes = {rel: os.lstat(os.path.join(new, rel)).st_ino for rel in staged}
+    inodes.update(_link_kept(current, new, sorted(stage.kept - staged), base is None, held, live))
+    _write_record(state, new.name, inodes)
+    return new
 
 
-def recover(target: Path, state: Path) -> None:
-    """Finish an in-place update of ``target`` that was interrupted; remove staging folders of dead builds."""
-    journal = state / "journal.json"
-    if journal.exists():
-        pending = json.loads(journal.read_text())
-        _apply(target, Path(pending["staging"]), pending["delete"])
-        os.replace(journal, state / "files.json")
-    for prefix in (f".{target.name}-new-", f".{target.name}-old-"):
-        for orphan in target.parent.glob(prefix + "*"):
-            shutil.rmtree(orphan, ignore_errors=True)
-
-
-def _read_record(record: Path) -> set[str] | None:
-    """The files the target held after the last update, or None where unknown (then the tree is walked)."""
-    try:
-        return set(json.loads(record.read_text())["files"])
-    except (OSError, ValueError, KeyError, TypeError):
+def _recyclable(versions: Path, current: Path | None, state: Path | None) -> Path | None:
+    """The newest version no reader is on (one with a record of its files first), if any."""
+    live = current.name if current is not None and current.parent == versions else None
+    found = [p for p in versions.iterdir() if not p.name.startswith(".") and p.name != live and p.is_dir()
+             and not p.is_symlink()]
+    if not found:
         return None
+    recorded = {p.name for p in found if state is not None and (state / f"{p.name}.files").exists()}
+    return max(found, key=lambda p: (p.name in recorded, p.name))
+
+
+def _link_kept(current: Path | None, new: Path, kept: Iterable[str], fresh: bool,
+               held: dict[str, int] | None, live: dict[str, int] | None) -> dict[str, int]:
+    """Hard-link each kept file of the live tree into ``new``, unless it is that very file already.
+
+    ``held`` and ``live`` are the records (path -> inode) of ``new`` before the update and of the live
+    version: where both name the same inode for a path, nothing needs a system call. Returns the
+    kept files' inodes.
+    """
+    inodes: dict[str, int] = {}
+    if current is None:
+        return inodes
+    for rel in kept:
+        if held is not None and live is not None and (ino := live.get(rel)) is not None and held.get(rel) == ino:
+            inodes[rel] = ino
+            continue
+        src = os.path.join(current, rel)
+        s = os.stat(src)
+        inodes[rel] = s.st_ino
+        if not fresh:
+            try:
+                d = os.lstat(os.path.join(new, rel))
+                if (d.st_ino, d.st_dev) == (s.st_ino, s.st_dev):
+                    continue
+            except FileNotFoundError:
+                pass
+        _place(Path(src), new, rel, link=True)
+    return inodes
+
+
+def _place(src: Path, root: Path, rel: str, link: bool = False) -> None:
+    """Move (or hard-link) ``src`` to ``root/rel``, replacing what is there, making folders as needed."""
+    dst = os.path.join(root, rel)
+    for _ in range(4):
+        try:
+            if link:
+                try:
+                    os.link(src, dst)
+                except FileExistsError:
+                    os.unlink(dst)
+                    os.link(src, dst)
+            else:
+                os.replace(src, dst)
+            return
+        except (FileNotFoundError, NotADirectoryError):
+            if not os.path.lexists(src):
+                raise
+            _make_folder(root, Path(dst).parent)  # missing, or a file where the new version has a folder
+        except OSError:
+            if not os.path.isdir(dst) or os.path.islink(dst):
+                raise
+            shutil.rmtree(dst)  # a folder where the new version has a file
+    raise SiteSwitchError(f"{dst}: cannot be written")
+
+
+def _make_folder(root: Path, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        for parent in reversed([folder, *folder.parents]):  # a file where the new version has a folder
+            if parent.is_relative_to(root) and parent != root and (parent.is_file() or parent.is_symlink()):
+                parent.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def _remove(root: Path, rel: str) -> None:
+    """Delete ``root/rel`` and the folders that leaves empty."""
+    path = root / rel
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        path.unlink()
+    for folder in path.parents:
+        if folder == root or not folder.is_relative_to(root):
+            break
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2``); False where the system cannot."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _switch(target: Path, versions: Path, new: Path) -> Path | None:
+    """Point ``target`` at ``new`` in one rename; the version readers leave (None on a first build)."""
+    before = versions / Path(os.readlink(target)).name if target.is_symlink() else None
+    link = target.parent / f".{target.name}-link-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    os.symlink(f"{versions.name}/{new.name}", link)
+    if target.is_dir() and not target.is_symlink():  # a real folder becomes the previous version
+        before = versions / _new_id()
+        if _exchange(link, target):
+            os.rename(link, before)
+            return before
+        os.rename(target, before)  # without an exchange, readers miss the site for a moment
+    os.replace(link, target)
+    return before
+
+
+def _collect(target: Path, versions: Path, keep: set[str], state: Path | None) -> None:
+    """Delete every version but ``keep``, and what dead builds left (staging folders, links, records)."""
+    for path in versions.iterdir():
+        if path.name not in keep and path.name != ".lock":
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for stray in target.parent.glob(f".{target.name}-link-*"):
+        shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() and not stray.is_symlink() else stray.unlink()
+    if state is not None and state.is_dir():
+        for record in state.iterdir():
+            if record.name.removesuffix(".files") not in keep:
+                record.unlink(missing_ok=True)  # also the journal of the in-place updates before versions
+
+
+def _new_id() -> str:
+    """A version's folder name: sortable by age, unique per process."""
+    return f"{time.time_ns():020d}-{os.getpid()}"
+
+
+def _read_record(state: Path | None, name: str) -> dict[str, int] | None:
+    """The files of a version when it was made (path -> inode), or None where unknown."""
+    if state is None:
+        return None
+    try:
+        record = json.loads((state / f"{name}.files").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _take_record(state: Path | None, name: str) -> dict[str, int] | None:
+    """:func:`_read_record`, and the record is dropped: the version is about to change."""
+    record = _read_record(state, name)
+    if state is not None:
+        (state / f"{name}.files").unlink(missing_ok=True)
+    return record
+
+
+def _write_record(state: Path | None, name: str, inodes: dict[str, int]) -> None:
+    if state is not None:
+        atomic_write_bytes(state / f"{name}.files", json.dumps(inodes, sort_keys=True).encode())
 
 
 def _files(root: Path) -> Iterator[str]:
@@ -142,39 +394,3 @@ def _files(root: Path) -> Iterator[str]:
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
         for name in files:
             yield prefix + name
-
-
-def _apply(target: Path, staging: Path, delete: list[str]) -> None:
-    """Rename every staged file into ``target``, delete the files in ``delete``, then drop ``staging``."""
-    made: set[str] = set()
-    for rel in _files(staging) if staging.is_dir() else ():
-        dst = target / rel
-        if dst.parent.as_posix() not in made:
-            _make_folder(target, dst.parent)
-            made.add(dst.parent.as_posix())
-        if dst.is_dir() and not dst.is_symlink():
-            shutil.rmtree(dst)  # a folder where the new build has a file
-        os.replace(staging / rel, dst)
-    for rel in delete:
-        path = target / rel
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            path.unlink()  # already gone, or the new build made a folder there
-        for folder in path.parents:  # drop folders the deletions emptied
-            if folder == target or not folder.is_relative_to(target):
-                break
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-    shutil.rmtree(staging, ignore_errors=True)
-
-
-def _make_folder(target: Path, folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        # A file where the new build has a folder: remove it, then make the folder.
-        for parent in reversed([folder, *folder.parents]):
-            if parent.is_relative_to(target) and parent != target and parent.is_file():
-                parent.unlink()
-        folder.mkdir(parents=True, exist_ok=True)

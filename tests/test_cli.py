@@ -54,7 +54,7 @@ def test_strict_fails_and_writes_nothing(registry, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: 1 problem(s)") and "b.torrent" in err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["registry", "site", "src"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "registry", "site", "src"]
 
 
 def test_failed_render_leaves_previous_site(registry, tmp_path, monkeypatch):
@@ -70,7 +70,7 @@ def test_failed_render_leaves_previous_site(registry, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         run("--registry", str(registry), "--out", str(out))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["registry", "site", "src"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "registry", "site", "src"]
 
 
 def test_usage_errors_exit_2(capsys):

@@ -1,5 +1,5 @@
-"""Staged updates of the site folder: nothing changes on failure, only differences on success, and an
-interrupted update is finished by the next one."""
+"""Staged updates of the site folder: a link switched to a complete new version; nothing changes on failure,
+the previous version is kept, older ones are deleted."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelreg import fsutil
-from modelreg.fsutil import atomic_write_bytes, staged_update
+from modelreg.errors import SiteSwitchError
+from modelreg.fsutil import atomic_write_bytes, staged_update, switch_path
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -21,87 +22,139 @@ def write(root: Path, rel: str, data: bytes) -> None:
     (root / rel).write_bytes(data)
 
 
+def versions(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / ".site-versions").iterdir() if not p.name.startswith("."))
+
+
 @pytest.fixture
 def site(tmp_path):
     out = tmp_path / "site"
-    with staged_update(out, tmp_path / "state") as stage:  # first build: the staging folder becomes the site
+    with staged_update(out, tmp_path / "state") as stage:  # first build: the staging folder becomes the version
+        assert stage.target is None
         write(stage.dir, "index.html", b"v1")
         write(stage.dir, "models/a/one/index.html", b"a1")
         write(stage.dir, "models/b/two/index.html", b"b1")
         write(stage.dir, "old/gone.txt", b"x")
+    assert out.is_symlink() and len(versions(tmp_path)) == 1
     return out
 
 
-def test_in_place_update_keeps_replaces_and_deletes(site, tmp_path):
+def test_update_keeps_replaces_and_deletes(site, tmp_path):
     inode = (site / "models/a/one/index.html").stat().st_ino
-    with staged_update(site, tmp_path / "state") as stage:
-        assert stage.target == site.resolve()
-        stage.keep("models/a/one/index.html")
-        write(stage.dir, "index.html", b"v2")
-        write(stage.dir, "models/c/three/index.html", b"c1")
-    assert tree(site) == {"index.html": b"v2", "models/a/one/index.html": b"a1", "models/c/three/index.html": b"c1"}
-    assert (site / "models/a/one/index.html").stat().st_ino == inode  # kept files are not rewritten
-    assert not (site / "old").exists() and not (site / "models/b").exists()  # emptied folders go too
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "state"]
-    record = json.loads((tmp_path / "state" / "files.json").read_text())["files"]
-    assert record == sorted(tree(site))
+    for step in range(3):  # a fresh version, then recycled ones
+        before = site.resolve()
+        with staged_update(site, tmp_path / "state") as stage:
+            assert stage.target == before
+            stage.keep("models/a/one/index.html")
+            write(stage.dir, "index.html", b"v2")
+            write(stage.dir, "models/c/three/index.html", b"c%d" % step)
+        assert tree(site) == {"index.html": b"v2", "models/a/one/index.html": b"a1",
+                              "models/c/three/index.html": b"c%d" % step}
+        assert (site / "models/a/one/index.html").stat().st_ino == inode  # kept files are hard links
+        assert not (site / "old").exists() and not (site / "models/b").exists()  # emptied folders go too
+        assert site.resolve() != before and before.is_dir()  # the previous version is kept
+        assert len(versions(tmp_path)) == 2  # and older ones deleted
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "site", "state"]
+    record = json.loads((tmp_path / "state" / f"{site.resolve().name}.files").read_text())
+    assert record == {rel: (site / rel).stat().st_ino for rel in tree(site)}
 
 
 def test_failed_build_changes_nothing(site, tmp_path):
-    before = tree(site)
+    before, live = tree(site), site.resolve()
     with pytest.raises(RuntimeError):
         with staged_update(site, tmp_path / "state") as stage:
             write(stage.dir, "index.html", b"half")
             raise RuntimeError("template error")
-    assert tree(site) == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+    assert tree(site) == before and site.resolve() == live
+    assert versions(tmp_path) == [live.name]
+    assert [p.name for p in (tmp_path / ".site-versions").iterdir() if p.name.startswith(".new")] == []
 
 
-def test_interrupted_update_is_rolled_forward(site, tmp_path, monkeypatch):
-    real_apply = fsutil._apply
+def test_an_interrupted_switch_leaves_the_live_version_and_is_cleaned_up(site, tmp_path, monkeypatch):
+    with staged_update(site, tmp_path / "state") as stage:  # two versions: the next build recycles one
+        stage.keep("index.html")
+    before, live = tree(site), site.resolve()
 
-    def die_half_way(target, staging, delete):
-        first = next(p for p in sorted(staging.rglob("*")) if p.is_file())
-        (target / first.relative_to(staging)).write_bytes(first.read_bytes())
-        first.unlink()
-        raise KeyboardInterrupt  # killed after one file of the update
+    def killed(*args):
+        raise KeyboardInterrupt  # killed just before the switch, with the new version assembled
 
-    monkeypatch.setattr(fsutil, "_apply", die_half_way)
+    monkeypatch.setattr(fsutil, "_switch", killed)
     with pytest.raises(KeyboardInterrupt):
         with staged_update(site, tmp_path / "state") as stage:
-            write(stage.dir, "index.html", b"v2")
-            write(stage.dir, "models/b/two/index.html", b"b2")
-    assert (tmp_path / "state" / "journal.json").exists()
-    monkeypatch.setattr(fsutil, "_apply", real_apply)
-    with staged_update(site, tmp_path / "state") as stage:  # the next build first finishes the last one
-        assert tree(site) == {"index.html": b"v2", "models/b/two/index.html": b"b2"}
+            write(stage.dir, "index.html", b"v3")
+    assert tree(site) == before and site.resolve() == live
+    monkeypatch.undo()
+    with staged_update(site, tmp_path / "state") as stage:
+        write(stage.dir, "models/b/two/index.html", b"b2")
         stage.keep("index.html")
-        stage.keep("models/b/two/index.html")
-    assert tree(site) == {"index.html": b"v2", "models/b/two/index.html": b"b2"}
-    assert not (tmp_path / "state" / "journal.json").exists()
+    assert tree(site) == {"index.html": b"v1", "models/b/two/index.html": b"b2"}
+    assert len(versions(tmp_path)) == 2
+
+
+def test_a_half_updated_version_without_a_record_is_walked(site, tmp_path):
+    with staged_update(site, tmp_path / "state") as stage:
+        stage.keep("index.html")
+    inactive = next(p for p in (tmp_path / ".site-versions").iterdir() if p.name in versions(tmp_path)
+                    and p != site.resolve())
+    (tmp_path / "state" / f"{inactive.name}.files").unlink()
+    write(inactive, "stray.txt", b"left by a killed build")
+    (inactive / "index.html").unlink()  # a new file, as builds make them: never written into a shared inode
+    write(inactive, "index.html", b"half-written")
+    with staged_update(site, tmp_path / "state") as stage:
+        stage.keep("index.html")
+        write(stage.dir, "new.html", b"n")
+    assert tree(site) == {"index.html": b"v1", "new.html": b"n"}
 
 
 def test_a_file_becomes_a_folder_and_back(site, tmp_path):
-    with staged_update(site, tmp_path / "state") as stage:
-        write(stage.dir, "index.html/inner", b"now a folder")
-        write(stage.dir, "models", b"now a file")
-    assert tree(site) == {"index.html/inner": b"now a folder", "models": b"now a file"}
+    for _ in range(2):
+        with staged_update(site, tmp_path / "state") as stage:
+            write(stage.dir, "index.html/inner", b"now a folder")
+            write(stage.dir, "models", b"now a file")
+        assert tree(site) == {"index.html/inner": b"now a folder", "models": b"now a file"}
+        with staged_update(site, tmp_path / "state") as stage:
+            write(stage.dir, "index.html", b"a file again")
+            write(stage.dir, "models/x", b"a folder again")
+        assert tree(site) == {"index.html": b"a file again", "models/x": b"a folder again"}
 
 
-def test_without_a_record_the_tree_is_walked(site, tmp_path):
-    write(site, "stray.txt", b"not written by a build")
-    (tmp_path / "state" / "files.json").unlink(missing_ok=True)
-    with staged_update(site, tmp_path / "state") as stage:
-        for rel in ("index.html", "models/a/one/index.html", "models/b/two/index.html", "old/gone.txt"):
-            stage.keep(rel)
-    assert "stray.txt" not in tree(site) and len(tree(site)) == 4
+def test_without_state_the_versions_are_walked(site, tmp_path):
+    for step in range(3):
+        with staged_update(site) as stage:
+            write(stage.dir, "only.html", b"%d" % step)
+        assert tree(site) == {"only.html": b"%d" % step}
 
 
-def test_without_state_the_folder_is_replaced_whole(site, tmp_path):
-    with staged_update(site) as stage:
-        assert stage.target is None
-        write(stage.dir, "only.html", b"1")
-    assert tree(site) == {"only.html": b"1"}
+def test_a_real_site_folder_becomes_the_previous_version(tmp_path):
+    out = tmp_path / "site"
+    write(out, "index.html", b"old")
+    write(out, "models/a/index.html", b"a")
+    inode = (out / "models/a/index.html").stat().st_ino
+    with staged_update(out, tmp_path / "state") as stage:
+        assert stage.target == out
+        stage.keep("models/a/index.html")
+        write(stage.dir, "index.html", b"new")
+    assert out.is_symlink() and tree(out) == {"index.html": b"new", "models/a/index.html": b"a"}
+    assert (out / "models/a/index.html").stat().st_ino == inode
+    assert len(versions(tmp_path)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "site", "state"]
+
+
+def test_one_build_at_a_time(site, tmp_path):
+    with staged_update(site, tmp_path / "state"):
+        with pytest.raises(SiteSwitchError, match="another build"):
+            with staged_update(site, tmp_path / "state"):
+                pass
+
+
+def test_a_link_elsewhere_is_followed(tmp_path):
+    real = tmp_path / "www" / "html"
+    write(real, "index.html", b"old")
+    (tmp_path / "site").symlink_to(real)
+    assert switch_path(tmp_path / "site") == real
+    with staged_update(tmp_path / "site") as stage:
+        write(stage.dir, "index.html", b"new")
+    assert real.is_symlink() and tree(real) == {"index.html": b"new"}
 
 
 def test_atomic_write_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch):

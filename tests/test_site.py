@@ -229,7 +229,7 @@ def test_a_hostile_model_card_is_sanitized(corpus_dir: Path, tmp_path: Path):
         assert bad not in lowered, bad
     assert 'href="https://example.org/" rel="nofollow noopener noreferrer"' in card
     assert f"https://huggingface.co/{model.repo_id}/blob/{model.revision}/config.json" in card
-    assert f'src="https://huggingface.co/{model.repo_id}/resolve/{model.revision}/x.png"' in card
+    assert f'href="https://huggingface.co/{model.repo_id}/resolve/{model.revision}/x.png"' in card  # not loaded
 
 
 def test_metadata_is_shown_and_missing_metadata_degrades(corpus_dir: Path, tmp_path: Path):

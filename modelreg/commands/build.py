@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def site_config(args: argparse.Namespace):
         return str(Path(path).resolve()) if path else None
 
     config = load_config(args.config)
-    return config.replace(registry=absolute(args.registry), out=absolute(args.out), base_url=args.base_url)
+    out = os.path.abspath(args.out) if args.out else None  # a link to the site's current version: kept
+    return config.replace(registry=absolute(args.registry), out=out, base_url=args.base_url)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,17 +19,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from modelreg.errors import CatalogError, ModelregError
+from modelreg.errors import CatalogError, ModelregError, TorrentError
+from modelreg.fsutil import read_regular
 from modelreg.hf.metadata import ModelMeta
 from modelreg.registry.health import Health
 from modelreg.registry.history import commit_dates
 from modelreg.torrent.metainfo import Torrent
 
+# ``\Z``, not ``$`` (which also matches before a final newline), and :meth:`re.Pattern.fullmatch` below.
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
-REPO_ID = re.compile(rf"^({_PART})/({_PART})$")
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_HF_RESOLVE = re.compile(rf"/(?:models/)?({_PART})/({_PART})/resolve/([^/]+)/?$")
-_GATEWAY = re.compile(rf"/v1/({_PART})/({_PART})/([0-9a-f]{{40}})/?$")
+REPO_ID = re.compile(rf"^({_PART})/({_PART})\Z")
+COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
+_HF_RESOLVE = re.compile(rf"/(?:models/)?({_PART})/({_PART})/resolve/([^/]+)/?\Z")
+_GATEWAY = re.compile(rf"/v1/({_PART})/({_PART})/([0-9a-f]{{40}})/?\Z")
+#: What git's ref-name rules forbid anywhere in a branch name (``git check-ref-format --branch``).
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+#: Size caps of the files a build reads, named in the errors of files over them.
+SIDECAR_MAX_BYTES = 1 << 20
+TORRENT_MAX_BYTES = 256 << 20
+#: The creation dates a torrent may have: 1970 to the end of year 9999 (seconds since the epoch, UTC).
+_LATEST_DATE = 253402300799
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class Model:
     @property
     def pinned(self) -> bool:
         """Whether the revision is a full commit hash (else the page says it follows a branch)."""
-        return bool(self.revision and COMMIT.match(self.revision))
+        return bool(self.revision and COMMIT.fullmatch(self.revision))
 
 
 @dataclass
@@ -78,14 +87,49 @@ class Catalog:
 
 
 def find_torrents(registry: Path) -> list[Path]:
-    """Every ``.torrent`` file below the registry folder (links followed), in a stable order."""
-    found = []
-    for folder, _, files in os.walk(registry, followlinks=True):
-        found += [os.path.join(folder, name) for name in files if name.endswith(".torrent")]
-    return [Path(p) for p in sorted(found) if os.path.isfile(p)]
+    """Every ``.torrent`` regular file below the registry folder, in a stable order.
+
+    Links are followed, but each real folder (device and inode) is read once, so links that loop, or
+    that reach one folder by several ways, neither hang the walk nor list a torrent twice.
+    """
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    todo = [str(registry)]
+    while todo:
+        folder = todo.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # gone, unreadable or a dangling link: nothing to list
+        for entry in entries:  # the entry's type comes with it: a stat only for links
+            try:
+                if entry.is_dir():
+                    todo.append(entry.path)
+                elif entry.name.endswith(".torrent") and entry.is_file():
+                    found.append(entry.path)
+            except OSError:
+                continue
+    return [Path(p) for p in sorted(found)]
 
 
-def load_catalog(registry: str | Path, read: Any = Torrent.read, paths: list[Path] | None = None) -> Catalog:
+def read_torrent(path: str | Path) -> Torrent:
+    """Read and check a registry's .torrent file: a regular file of at most :data:`TORRENT_MAX_BYTES`.
+
+    Raises:
+        TorrentError: the file cannot be read, is not a regular file, is too large, or is not a torrent.
+    """
+    try:
+        data = read_regular(path, TORRENT_MAX_BYTES, "torrent")
+    except OSError as exc:
+        raise TorrentError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    return Torrent.from_bytes(data, source=str(path))
+
+
+def load_catalog(registry: str | Path, read: Any = read_torrent, paths: list[Path] | None = None) -> Catalog:
     """Read every torrent below ``registry``; bad files become errors, the good ones models.
 
     ``read`` turns a path into a :class:`Torrent` (a caching reader can be passed in); ``paths`` spares
@@ -109,10 +153,16 @@ def load_catalog(registry: str | Path, read: Any = Torrent.read, paths: list[Pat
 
 
 def model_from(path: Path, registry: Path, torrent: Torrent) -> Model:
-    """The model of one torrent file, with its repository and revision found as the module says."""
+    """The model of one torrent file, with its repository and revision found as the module says.
+
+    A creation date no calendar can show (before 1970, after 9999) is dropped, with a problem noted.
+
+    Raises:
+        CatalogError: a bad sidecar, or no repository can be told.
+    """
     rel = path.relative_to(registry).as_posix()
     sidecar = _read_sidecar(path.with_suffix(".json"))
-    if "repo_id" in sidecar:
+    if sidecar.get("repo_id") is not None:
         repo_id, revision, source = sidecar["repo_id"], sidecar.get("revision"), "sidecar"
     else:
         found = repo_from_webseeds(torrent.webseeds)
@@ -120,15 +170,42 @@ def model_from(path: Path, registry: Path, torrent: Torrent) -> Model:
             repo_id, revision, source = (*found, "web seed")
         else:
             repo_id, revision, source = _repo_from_folder(path, registry), None, "folder"
-    return Model(repo_id, revision, source if revision else "default branch", torrent, path, rel, sidecar)
+    problems: tuple[str, ...] = ()
+    date = torrent.creation_date
+    if date is not None and not 0 <= date <= _LATEST_DATE:
+        torrent = replace(torrent, creation_date=None)
+        problems = (f"the torrent's creation date {date} is out of range (seconds since 1970 up to the year "
+                    "9999); it is ignored",)
+    return Model(repo_id, revision, source if revision else "default branch", torrent, path, rel, sidecar,
+                 problems=problems)
+
+
+def is_revision(text: object) -> bool:
+    """Whether ``text`` is a revision: a 40-hex commit, or a branch name git's ref-name rules allow.
+
+    Such a name never starts a path over (no leading ``/``), never climbs (no ``..``, no component
+    starting with ``.``) and has no control characters, so it can name a file of the metadata cache.
+    """
+    if not isinstance(text, str) or not text or len(text) > 200:
+        return False
+    if COMMIT.fullmatch(text):
+        return True
+    if _REF_FORBIDDEN.search(text) or text in ("@", "HEAD") or text[0] in "-/" or text[-1] in "./":
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in text.split("/"))
 
 
 def repo_from_webseeds(webseeds: Iterable[str]) -> tuple[str, str] | None:
-    """(repo id, revision) from the first web seed in an HF ``resolve`` or gateway ``v1`` layout."""
+    """(repo id, revision) from the first web seed in an HF ``resolve`` or gateway ``v1`` layout
+    whose revision :func:`is_revision`."""
     for url in webseeds:
         path = unquote(urlsplit(url).path)
         m = _GATEWAY.search(path) or _HF_RESOLVE.search(path)
-        if m:
+        if m and is_revision(m.group(3)):
             return f"{m.group(1)}/{m.group(2)}", m.group(3)
     return None
 
@@ -136,7 +213,7 @@ def repo_from_webseeds(webseeds: Iterable[str]) -> tuple[str, str] | None:
 def _repo_from_folder(path: Path, registry: Path) -> str:
     parts = path.relative_to(registry).parts[:-1]
     repo_id = "/".join(parts[-2:])
-    if len(parts) < 2 or not REPO_ID.match(repo_id):
+    if len(parts) < 2 or not REPO_ID.fullmatch(repo_id):
         raise CatalogError(
             path,
             "cannot tell which Hugging Face repository this torrent is from: put it in a "
@@ -146,19 +223,22 @@ def _repo_from_folder(path: Path, registry: Path) -> str:
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_regular(path, SIDECAR_MAX_BYTES, "sidecar"))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise CatalogError(path, f"cannot read the sidecar: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CatalogError(path, f"the sidecar is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise CatalogError(path, "the sidecar must be a JSON object")
     repo_id, revision = data.get("repo_id"), data.get("revision")
-    if repo_id is not None and not (isinstance(repo_id, str) and REPO_ID.match(repo_id)):
+    if repo_id is not None and not (isinstance(repo_id, str) and REPO_ID.fullmatch(repo_id)):
         raise CatalogError(path, f"'repo_id' must look like 'Org/Name', not {repo_id!r}")
-    if revision is not None and not (isinstance(revision, str) and revision.strip() and "/" not in revision.strip("/")):
-        raise CatalogError(path, f"'revision' must be a commit hash or a branch name, not {revision!r}")
+    if revision is not None and not is_revision(revision):
+        raise CatalogError(path, f"'revision' must be a 40-hex commit hash or a branch name git allows, "
+                                 f"not {revision!r}")
     return data
 
 

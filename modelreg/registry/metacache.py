@@ -9,18 +9,25 @@ field that changes when nothing on the hub changed is ``fetched_at``, which the 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
+import os
+import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from modelreg.errors import HubError, MetadataCacheError
-from modelreg.fsutil import atomic_write_bytes
+from modelreg.fsutil import atomic_write_bytes, read_regular
 from modelreg.hf.metadata import ModelMeta, RepoFile
 
 CACHE_DIR = ".metadata"
 FORMAT = 1
 MAIN = "main"
+#: A cache file is at most this large (model cards and file lists of big repositories are a few MB).
+MAX_BYTES = 64 << 20
 _AGAIN = "delete it and run 'modelreg refresh' to fetch it again"
 
 
@@ -58,22 +65,57 @@ class MetaCache:
         return cls(Path(registry) / CACHE_DIR)
 
     def path(self, repo_id: str, revision: str | None) -> Path:
-        org, name = repo_id.split("/")
-        return self.root / org / name / f"{revision or MAIN}.json"
+        """The file of an entry, which always lies inside the cache folder, links resolved.
+
+        Raises:
+            MetadataCacheError: the repository id or revision would name a file outside the cache.
+        """
+        parts = [*repo_id.split("/"), *(revision or MAIN).split("/")]
+        path = self.root.joinpath(*parts[:-1], parts[-1] + ".json")
+        if len(repo_id.split("/")) != 2 or any(p in ("", ".", "..") for p in parts) or self._escapes(path, parts):
+            raise MetadataCacheError(path, f"{repo_id}@{revision or MAIN} would be cached outside {self.root}")
+        return path
+
+    def _escapes(self, path: Path, parts: list[str]) -> bool:
+        """Whether a link below the cache folder leads ``path`` out of it (a few ``lstat`` calls, and a
+        full resolve only where there is a link: a build looks up thousands of entries)."""
+        here = str(self.root)
+        for part in parts[:-1] + [parts[-1] + ".json"]:
+            here = os.path.join(here, part)
+            try:
+                if not stat.S_ISLNK(os.lstat(here).st_mode):
+                    continue
+            except OSError:
+                return False  # nothing exists from here on: no link to follow
+            return not path.resolve().is_relative_to(self.root.resolve())
+        return False
 
     def load(self, repo_id: str, revision: str | None) -> CacheEntry | None:
-        """The cached entry, or None when there is none. A damaged file raises :class:`MetadataCacheError`."""
+        """The cached entry, or None when there is none.
+
+        The file is checked against the cache's schema (:mod:`modelreg.registry.cacheschema`) as it is read.
+
+        Raises:
+            MetadataCacheError: the file is damaged, of the wrong shape, not a regular file, over
+                :data:`MAX_BYTES`, or for another repository.
+        """
         path = self.path(repo_id, revision)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(path, MAX_BYTES, "metadata cache file"))
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MetadataCacheError(path, f"cannot read the cached metadata ({exc}); {_AGAIN}") from exc
+        except OSError as exc:
+            raise MetadataCacheError(path, f"cannot read the cached metadata: {exc.strerror or exc}; {_AGAIN}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise MetadataCacheError(path, f"the cached metadata is not valid JSON ({exc}); {_AGAIN}") from exc
         try:
-            return _entry_from(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MetadataCacheError(path, f"the cached metadata is not in format {FORMAT} ({exc!r}); {_AGAIN}") from exc
+            entry = _entry_from(data)
+        except _SchemaError as exc:
+            raise MetadataCacheError(path, f"the cached metadata is not valid: {exc}; {_AGAIN}") from exc
+        if (entry.repo_id.lower(), entry.revision) != (repo_id.lower(), revision):
+            raise MetadataCacheError(path, f"the cached metadata is for {entry.repo_id}@{entry.revision or MAIN}, "
+                                           f"not {repo_id}@{revision or MAIN}; {_AGAIN}")
+        return entry
 
     def store_meta(self, meta: ModelMeta, fetched_at: str, failure: Failure | None = None) -> CacheEntry:
         """Record freshly fetched metadata; ``failure`` says what part of it could not be fetched, if any."""
@@ -117,16 +159,130 @@ def dumps(entry: CacheEntry) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _entry_from(data: dict[str, Any]) -> CacheEntry:
-    if data.get("format") != FORMAT:
-        raise ValueError(f"format {data.get('format')!r}")
+# -- the schema: what a cache file may hold, checked field by field as it is read ---------------------------
+
+
+class _SchemaError(ValueError):
+    """A value of a cache file that does not fit the schema; the message names the field."""
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _SchemaError(f"a string, not {_shown(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _SchemaError("text without lone surrogates") from None
+    return value
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _SchemaError(f"a whole number >= 0, not {_shown(value)}")
+    return value
+
+
+def _number(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise _SchemaError(f"a finite number, not {_shown(value)}")
+    return value
+
+
+def _date(value: Any) -> str:
+    """An ISO 8601 date and time whose UTC year is 1970 to 9999 (what pages and feeds can show)."""
+    text = _text(value)
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        year = (when if when.tzinfo is None else when.astimezone(dt.UTC)).year
+    except (ValueError, OverflowError):
+        raise _SchemaError(f"an ISO 8601 date and time, not {text!r}") from None
+    if not 1970 <= year <= 9999:
+        raise _SchemaError(f"a date between 1970 and 9999, not {text!r}")
+    return text
+
+
+def _gated(value: Any) -> bool | str:
+    return value if isinstance(value, bool) else _text(value)
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else check(value)
+
+
+def _list_of(check: Callable[[Any], Any]) -> Callable[[Any], tuple]:
+    def checked(value: Any) -> tuple:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise _SchemaError(f"a list, not {_shown(value)}")
+        return tuple(_field(f"[{i}]", check, item) for i, item in enumerate(value))
+    return checked
+
+
+def _object(schema: dict[str, Callable[[Any], Any]], required: tuple[str, ...] = ()) -> Callable[[Any], dict]:
+    """A JSON object: the keys of ``schema`` checked (``required`` ones must be there), others ignored."""
+    def checked(value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise _SchemaError(f"an object, not {_shown(value)}")
+        missing = [key for key in required if key not in value]
+        if missing:
+            raise _SchemaError(f"an object with {', '.join(repr(k) for k in missing)}")
+        return {key: _field(f".{key}", check, value[key]) for key, check in schema.items() if key in value}
+    return checked
+
+
+def _field(name: str, check: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return check(value)
+    except _SchemaError as exc:
+        inner = str(exc)
+        if inner.startswith((".", "[")):  # already names a field further in
+            raise _SchemaError(name + inner) from None
+        raise _SchemaError(f"{name} must be {inner}") from None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, float) else repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+_FILE = _object({"path": _text, "size": _optional(_count), "lfs_sha256": _optional(_text)}, required=("path",))
+#: One check per field of :class:`ModelMeta` (but ``fetched_at``, kept at the top of the file).
+_META = {
+    "repo_id": _text, "revision": _optional(_text), "license": _optional(_text), "pipeline_tag": _optional(_text),
+    "library_name": _optional(_text), "tags": _list_of(_text), "parameters": _optional(_count),
+    "base_model": _list_of(_text), "downloads": _optional(_count), "likes": _optional(_count),
+    "trending_score": _optional(_number), "last_modified": _optional(_date), "created_at": _optional(_date),
+    "gated": _gated, "card_markdown": _optional(_text), "files": _list_of(_FILE), "commit": _optional(_text),
+}
+assert set(_META) == {f.name for f in fields(ModelMeta)} - {"fetched_at"}, "the schema must follow ModelMeta"
+_FAILURE = _object({"reason": _text, "detail": _text, "at": _text}, required=("reason", "detail", "at"))
+_ENTRY = _object({
+    "format": lambda v: v if v == FORMAT and not isinstance(v, bool) else _fail(f"{FORMAT}, not {_shown(v)}"),
+    "repo_id": _text, "revision": _optional(_text), "fetched_at": _optional(_date),
+    "meta": _optional(_object(_META, required=("repo_id",))), "failure": _optional(_FAILURE),
+}, required=("format", "repo_id", "revision", "meta"))
+
+
+def _fail(message: str) -> Any:
+    raise _SchemaError(message)
+
+
+def _entry_from(data: Any) -> CacheEntry:
+    """The entry a cache file's JSON holds, checked against the schema.
+
+    Raises:
+        _SchemaError: naming the first field that does not fit (``meta.downloads must be ...``).
+    """
+    try:
+        top = _ENTRY(data)
+    except _SchemaError as exc:
+        message = str(exc)
+        raise _SchemaError(message[1:] if message.startswith(".") else f"the file must be {message}") from None
     meta = None
-    if data["meta"] is not None:
-        known = {f.name for f in fields(ModelMeta)} - {"fetched_at"}
-        values = {k: v for k, v in data["meta"].items() if k in known}
-        for key in ("tags", "base_model"):
-            values[key] = tuple(values.get(key) or ())
-        values["files"] = tuple(RepoFile(**f) for f in values.get("files") or ())
-        meta = ModelMeta(**values, fetched_at=data.get("fetched_at"))
-    failure = Failure(**data["failure"]) if data.get("failure") else None
-    return CacheEntry(data["repo_id"], data["revision"], meta, failure)
+    if top.get("meta") is not None:
+        values = top["meta"]
+        values["files"] = tuple(RepoFile(f["path"], f.get("size"), f.get("lfs_sha256")) for f in values.get("files", ()))
+        meta = ModelMeta(**values, fetched_at=top.get("fetched_at"))
+    failure = Failure(**top["failure"]) if top.get("failure") else None
+    return CacheEntry(top["repo_id"], top["revision"], meta, failure)

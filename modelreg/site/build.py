@@ -15,7 +15,7 @@ from modelreg.registry.catalog import Catalog, Model, find_torrents, load_catalo
 from modelreg.config import Config
 from modelreg.registry.crosscheck import compare_files
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
-from modelreg.fsutil import staged_update
+from modelreg.fsutil import staged_update, switch_path
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
 from modelreg.registry.health import HealthStore, join_health
 from modelreg.registry.metacache import MetaCache
@@ -70,7 +70,7 @@ def cache_dir(out: Path) -> Path:
     """
     base = os.environ.get(CACHE_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelreg")
-    out = Path(out).resolve()
+    out = switch_path(out)
     return Path(base) / "sites" / f"{out.name}-{hashlib.sha256(str(out).encode()).hexdigest()[:16]}"
 
 
@@ -106,7 +106,7 @@ def build_site(config: Config, strict: bool = False, refresh_metadata: RefreshSe
 
 def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | None, incremental: bool) -> BuildReport:
     start = time.perf_counter()
-    registry, out = config.path(config.registry), config.path(config.out)
+    registry, out = config.path(config.registry), site_path(config)
     cache = cache_dir(out) if incremental else None
     parsed = ParseCache(cache / "torrents" if cache else None)
     paths = find_torrents(registry) if registry.is_dir() else None
@@ -142,6 +142,12 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
                        model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused,
                        site_bytes=stats.bytes)
+
+
+def site_path(config: Config) -> Path:
+    """The site folder readers use: a link to the current version, switched by each build
+    (:func:`modelreg.fsutil.staged_update`), so it is not resolved like the other paths."""
+    return switch_path(config.root / config.out)
 
 
 def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:

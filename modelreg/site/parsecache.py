@@ -10,17 +10,24 @@ another Python or for another shape of :class:`Torrent`, is ignored and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import hashlib
 import marshal
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from modelreg.errors import ModelregError
 from modelreg.fsutil import atomic_write_bytes
+from modelreg.registry.catalog import read_torrent
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
 CACHE_VERSION = 5
@@ -62,7 +69,7 @@ class ParseCache:
         workers = min(workers or os.cpu_count() or 1, len(todo) // _PER_WORKER)
         if workers < 2:
             return  # not worth starting processes
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for key, result in zip(todo, pool.map(_parse, todo, chunksize=64)):
                 if result is not None:
                     self.entries[key] = result
@@ -77,7 +84,7 @@ class ParseCache:
             self.digests[key] = entry[2]
             return _unpack(entry[3])
         self.misses += 1
-        torrent = Torrent.read(path)
+        torrent = read_torrent(path)
         digest = hashlib.sha256(torrent.raw).hexdigest()
         self.entries[key] = (st.st_size, st.st_mtime_ns, digest, _pack(torrent))
         self.digests[key] = digest
@@ -116,11 +123,38 @@ def write_cache(path: Path, data: bytes) -> None:
 _PER_WORKER = 200
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when the build that started it dies, even by SIGKILL.
+
+    A killed parent never tells its pool to stop, and its workers would wait on their queue forever.
+    On Linux the kernel sends SIGKILL to the worker when the parent's thread that started it ends
+    (``prctl(PR_SET_PDEATHSIG)``; the pool's processes are started by the thread that runs the build,
+    which waits for them). Everywhere, a watchdog thread also checks once a second that the parent
+    is still there (when it is gone, the worker's parent id changes).
+    """
+    libc_name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    if libc_name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def _parse(key: str) -> tuple[int, int, str, tuple] | None:
     """Worker: (size, mtime_ns, digest, packed torrent), or None if the file cannot be read or parsed."""
     try:
         st = os.stat(key)
-        torrent = Torrent.read(key)
+        torrent = read_torrent(key)
         after = os.stat(key)
     except (OSError, ModelregError):
         return None
@@ -151,7 +185,7 @@ def _unpack(packed: tuple, files: bool = True) -> Torrent:
 
 def full_torrent(torrent: Torrent, path: Path) -> Torrent:
     """The complete torrent: itself, or read again from ``path`` when it came slim from the cache."""
-    return torrent if torrent.raw else Torrent.read(path)
+    return torrent if torrent.raw else read_torrent(path)
 
 
 def _load(file: Path) -> dict:

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 
 from modelreg.config import Config
 from modelreg.errors import ModelregError, ServeError
-from modelreg.site.build import BuildReport, build_site
+from modelreg.site.build import BuildReport, build_site, site_path
 
 #: Seconds between two scans of the sources, and a change's settling time before the rebuild.
 POLL = 0.3
@@ -214,7 +214,7 @@ def serve(preview: Preview, host: str = "127.0.0.1", port: int = 8000) -> None:
     """
     seen = snapshot(preview.sources())  # changes during the first build trigger a rebuild
     preview.rebuild()  # raises ServeError when it fails and there is no previous site
-    root = preview.config.path(preview.config.out)
+    root = site_path(preview.config)
     try:
         server = _Server((host, port), partial(_Handler, directory=str(root)), preview)
     except OSError as exc:

@@ -7,7 +7,7 @@ code). The manifest remembers, per model, the key, the files written with their 
 its search summary). Shared files (listing pages, search shards, API pages) are remembered by the
 SHA-256 of their bytes: one whose new bytes are those of the live file, unchanged since it was written,
 stays in place too, so a rebuild after one change writes only the files that include that change. A model whose key is unchanged and whose old files are still exactly as written keeps
-them where they are (the builder's staged update leaves them in place) and its parts are reused;
+them (the builder's staged update hard-links them into the new version) and its parts are reused;
 anything else is rendered again. The manifest is saved only after the new site is in place.
 """
 

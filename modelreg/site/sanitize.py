@@ -4,6 +4,10 @@ A card is written by whoever owns the Hugging Face repository. It may hold raw H
 the result goes through nh3's allow-list: no ``<script>``/``<style>``/``<iframe>``, no event handler
 attributes, no ``javascript:``/``data:`` URLs, and every link gets ``rel="nofollow noopener noreferrer"``.
 Relative links and images point into the repository at the pinned revision, where the card means them.
+
+Images are not loaded: the site loads nothing from another host (a card's images live on the hub or
+anywhere its author likes, and loading one tells that host who is reading). Each ``<img>`` becomes a
+link to the image, ``[image: <alt>]`` (inside a link, just that text, as links cannot nest).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ _ATTRIBUTES = {
     "h1": {"id"}, "h2": {"id"}, "h3": {"id"}, "h4": {"id"}, "h5": {"id"}, "h6": {"id"},
 }
 LINK_REL = "nofollow noopener noreferrer"
+#: ``<a>`` and ``<img>`` tags as nh3 writes them: lower-case names, every value in double quotes (with
+#: ``"`` escaped), and ``<`` escaped in text, so a tag cannot hide in a value or in text.
+_TAG = re.compile(r'<(/?)(a|img)((?:\s+[a-z][a-z0-9-]*(?:="[^"]*")?)*)\s*/?>')
+_ATTR = re.compile(r'([a-z][a-z0-9-]*)="([^"]*)"')
 #: The card's element ids are prefixed so that they cannot clash with the page's own.
 ID_PREFIX = "card-"
 
@@ -60,7 +68,7 @@ def clean_html(html: str, repo_url: str | None = None, file_url: str | None = No
         base = file_url if (tag == "img" and attr == "src") else repo_url
         return urljoin(base, value) if base else None
 
-    return nh3.clean(
+    return images_to_links(nh3.clean(
         html,
         tags=_TAGS,
         clean_content_tags={"script", "style"},
@@ -70,4 +78,23 @@ def clean_html(html: str, repo_url: str | None = None, file_url: str | None = No
         link_rel=LINK_REL,
         strip_comments=True,
         id_prefix=ID_PREFIX,
-    )
+    ))
+
+
+def images_to_links(html: str) -> str:
+    """Every ``<img>`` of nh3's output as a link to the image (or its text alone inside a link)."""
+    depth = 0
+
+    def replace(m: re.Match) -> str:
+        nonlocal depth
+        closing, tag = m.group(1), m.group(2)
+        if tag == "a":
+            depth = max(0, depth + (-1 if closing else 1))
+            return m.group(0)
+        attrs = dict(_ATTR.findall(m.group(3)))  # values stay escaped: they are valid text and attributes
+        label = f"[image: {attrs['alt']}]" if attrs.get("alt", "").strip() else "[image]"
+        if depth or not attrs.get("src"):
+            return label
+        return f'<a href="{attrs["src"]}" rel="{LINK_REL}">{label}</a>'
+
+    return _TAG.sub(replace, html)
