@@ -128,7 +128,10 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
 
     def prepare(model: Model) -> Model:
         digest = parsed.digest(model.torrent_path)
-        full = replace(model, torrent=parsed.read(model.torrent_path))
+        # the file list joins the catalog's torrent, whose fields the catalog already checked (a creation
+        # date out of range dropped): only the list comes from the cache
+        torrent = replace(parsed.read(model.torrent_path), creation_date=model.torrent.creation_date)
+        full = replace(model, torrent=torrent)
         if parsed.digest(model.torrent_path) != digest:
             raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
         return _joined(full, metacache)
