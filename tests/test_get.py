@@ -133,7 +133,9 @@ def test_peer_only_then_peer_and_web_seed(tmp_path):
         report = get(entry, tmp_path / "hf1", GetOptions(peers=(("127.0.0.1", seeder.port),), stall_timeout=20, **QUIET))
         assert tree_bytes(snapshot(tmp_path / "hf1")) == pub.files
         assert report.peer_bytes > 0 and report.webseed_bytes == 0
-        # Both: a slow web seed and the peer each supply part of it.
+        # Both: a slow web seed and a peer as slow each supply part of it (neither finishes alone first,
+        # however busy the machine is).
+        seeder.ses.apply_settings({"upload_rate_limit": 100_000})
         with FileServer(tmp_path / "source", rate=100_000) as ws:
             both = type(entry)(**{**entry.__dict__, "torrent": Torrent.from_bytes(_with_webseed(pub, ws.url))})
             report = get(both, tmp_path / "hf2", GetOptions(peers=(("127.0.0.1", seeder.port),), stall_timeout=20,
@@ -179,14 +181,14 @@ def test_metadata_sha256_mismatch_fails_naming_the_file(tmp_path):
                       for p, b in pub.files.items())
         wrong = tuple(RepoFile(f.path, f.size, "0" * 64) if f.path == "model-00002-of-00002.safetensors" else f
                       for f in files)
-        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=wrong), "now")
+        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=wrong), "2026-11-29T00:00:00Z")
         entry = open_source(str(pub.registry)).entry(REPO_ID, None)
         assert entry.lfs_sha256["model-00002-of-00002.safetensors"] == "0" * 64
         with pytest.raises(FileCheckError, match="model-00002-of-00002.safetensors"):
             get(entry, tmp_path / "hf", GetOptions(stall_timeout=20, **QUIET))
         assert not snapshot(tmp_path / "hf").exists()
         # With the right metadata it places the files (and checked them against it).
-        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=files), "now")
+        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=files), "2026-11-29T00:00:00Z")
         get(open_source(str(pub.registry)).entry(REPO_ID, COMMIT[:8]), tmp_path / "hf", GetOptions(stall_timeout=20,
                                                                                                    **QUIET))
     assert tree_bytes(snapshot(tmp_path / "hf")) == pub.files

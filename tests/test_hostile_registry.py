@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelreg.errors import CatalogError, FileProblem, MetadataCacheError
+from modelreg.hf.metadata import ModelMeta
 from modelreg.registry.catalog import COMMIT, REPO_ID, find_torrents, is_revision, load_catalog, repo_from_webseeds
 from modelreg.registry.metacache import MetaCache
 
@@ -279,3 +280,14 @@ def test_no_json_in_a_sidecar_or_cache_file_breaks_the_build(tmp_path_factory, s
 def test_is_revision_has_git_ref_rules():
     assert is_revision(REV) and is_revision("refs/pr/1") and not is_revision("x.lock/y")
     assert not is_revision("a/.b") and not is_revision("HEAD") and not is_revision("\ud800")
+
+
+def test_the_cache_stores_nothing_its_reader_would_refuse(tmp_path: Path):
+    # One schema for both directions: a value that load() refuses is refused by the writer too.
+    cache = MetaCache.for_registry(tmp_path / "registry")
+    meta = ModelMeta(REPO, None)
+    with pytest.raises(MetadataCacheError, match="fetched_at"):
+        cache.store_meta(meta, "now")
+    assert not cache.path(REPO, None).exists()
+    cache.store_meta(meta, "2026-11-29T00:00:00Z")
+    assert cache.load(REPO, None).meta.fetched_at == "2026-11-29T00:00:00Z"

@@ -135,9 +135,20 @@ class MetaCache:
         return entry
 
     def _write(self, entry: CacheEntry) -> None:
+        """Write an entry, checked against the same schema as a read: nothing is stored that :meth:`load`
+        would refuse (a bad value from the hub fails here, naming the file, not on the next build).
+
+        Raises:
+            MetadataCacheError: the entry does not fit the schema, or the file cannot be written.
+        """
         path = self.path(entry.repo_id, entry.revision)
+        data = dumps(entry)
         try:
-            atomic_write_bytes(path, dumps(entry))
+            _entry_from(json.loads(data))
+        except _SchemaError as exc:
+            raise MetadataCacheError(path, f"not stored: the metadata is not valid: {exc}") from exc
+        try:
+            atomic_write_bytes(path, data)
         except OSError as exc:
             raise MetadataCacheError(path, f"cannot write the cache file: {exc}") from exc
 
