@@ -264,3 +264,16 @@ def test_bundled_examples_metadata_is_what_examples_hub_serves(tmp_path):
     assert sorted(fresh) == sorted(committed)
     for repo_id, model in fresh.items():  # regenerate with: python tests/examples_hub.py
         assert replace(model.meta, fetched_at=None) == replace(committed[repo_id].meta, fetched_at=None), repo_id
+
+
+def test_a_hub_answer_the_cache_cannot_hold_is_that_models_failure(registry, hub):
+    # The cache writes only what its reader accepts (issue 15): a negative like count from the hub is
+    # refused at the write, recorded as this model's failure, and the other models are still fetched.
+    publish(hub, registry, "Org/Odd", WEIGHTS, likes=-3)
+    client = HubClient(hub.endpoint, None, FAST)
+    report = refresh(load_catalog(registry).models, MetaCache.for_registry(registry), client, settings())
+    assert [e.repo_id for e in report.failed] == ["Org/Odd"] and report.failed[0].reason == "bad-response"
+    assert "likes" in str(report.failed[0])
+    assert len(report.fetched) == 2
+    entry = MetaCache.for_registry(registry).load("Org/Odd", hub.repo("Org/Odd").sha)
+    assert entry.meta is None and entry.failure.reason == "bad-response"

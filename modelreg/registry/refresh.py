@@ -155,7 +155,12 @@ def fetch_into(cache: MetaCache, client: HubClient, repo_id: str, revision: str 
             previous = None
         if previous and previous.meta and previous.meta.commit == meta.commit:  # same files: the old card still fits
             meta = replace(meta, card_markdown=previous.meta.card_markdown)
-    cache.store_meta(meta, at, failure)
+    try:
+        cache.store_meta(meta, at, failure)
+    except MetadataCacheError as exc:  # the hub's answer does not fit the cache's schema: this model's failure
+        bad = HubError(repo_id, revision, "bad-response", f"the hub's answer cannot be cached: {exc}")
+        cache.store_failure(bad, at)
+        return bad
     return error
 
 
