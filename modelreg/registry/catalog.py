@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from modelreg.errors import CatalogError, ModelregError, TorrentError
 from modelreg.fsutil import read_regular
 from modelreg.hf.metadata import ModelMeta
+from modelreg.hf.repoid import RepoIdParts
 from modelreg.registry.health import Health
 from modelreg.registry.history import commit_dates
 from modelreg.torrent.metainfo import Torrent
@@ -42,7 +43,7 @@ _LATEST_DATE = 253402300799
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(RepoIdParts):
     """One registry entry: a torrent and the Hugging Face repository (and revision) it was made from."""
 
     repo_id: str
@@ -60,14 +61,6 @@ class Model:
     committed: int | None = None
     #: The last swarm and web-seed check (registry/.health/), or None where never checked.
     health: Health | None = None
-
-    @property
-    def org(self) -> str:
-        return self.repo_id.split("/")[0]
-
-    @property
-    def name(self) -> str:
-        return self.repo_id.split("/")[1]
 
     @property
     def pinned(self) -> bool:
