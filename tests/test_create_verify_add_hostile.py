@@ -120,3 +120,30 @@ def test_bad_add_arguments_are_one_line_errors(tmp_path, capsys, argv, said):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and said in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option, url, said", [
+    ("--webseed", "notaurl", "--webseed must be an absolute http(s) URL, not 'notaurl'"),
+    ("--webseed", "udp://127.0.0.1:1/", "--webseed must be an absolute http(s) URL"),
+    ("--tracker", "ftp://x", "--tracker must be an absolute http/https/udp/wss URL, not 'ftp://x'"),
+    ("--tracker", "http://[::1", "--tracker must be an absolute"),
+])
+def test_create_refuses_a_tracker_or_web_seed_that_is_no_url_before_hashing(tmp_path, capsys, option, url, said):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"w" * 1000)
+    out = tmp_path / "model.torrent"
+    assert main(["create", "-q", str(folder), "-o", str(out), option, url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_add_refuses_a_tracker_that_is_no_url_before_asking_the_hub(hub, tmp_path, capsys):
+    hub.add_repo("Org/Model", {"config.json": b"{}"})
+    registry = tmp_path / "registry"
+    code = main(["add", "Org/Model", "--hf-endpoint", hub.endpoint, "--registry", str(registry), "-q",
+                 "--tracker", "ftp://x"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--tracker must be an absolute" in err
+    assert not registry.exists() and not hub.find_requests(origin="hub")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from modelreg.config import TRACKER_SCHEMES, WEBSEED_SCHEMES, check_url
 from modelreg.errors import ConfigError
 from modelreg.progress import byte_progress
 from modelreg.torrent.create import create_torrent, write_torrent
@@ -38,13 +39,19 @@ def add_torrent_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_torrent_options(args: argparse.Namespace) -> None:
-    """Refuse a piece length the chosen version cannot have before any file is read or fetched.
+    """Refuse a piece length the chosen version cannot have, or a tracker or web seed that is no URL, before
+    any file is read or fetched.
 
     Raises:
         CreateError: ``--piece-length`` is invalid for the torrent's version (see ``check_piece_length``).
+        ConfigError: a ``--tracker`` or ``--webseed`` is not an absolute URL of a scheme it can have.
     """
     if args.piece_length is not None:
         check_piece_length(args.piece_length, args.mode)
+    for url in args.tracker:
+        check_url(url, "--tracker", TRACKER_SCHEMES)
+    for url in getattr(args, "webseed", ()):  # add names its web seed with --webseed-prefix instead
+        check_url(url, "--webseed", WEBSEED_SCHEMES)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
