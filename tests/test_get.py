@@ -179,14 +179,14 @@ def test_metadata_sha256_mismatch_fails_naming_the_file(tmp_path):
                       for p, b in pub.files.items())
         wrong = tuple(RepoFile(f.path, f.size, "0" * 64) if f.path == "model-00002-of-00002.safetensors" else f
                       for f in files)
-        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=wrong), "now")
+        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=wrong), "2026-01-01T00:00:00Z")
         entry = open_source(str(pub.registry)).entry(REPO_ID, None)
         assert entry.lfs_sha256["model-00002-of-00002.safetensors"] == "0" * 64
         with pytest.raises(FileCheckError, match="model-00002-of-00002.safetensors"):
             get(entry, tmp_path / "hf", GetOptions(stall_timeout=20, **QUIET))
         assert not snapshot(tmp_path / "hf").exists()
         # With the right metadata it places the files (and checked them against it).
-        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=files), "now")
+        MetaCache.for_registry(pub.registry).store_meta(ModelMeta(REPO_ID, COMMIT, commit=COMMIT, files=files), "2026-01-01T00:00:00Z")
         get(open_source(str(pub.registry)).entry(REPO_ID, COMMIT[:8]), tmp_path / "hf", GetOptions(stall_timeout=20,
                                                                                                    **QUIET))
     assert tree_bytes(snapshot(tmp_path / "hf")) == pub.files
