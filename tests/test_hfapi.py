@@ -7,7 +7,6 @@ huggingface_hub reads HF_ENDPOINT when it is imported, so every client call runs
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
-from webseed_harness import FAST_RETRY, GatewayThread, make_files, make_model
+from webseed_harness import FAST_RETRY, GatewayThread, fetch, make_files, make_model
 
 from modelreg.cli import main
 from modelreg.errors import ConfigError
@@ -120,16 +119,6 @@ def hf_gateway(model, hub, cache: Path, metadata: MetaCache | None, tokens: Toke
     gateway = Gateway(settings, ServeSet([model.served]))
     HfApi(gateway, metadata, tokens)
     return GatewayThread(gateway)
-
-
-def fetch(gw, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.headers), resp.read()
-    finally:
-        conn.close()
 
 
 def expected_etag(hub, path: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
-from webseed_harness import make_files, make_model, start_gateway
+from webseed_harness import fetch, make_files, make_model, start_gateway
 
 from modelreg.cli import main
 from modelreg.webseed import ServeSet
@@ -38,16 +38,6 @@ def hub():
 @pytest.fixture
 def model(hub, tmp_path):
     return make_model(hub, tmp_path, "TestOrg/Tiny-Model", make_files(FILES, seed=7), piece_length=64 * 1024)
-
-
-def fetch(gw, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.headers), resp.read()
-    finally:
-        conn.close()
 
 
 def file_url(model, path: str) -> str:

@@ -4,8 +4,10 @@ a model repository on the fake hub with its hybrid torrent, and the two real Bit
 from __future__ import annotations
 
 import asyncio
+import http.client
 import random
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -73,6 +75,33 @@ class GatewayThread(AppThread):
         self.gateway = gateway
         self.access_log = access_log
         super().__init__(make_runner(gateway, access_log), port)
+
+
+def fetch(server: AppThread | int, path: str, method: str = "GET", headers: dict | None = None,
+          timeout: float = 30) -> tuple[int, dict, bytes]:
+    """One request to a server on 127.0.0.1 (a running server or its port): status, headers and body. Only the
+    headers given are sent (and Host): no Accept-Encoding of http.client's own."""
+    port = server if isinstance(server, int) else server.port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, dict(resp.headers), resp.read()
+    finally:
+        conn.close()
+
+
+def raw_exchange(gw: AppThread, data: bytes | str, timeout: float = 10) -> bytes:
+    """Send ``data`` as is (a str as Latin-1) and read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=timeout) as sock:
+        sock.sendall(data.encode("latin-1") if isinstance(data, str) else data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
 
 
 def make_files(sizes: dict[str, int], seed: int = 1) -> dict[str, bytes]:
