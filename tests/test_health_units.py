@@ -8,10 +8,10 @@ import json
 import socket
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import aiohttp
 import pytest
+from loopback import LoopbackServer, QuietHandler
 
 from modelreg.errors import HealthFileError, ProbeError
 from modelreg.health.scrape import scrape, scrape_url
@@ -77,25 +77,8 @@ def test_summary_best_source_and_webseed_state():
     assert summary(_health())["seeders"] is None and summary(_health())["webseed_ok"] is None
 
 
-class _Server:
-    def __init__(self, handler):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _answering(status: int, body: bytes, headers: dict[str, str] | None = None):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self):
             self.send_response(status)
             for k, v in (headers or {"Content-Length": str(len(body))}).items():
@@ -117,9 +100,9 @@ async def _scrape(url: str):
     (500, b"oops", "http-error"),
 ])
 def test_http_scrape_failures(status, body, reason):
-    with _Server(_answering(status, body)) as base:
+    with LoopbackServer(_answering(status, body)) as server:
         with pytest.raises(ProbeError) as info:
-            asyncio.run(_scrape(base + "/announce"))
+            asyncio.run(_scrape(server.url + "announce"))
     assert info.value.reason == reason
 
 
@@ -152,8 +135,8 @@ def test_webseed_that_ignores_range_is_judged_by_its_length(tmp_path):
         async with aiohttp.ClientSession() as http:
             return await probe(http, url, size, 2.0)
 
-    with _Server(_answering(200, b"z" * 3000)) as base:
-        right, wrong = asyncio.run(go(base + "/one.bin", 3000)), asyncio.run(go(base + "/one.bin", 2999))
+    with LoopbackServer(_answering(200, b"z" * 3000)) as server:
+        right, wrong = asyncio.run(go(server.url + "one.bin", 3000)), asyncio.run(go(server.url + "one.bin", 2999))
     assert right.ok and right.status == 200 and right.length_ok
     assert not wrong.ok and wrong.length_ok is False
     refused = asyncio.run(go("http://127.0.0.1:9/one.bin", 3000))
