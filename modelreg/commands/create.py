@@ -6,22 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from modelreg.commands import add_quiet_option, size_argument
 from modelreg.config import TRACKER_SCHEMES, WEBSEED_SCHEMES, check_url
-from modelreg.errors import ConfigError
 from modelreg.progress import byte_progress
 from modelreg.torrent.create import create_torrent, write_torrent
 from modelreg.torrent.layout import check_piece_length
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import LocalSource
-from modelreg.units import parse_size
-
-
-def size_argument(text: str) -> int:
-    """A byte count from the command line (4194304, 4M, 16KiB, 2T), for argparse's ``type=``."""
-    try:
-        return parse_size(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_torrent_options(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="web seed URL (BEP 19); repeat for several")
     parser.add_argument("--name", help="torrent name (default: the folder's name)")
     parser.add_argument("--comment", help="comment stored in the torrent")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(func=run)
 
 
