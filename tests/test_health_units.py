@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import struct
 import threading
@@ -57,6 +58,21 @@ def test_store_round_trip_and_rejects(tmp_path):
             store.load("org/m", None)
         assert str(store.path("org/m", None)) in str(info.value), what
 
+
+
+def test_a_fifo_health_file_is_refused_and_no_file_lies_outside_the_store(tmp_path):
+    """Issue 15's bounded reads and paths kept inside, for the health store as for the metadata cache."""
+    store = HealthStore(tmp_path / ".health")
+    store.path("org/m", None).parent.mkdir(parents=True)
+    os.mkfifo(store.path("org/m", None))  # no writer: a plain read blocks for ever
+    with pytest.raises(HealthFileError, match="the health file is not a regular file but a FIFO"):
+        store.load("org/m", None)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / ".health" / "evil").symlink_to(tmp_path / "elsewhere")
+    for repo_id, revision in (("evil/m", None), ("org/m", "../../x"), ("org/m", "/x")):
+        with pytest.raises(HealthFileError, match="would be stored outside"):
+            store.store(_health(repo_id=repo_id, revision=revision))
+    assert not any((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "x.json").exists()
 
 def test_summary_best_source_and_webseed_state():
     counts = {"complete": 2, "incomplete": 5, "downloaded": 9}

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -22,10 +20,10 @@ from typing import Any
 from modelreg.errors import HubError, MetadataCacheError
 from modelreg.fsutil import atomic_write_bytes, read_regular
 from modelreg.hf.metadata import ModelMeta, RepoFile
+from modelreg.registry.revfiles import MAIN, revision_file
 
 CACHE_DIR = ".metadata"
 FORMAT = 1
-MAIN = "main"
 #: A cache file is at most this large (model cards and file lists of big repositories are a few MB).
 MAX_BYTES = 64 << 20
 _AGAIN = "delete it and run 'modelreg refresh' to fetch it again"
@@ -70,25 +68,10 @@ class MetaCache:
         Raises:
             MetadataCacheError: the repository id or revision would name a file outside the cache.
         """
-        parts = [*repo_id.split("/"), *(revision or MAIN).split("/")]
-        path = self.root.joinpath(*parts[:-1], parts[-1] + ".json")
-        if len(repo_id.split("/")) != 2 or any(p in ("", ".", "..") for p in parts) or self._escapes(path, parts):
+        path, inside = revision_file(self.root, repo_id, revision)
+        if not inside:
             raise MetadataCacheError(path, f"{repo_id}@{revision or MAIN} would be cached outside {self.root}")
         return path
-
-    def _escapes(self, path: Path, parts: list[str]) -> bool:
-        """Whether a link below the cache folder leads ``path`` out of it (a few ``lstat`` calls, and a
-        full resolve only where there is a link: a build looks up thousands of entries)."""
-        here = str(self.root)
-        for part in parts[:-1] + [parts[-1] + ".json"]:
-            here = os.path.join(here, part)
-            try:
-                if not stat.S_ISLNK(os.lstat(here).st_mode):
-                    continue
-            except OSError:
-                return False  # nothing exists from here on: no link to follow
-            return not path.resolve().is_relative_to(self.root.resolve())
-        return False
 
     def load(self, repo_id: str, revision: str | None) -> CacheEntry | None:
         """The cached entry, or None when there is none.
