@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelreg.errors import HealthFileError
 from modelreg.fsutil import atomic_write_bytes, read_regular
-from modelreg.registry.revfiles import MAIN, revision_file
+from modelreg.registry.revfiles import RevisionFolder
 
 if TYPE_CHECKING:  # the catalog's Model carries a Health: import it for annotations only
     from modelreg.registry.catalog import Model
@@ -52,26 +51,13 @@ class Health:
         return summary(self.data)
 
 
-class HealthStore:
-    """The ``.health`` folder of a registry; safe to use from several threads for different models."""
+class HealthStore(RevisionFolder):
+    """The ``.health`` folder of a registry; safe to use from several threads for different models.
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    :meth:`path` raises :class:`~modelreg.errors.HealthFileError` for a file that would lie outside it.
+    """
 
-    @classmethod
-    def for_registry(cls, registry: str | Path) -> HealthStore:
-        return cls(Path(registry) / HEALTH_DIR)
-
-    def path(self, repo_id: str, revision: str | None) -> Path:
-        """The file of a model's health, which always lies inside the store's folder, links resolved.
-
-        Raises:
-            HealthFileError: the repository id or revision would name a file outside the folder.
-        """
-        path, inside = revision_file(self.root, repo_id, revision)
-        if not inside:
-            raise HealthFileError(path, f"{repo_id}@{revision or MAIN} would be stored outside {self.root}")
-        return path
+    FOLDER, OUTSIDE_ERROR, OUTSIDE_VERB = HEALTH_DIR, HealthFileError, "stored"
 
     def load(self, repo_id: str, revision: str | None) -> Health | None:
         """The stored health, or None when never checked.

@@ -14,13 +14,12 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 from modelreg.errors import HubError, MetadataCacheError
 from modelreg.fsutil import atomic_write_bytes, read_regular
 from modelreg.hf.metadata import ModelMeta, RepoFile
-from modelreg.registry.revfiles import MAIN, revision_file
+from modelreg.registry.revfiles import MAIN, RevisionFolder
 
 CACHE_DIR = ".metadata"
 FORMAT = 1
@@ -52,26 +51,13 @@ class CacheEntry:
         return self.meta.fetched_at if self.meta else None
 
 
-class MetaCache:
-    """The cache folder; every method is safe to call from several threads for different entries."""
+class MetaCache(RevisionFolder):
+    """The cache folder; every method is safe to call from several threads for different entries.
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    :meth:`path` raises :class:`~modelreg.errors.MetadataCacheError` for a file that would lie outside it.
+    """
 
-    @classmethod
-    def for_registry(cls, registry: str | Path) -> MetaCache:
-        return cls(Path(registry) / CACHE_DIR)
-
-    def path(self, repo_id: str, revision: str | None) -> Path:
-        """The file of an entry, which always lies inside the cache folder, links resolved.
-
-        Raises:
-            MetadataCacheError: the repository id or revision would name a file outside the cache.
-        """
-        path, inside = revision_file(self.root, repo_id, revision)
-        if not inside:
-            raise MetadataCacheError(path, f"{repo_id}@{revision or MAIN} would be cached outside {self.root}")
-        return path
+    FOLDER, OUTSIDE_ERROR, OUTSIDE_VERB = CACHE_DIR, MetadataCacheError, "cached"
 
     def load(self, repo_id: str, revision: str | None) -> CacheEntry | None:
         """The cached entry, or None when there is none.

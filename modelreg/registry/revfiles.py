@@ -10,9 +10,42 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Self
+
+from modelreg.errors import FileProblem
 
 #: The file name of a model with no known revision.
 MAIN = "main"
+
+
+class RevisionFolder:
+    """A registry's folder of per-revision files (:data:`FOLDER` below the registry), whose :meth:`path` never
+    names a file outside it."""
+
+    #: The folder's name in a registry, and the error and the verb :meth:`path` refuses an outside file with.
+    FOLDER: str
+    OUTSIDE_ERROR: type[FileProblem]
+    OUTSIDE_VERB: str
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @classmethod
+    def for_registry(cls, registry: str | Path) -> Self:
+        return cls(Path(registry) / cls.FOLDER)
+
+    def path(self, repo_id: str, revision: str | None) -> Path:
+        """The file of a repository revision, which always lies inside the folder, links resolved.
+
+        Raises:
+            FileProblem: (the subclass's :attr:`OUTSIDE_ERROR`) the repository id or revision would name a file
+                outside the folder.
+        """
+        path, inside = revision_file(self.root, repo_id, revision)
+        if not inside:
+            raise self.OUTSIDE_ERROR(path, f"{repo_id}@{revision or MAIN} would be {self.OUTSIDE_VERB} outside "
+                                           f"{self.root}")
+        return path
 
 
 def revision_file(root: Path, repo_id: str, revision: str | None) -> tuple[Path, bool]:
