@@ -8,16 +8,12 @@ import logging
 import os
 import resource
 import select
-import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
-from webseed_harness import fetch, make_files, make_model, raw_exchange, start_gateway
+from webseed_harness import GatewayProcess, fetch, make_files, make_model, raw_exchange, start_gateway
 
 FILES = {"config.json": 1_000, "model.safetensors": 300_007}
 LFS = "model.safetensors"
@@ -234,42 +230,36 @@ def test_the_open_file_budget_follows_rlimit_nofile(hub, model):
 def test_a_gateway_at_its_open_file_limit_answers_and_stays_quiet(hub, model, tmp_path):
     """The review's case, scaled down: more idle connections than the process may open files."""
     limit = 256
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", "webseed",
-           "--port", str(port), "--allow", f"{model.repo_id}@{model.revision}", "--hf-endpoint", hub.endpoint,
-           "--redirect-host", hub.cdn_endpoint.split("://")[1], "--access-log", ""]
+    args = ["--allow", f"{model.repo_id}@{model.revision}", "--hf-endpoint", hub.endpoint,
+            "--redirect-host", hub.cdn_endpoint.split("://")[1], "--access-log", ""]
 
     def lower_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path, preexec_fn=lower_limit,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     idle: list[socket.socket] = []
-    try:
-        assert wait_until(lambda: _answers(port, "/healthz") == 200)
-        for _ in range(limit + 50):  # all at once, as a crowd would
-            sock = socket.socket()
-            sock.setblocking(False)
-            sock.connect_ex(("127.0.0.1", port))
-            idle.append(sock)
-        poller = select.poll()
-        for sock in idle:
-            poller.register(sock, select.POLLOUT)
-        pending, deadline = len(idle), time.monotonic() + 15
-        while pending and time.monotonic() < deadline:  # each gets in (or gets its 503 and is closed)
-            for fd, _ in poller.poll(500):
-                poller.unregister(fd)
-                pending -= 1
-        # Before, accept() failed (EMFILE) and this request timed out.
-        assert _answers(port, f"/v1/{model.repo_id}/{model.revision}/Hostile-Model/config.json") == 302
-    finally:
-        for sock in idle:
-            sock.close()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+    with GatewayProcess(args, cwd=tmp_path, preexec_fn=lower_limit) as gw:
+        port = gw.port
+        try:
+            for _ in range(limit + 50):  # all at once, as a crowd would
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+                idle.append(sock)
+            poller = select.poll()
+            for sock in idle:
+                poller.register(sock, select.POLLOUT)
+            pending, deadline = len(idle), time.monotonic() + 15
+            while pending and time.monotonic() < deadline:  # each gets in (or gets its 503 and is closed)
+                for fd, _ in poller.poll(500):
+                    poller.unregister(fd)
+                    pending -= 1
+            # Before, accept() failed (EMFILE) and this request timed out.
+            assert _answers(port, f"/v1/{model.repo_id}/{model.revision}/Hostile-Model/config.json") == 302
+        finally:
+            for sock in idle:
+                sock.close()
+    err = gw.stderr
+    assert gw.returncode == 0, err
     assert "Traceback" not in err and len(err) < 2000, err[:2000]
 
 

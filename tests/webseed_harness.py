@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -155,6 +158,39 @@ def make_torrent(
     ct = lt.create_torrent(fs, piece_length, flags)
     lt.set_piece_hashes(ct, str(root))
     return Torrent.from_bytes(lt.bencode(ct.generate()), source=f"{name}.torrent")
+
+
+class GatewayProcess:
+    """``modelreg webseed ARGS --port <free port>`` in another process (this checkout's modelreg), ready once its
+    ``/healthz`` answers; stopped with SIGTERM at the end of ``with``, then ``returncode`` and ``stderr`` are set."""
+
+    def __init__(self, args: list[str], cwd: Path, preexec_fn=None):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", "webseed",
+               *args, "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=cwd, preexec_fn=preexec_fn,
+                                     env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        self.returncode: int | None = None
+        self.stderr = ""
+
+    def __enter__(self) -> GatewayProcess:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if fetch(self.port, "/healthz", timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise AssertionError(f"the gateway did not answer /healthz (exit {self.returncode}): {self.stderr[-2000:]}")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        _, self.stderr = self.proc.communicate(timeout=10)
+        self.returncode = self.proc.returncode
 
 
 def start_gateway(
