@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import libtorrent as lt  # noqa: E402
+from ltutil import loopback_dht  # noqa: E402
 from trackers import HttpTracker, Swarm, UdpTracker, WebseedServer  # noqa: E402
 
 from modelreg.health.check import HealthSettings, check_health  # noqa: E402
@@ -61,20 +62,9 @@ def fill(tracker, models) -> None:
                 swarm.announce(os.urandom(20), 6881 + p, 0 if p % 2 == 0 else 100, "started")
 
 
-LOOPBACK_DHT = {"listen_interfaces": "127.0.0.1:0", "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
-                "enable_natpmp": False, "dht_bootstrap_nodes": "", "dht_restrict_routing_ips": False,
-                "dht_restrict_search_ips": False, "dht_prefer_verified_node_ids": False,
-                "dht_enforce_node_id": False, "dht_ignore_dark_internet": False, "alert_mask": 0,
-                "dht_block_ratelimit": 100_000, "dht_upload_rate_limit": 1 << 22}
-
-
 def bench_dht(models) -> None:
-    nodes = [lt.session(LOOPBACK_DHT) for _ in range(4)]
+    nodes = loopback_dht(4)
     ports = [s.listen_port() for s in nodes]
-    for s in nodes:
-        for port in ports:
-            if port != s.listen_port():
-                s.add_dht_node(("127.0.0.1", port))
     time.sleep(0.5)
     hashes, want = [], []
     for k, m in enumerate(models):

@@ -82,16 +82,31 @@ def _text(key: str, value: Any, where: str) -> str:
     return value
 
 
-def _url(key: str, value: Any, where: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
-    value = _text(key, value, where)
+#: The URL schemes a torrent's trackers may have (BEP 3 http(s), BEP 15 udp, WebTorrent wss), and its web seeds'.
+TRACKER_SCHEMES = ("http", "https", "udp", "wss")
+WEBSEED_SCHEMES = ("http", "https")
+
+
+def check_url(value: str, what: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """``value`` as given, if it is an absolute URL of one of ``schemes`` with a host (and a port in range):
+    the one URL rule of the config, the command-line options and ``HF_ENDPOINT``.
+
+    Raises:
+        ConfigError: naming ``what`` and the value.
+    """
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a port out of range
     except ValueError:  # 'http://[::1' and the like
         parts = urlsplit("")
-    if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(f"{where}: '{key}' must be an absolute {'/'.join(schemes)} URL, not {value!r}")
+    if parts.scheme not in schemes or not parts.hostname:
+        words = "http(s)" if schemes == ("http", "https") else "/".join(schemes)
+        raise ConfigError(f"{what} must be an absolute {words} URL, not {value!r}")
     return value
+
+
+def _url(key: str, value: Any, where: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    return check_url(_text(key, value, where), f"{where}: '{key}'", schemes)
 
 
 def _urls(schemes: tuple[str, ...]):
@@ -132,8 +147,8 @@ _CHECKS = {
     "registry": _text,
     "out": _text,
     "theme_dir": _text,
-    "trackers": _urls(("http", "https", "udp", "wss")),
-    "webseeds": _urls(("http", "https")),
+    "trackers": _urls(TRACKER_SCHEMES),
+    "webseeds": _urls(WEBSEED_SCHEMES),
     "hf_endpoint": lambda k, v, w: _url(k, v, w).rstrip("/"),
     "use_directory_urls": lambda k, v, w: _bool(k, v, w),
     "torrent_url": lambda k, v, w: _url(k, v, w).rstrip("/") + "/" if v else "",

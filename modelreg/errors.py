@@ -124,6 +124,10 @@ class SwarmError(ModelregError):
     """``get`` or ``seed`` cannot go on: no usable source, a stalled download, a file that does not verify."""
 
 
+class LibtorrentMissingError(SwarmError, ImportError):
+    """``get``, ``seed`` or ``health``'s DHT lookups need the libtorrent Python bindings, which are not installed."""
+
+
 class SourceError(SwarmError):
     """The site or registry named by ``--from`` cannot be read, or does not list the repository asked for."""
 

@@ -1,10 +1,21 @@
-"""libtorrent as the oracle: make torrents with it and read torrents the way it does."""
+"""libtorrent as the oracle: make torrents with it and read torrents the way it does; a DHT of libtorrent
+nodes on 127.0.0.1 (:func:`loopback_dht`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import libtorrent as lt
+
+from modelreg.torrent.ltsession import LOCAL_DHT, NO_PORT_MAPPING
+
+#: A DHT node on 127.0.0.1 that bootstraps only from the nodes it is given.
+LOOPBACK_DHT = {
+    "listen_interfaces": "127.0.0.1:0", "enable_dht": True, "enable_lsd": False, **NO_PORT_MAPPING, **LOCAL_DHT,
+    "dht_bootstrap_nodes": "", "alert_mask": 0,
+    # the nodes share one address: libtorrent would ban it past 5 packets a second
+    "dht_block_ratelimit": 100_000, "dht_upload_rate_limit": 1 << 22,
+}
 
 
 def make_torrent(
@@ -59,3 +70,14 @@ def lt_read(data: bytes) -> dict:
         "trackers": [t.url for t in ti.trackers()],
         "private": ti.priv(),
     }
+
+
+def loopback_dht(count: int = 4) -> list:
+    """``count`` libtorrent DHT nodes on 127.0.0.1, each bootstrapped from the others."""
+    sessions = [lt.session(LOOPBACK_DHT) for _ in range(count)]
+    ports = [s.listen_port() for s in sessions]
+    for s in sessions:
+        for port in ports:
+            if port != s.listen_port():
+                s.add_dht_node(("127.0.0.1", port))
+    return sessions

@@ -6,15 +6,15 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
 
 import libtorrent as lt
+from loopback import LoopbackServer, QuietHandler, requested_range, send_range_head
 from ltutil import make_torrent
 
 from modelreg.config import Config
@@ -24,7 +24,7 @@ REPO_ID = "TestOrg/Tiny-Model"
 COMMIT = hashlib.sha1(b"tiny model commit").hexdigest()
 
 
-class FileServer:
+class FileServer(LoopbackServer):
     """Files under ``root`` over HTTP on 127.0.0.1: 206 for a Range request (a BEP 19 web seed needs it).
 
     ``served`` counts body bytes per path; ``corrupt`` maps a path to byte offsets sent flipped;
@@ -38,40 +38,18 @@ class FileServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802
                 server.answer(self)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        super().__init__(Handler)
 
     @property
     def total(self) -> int:
         with self.lock:
             return sum(self.served.values())
-
-    def __enter__(self) -> FileServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.thread.is_alive():
-            self.httpd.shutdown()
-        self.httpd.server_close()
 
     def answer(self, h: BaseHTTPRequestHandler) -> None:
         rel = unquote(h.path.split("?")[0]).lstrip("/")
@@ -82,21 +60,14 @@ class FileServer:
             h.send_error(404)
             return
         data = path.read_bytes()
-        start, end, status = 0, len(data), 200
-        m = re.fullmatch(r"bytes=(\d+)-(\d*)", h.headers.get("Range", ""))
-        if m:
-            start, end, status = int(m.group(1)), min(len(data), int(m.group(2) or len(data) - 1) + 1), 206
+        status, start, end = requested_range(h.headers.get("Range"), len(data))
         body = bytearray(data[start:end])
         for offset in self.corrupt.get(rel.rstrip("/"), ()):
             if start <= offset < end:
                 body[offset - start] ^= 0xFF
         step = max(1, self.rate // 20) if self.rate else len(body) or 1
         try:
-            h.send_response(status)
-            h.send_header("Content-Length", str(len(body)))
-            if status == 206:
-                h.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
-            h.end_headers()
+            send_range_head(h, status, start, end, len(data))
             for pos in range(0, len(body), step):
                 h.wfile.write(body[pos : pos + step])
                 with self.lock:

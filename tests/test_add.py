@@ -297,7 +297,7 @@ def test_cli_unknown_repository_and_revision(hub, tmp_path, capsys):
     assert main(["add", "not-a-repo", *args]) == 1
     assert "'not-a-repo' is not a repository id" in capsys.readouterr().err
     assert main(["add", "Org/Known", "--webseed-prefix", "seed.example.org", *args]) == 1
-    assert "the web seed prefix must be an http(s) URL, not 'seed.example.org'" in capsys.readouterr().err
+    assert "the web seed prefix must be an absolute http(s) URL, not 'seed.example.org'" in capsys.readouterr().err
     assert not any(tmp_path.rglob("*.torrent"))
 
 

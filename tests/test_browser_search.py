@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import json
 import re
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from loopback import serve_folder
 
 from modelreg.config import Config
 from modelreg.registry.catalog import Catalog, load_catalog
@@ -24,19 +22,8 @@ from modelreg.site.search import file_words
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import generate, synthetic_meta  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 COUNT = 2500
 PAGE = 50
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed at /usr/bin/chromium")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 def _with_health(model_record):
@@ -72,22 +59,11 @@ def served(tmp_path_factory):
         search.SHARD_BYTES = shard_bytes
     assert json.loads((out / "search" / "meta.json").read_text())["split"]
     words = {m.repo_id: file_words(f.path_str for f in m.torrent.files) for m in models}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve_folder(out).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", out, words
+        yield server.url, out, words
     finally:
-        server.shutdown()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield b
-        b.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")

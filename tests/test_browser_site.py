@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import re
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from loopback import serve_folder
 
 from modelreg.config import Config
 from modelreg.hf.metadata import ModelMeta
@@ -18,18 +16,7 @@ from modelreg.registry.catalog import Catalog, load_catalog
 from modelreg.site import render_site
 from modelreg.site.search import file_words
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 LICENSES = ("apache-2.0", "mit", "llama3")
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed at /usr/bin/chromium")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +30,8 @@ def served(corpus_dir: Path, tmp_path_factory):
     out = tmp_path_factory.mktemp("browser") / "site"
     out.mkdir()
     render_site(Catalog(models, []), Config(), out)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", out
-    finally:
-        server.shutdown()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield b
-        b.close()
+    with serve_folder(out) as server:
+        yield server.url, out
 
 
 @pytest.fixture
@@ -206,13 +179,11 @@ def test_long_lists_show_a_page_of_matches_and_more_on_demand(browser, corpus_di
     out = tmp_path / "site"
     out.mkdir()
     render_site(Catalog(models, []), Config(), out)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve_folder(out).start()
     context = browser.new_context()
     try:
         pg = context.new_page()
-        open_index(pg, f"http://127.0.0.1:{server.server_address[1]}/")
+        open_index(pg, server.url)
         assert count(pg) == 147 and visible_ids(pg) == [m.repo_id for m in models][:50]
         assert pg.locator("#pager a[rel=next]").is_visible() and pg.locator("#show-more").is_hidden()
         pg.fill("#q", "copy")
@@ -230,5 +201,4 @@ def test_long_lists_show_a_page_of_matches_and_more_on_demand(browser, corpus_di
         assert len(visible_ids(pg)) == 49
     finally:
         context.close()
-        server.shutdown()
-        thread.join(5)
+        server.stop()

@@ -4,16 +4,14 @@ on a phone, gated models are marked, and a site built for disk browsing works fr
 
 from __future__ import annotations
 
-import functools
 import shlex
 import shutil
 import subprocess
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
+from loopback import serve_folder
 from webseed_harness import make_files, make_model, start_gateway
 
 from modelreg.config import Config, load_config
@@ -37,11 +35,6 @@ pytestmark = [
 ]
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """A model on the fake hub, the gateway in front of it, and the site of a registry holding its torrent
@@ -52,8 +45,8 @@ def published(tmp_path_factory):
     model = make_model(hub, tmp, "TestOrg/Tiny-Model", make_files(FILES), piece_length=64 * 1024)
     gated = make_model(hub, tmp / "g", "TestOrg/Locked", make_files({"w.bin": 1000}, seed=2), piece_length=16 * 1024)
     out = tmp / "site"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    site_url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = serve_folder(out)
+    site_url = server.url.rstrip("/")
     with start_gateway(model, "mirror", hub, cache=tmp / "cache") as gw:
         registry = tmp / "registry"
         for m in (model, gated):
@@ -65,13 +58,11 @@ def published(tmp_path_factory):
             fetched_at="2026-01-01T00:00:00Z")
         build_site(Config(root=tmp).replace(registry=str(registry), out=str(out), site_url=site_url),
                    incremental=False)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        server.start()
         try:
             yield {"url": site_url + "/", "model": model, "out": out, "tmp": tmp}
         finally:
-            server.shutdown()
-            thread.join(5)
+            server.stop()
             hub_gen.close()
 
 
@@ -207,12 +198,10 @@ def test_without_site_url_the_commands_fetch_the_torrent_from_where_the_page_is_
     out = tmp_path / "site"
     build_site(Config(root=tmp_path).replace(registry=str(published["tmp"] / "registry"), out=str(out)),
                incremental=False)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve_folder(out).start()
     context, page = new_page(browser)
     try:
-        base = f"http://127.0.0.1:{server.server_address[1]}/models/TestOrg/Tiny-Model/"
+        base = f"{server.url}models/TestOrg/Tiny-Model/"
         page.goto(base)
         page.wait_for_function("document.getElementById('torrent-where').textContent.includes('fetch')")
         url = base + "Tiny-Model.torrent"
@@ -227,5 +216,4 @@ def test_without_site_url_the_commands_fetch_the_torrent_from_where_the_page_is_
         assert page.inner_text(".snippet code >> nth=0") == "aria2c --seed-time=0 Tiny-Model.torrent"
     finally:
         context.close()
-        server.shutdown()
-        thread.join(5)
+        server.stop()

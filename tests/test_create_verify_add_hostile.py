@@ -4,6 +4,8 @@ arguments given to ``add``. Each case is made by the test; each must fail cleanl
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -120,3 +122,72 @@ def test_bad_add_arguments_are_one_line_errors(tmp_path, capsys, argv, said):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and said in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option, url, said", [
+    ("--webseed", "notaurl", "--webseed must be an absolute http(s) URL, not 'notaurl'"),
+    ("--webseed", "udp://127.0.0.1:1/", "--webseed must be an absolute http(s) URL"),
+    ("--tracker", "ftp://x", "--tracker must be an absolute http/https/udp/wss URL, not 'ftp://x'"),
+    ("--tracker", "http://[::1", "--tracker must be an absolute"),
+])
+def test_create_refuses_a_tracker_or_web_seed_that_is_no_url_before_hashing(tmp_path, capsys, option, url, said):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"w" * 1000)
+    out = tmp_path / "model.torrent"
+    assert main(["create", "-q", str(folder), "-o", str(out), option, url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_add_refuses_a_tracker_that_is_no_url_before_asking_the_hub(hub, tmp_path, capsys):
+    hub.add_repo("Org/Model", {"config.json": b"{}"})
+    registry = tmp_path / "registry"
+    code = main(["add", "Org/Model", "--hf-endpoint", hub.endpoint, "--registry", str(registry), "-q",
+                 "--tracker", "ftp://x"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--tracker must be an absolute" in err
+    assert not registry.exists() and not hub.find_requests(origin="hub")
+
+
+# -- a FIFO or a huge file named .torrent (item 6's bounded reads, wherever a torrent is read) -------------
+
+REV = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _hostile_torrent(path: Path, kind: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: reading it the plain way blocks for ever
+        return "the torrent is not a regular file but a FIFO"
+    with open(path, "wb") as f:
+        f.truncate(300 << 20)  # sparse: takes no room, but a plain read would hold 300 MiB
+    return "the torrent is larger than 256 MiB (314,572,800 bytes)"
+
+
+def _modelreg(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "modelreg", *argv], cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge"])
+@pytest.mark.parametrize("command", ["verify", "mirror"])
+def test_a_fifo_or_huge_file_named_torrent_is_one_line_error(tmp_path, kind, command):
+    torrent = tmp_path / "x.torrent"
+    said = _hostile_torrent(torrent, kind)
+    (tmp_path / "model").mkdir()
+    argv = {"verify": ["verify", str(torrent), "model"],
+            "mirror": ["mirror", str(torrent), "--cache", "cache", "--repo", f"Org/Name@{REV}"]}[command]
+    done = _modelreg(*argv, cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"error: {torrent}: cannot read the file: {said}\n"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_get_names_the_registry_torrent_it_cannot_read(tmp_path):
+    said = _hostile_torrent(tmp_path / "registry" / "Org" / "Name" / "Name.torrent", "huge")
+    done = _modelreg("get", "org/name", "--from", "registry", "--cache-dir", "hf", "-q", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == f"error: registry/Org/Name/Name.torrent: cannot read the file: {said}\n"
+    assert not (tmp_path / "hf").exists()

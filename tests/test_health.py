@@ -186,22 +186,14 @@ def test_model_page_and_row_in_chromium(world, checked, tmp_path, browser):
     """A visitor sees the seeders and leechers with their source, the web-seed badge, and "checked 3 h ago"
     written by the page's script from the date in the HTML (the browser's clock set 3 h after the check)."""
     import datetime as dt
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from loopback import serve_folder
 
     out = tmp_path / "site"
     build_site(Config(registry=str(world["registry"]), out=str(out), base_url="/sub/"))
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
     (tmp_path / "sub").symlink_to(out)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/sub/"
+    server = serve_folder(tmp_path).start()
+    base = f"{server.url}sub/"
     three_hours_later = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
     context = browser.new_context()
     try:
@@ -224,8 +216,7 @@ def test_model_page_and_row_in_chromium(world, checked, tmp_path, browser):
         assert row.locator("time[data-ago]").inner_text() == "checked 3 h ago"
     finally:
         context.close()
-        server.shutdown()
-        thread.join(5)
+        server.stop()
 
 
 def test_a_changed_health_file_rerenders_its_model_only(world, checked, tmp_path):

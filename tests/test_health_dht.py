@@ -13,26 +13,15 @@ from modelreg.health.check import HealthSettings, check_health
 from modelreg.health.dht import DhtSettings, bloom_size, dht_counts
 from modelreg.registry.catalog import load_catalog
 from modelreg.registry.health import HealthStore
-from tests.ltutil import make_torrent
+from tests.ltutil import loopback_dht, make_torrent
 
 AT = "2026-11-29T12:00:00Z"
-LOOPBACK_DHT = {"listen_interfaces": "127.0.0.1:0", "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
-                "enable_natpmp": False, "dht_bootstrap_nodes": "", "dht_restrict_routing_ips": False,
-                "dht_restrict_search_ips": False, "dht_prefer_verified_node_ids": False,
-                "dht_enforce_node_id": False, "dht_ignore_dark_internet": False, "alert_mask": 0,
-                # the nodes share one address: libtorrent would ban it past 5 packets a second
-                "dht_block_ratelimit": 100_000, "dht_upload_rate_limit": 1 << 22}
 
 
 @pytest.fixture
 def dht():
     """Four DHT nodes on 127.0.0.1, each bootstrapped from the others."""
-    sessions = [lt.session(LOOPBACK_DHT) for _ in range(4)]
-    ports = [s.listen_port() for s in sessions]
-    for s in sessions:
-        for port in ports:
-            if port != s.listen_port():
-                s.add_dht_node(("127.0.0.1", port))
+    sessions = loopback_dht(4)
     yield sessions
     del sessions
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import aiohttp
 import pytest
+from loopback import LoopbackServer, QuietHandler
 
 from modelreg.errors import HealthFileError, ProbeError
 from modelreg.health.scrape import scrape, scrape_url
@@ -58,6 +59,21 @@ def test_store_round_trip_and_rejects(tmp_path):
         assert str(store.path("org/m", None)) in str(info.value), what
 
 
+
+def test_a_fifo_health_file_is_refused_and_no_file_lies_outside_the_store(tmp_path):
+    """Issue 15's bounded reads and paths kept inside, for the health store as for the metadata cache."""
+    store = HealthStore(tmp_path / ".health")
+    store.path("org/m", None).parent.mkdir(parents=True)
+    os.mkfifo(store.path("org/m", None))  # no writer: a plain read blocks for ever
+    with pytest.raises(HealthFileError, match="the health file is not a regular file but a FIFO"):
+        store.load("org/m", None)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / ".health" / "evil").symlink_to(tmp_path / "elsewhere")
+    for repo_id, revision in (("evil/m", None), ("org/m", "../../x"), ("org/m", "/x")):
+        with pytest.raises(HealthFileError, match="would be stored outside"):
+            store.store(_health(repo_id=repo_id, revision=revision))
+    assert not any((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "x.json").exists()
+
 def test_summary_best_source_and_webseed_state():
     counts = {"complete": 2, "incomplete": 5, "downloaded": 9}
     data = _health(
@@ -77,25 +93,8 @@ def test_summary_best_source_and_webseed_state():
     assert summary(_health())["seeders"] is None and summary(_health())["webseed_ok"] is None
 
 
-class _Server:
-    def __init__(self, handler):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _answering(status: int, body: bytes, headers: dict[str, str] | None = None):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self):
             self.send_response(status)
             for k, v in (headers or {"Content-Length": str(len(body))}).items():
@@ -117,9 +116,9 @@ async def _scrape(url: str):
     (500, b"oops", "http-error"),
 ])
 def test_http_scrape_failures(status, body, reason):
-    with _Server(_answering(status, body)) as base:
+    with LoopbackServer(_answering(status, body)) as server:
         with pytest.raises(ProbeError) as info:
-            asyncio.run(_scrape(base + "/announce"))
+            asyncio.run(_scrape(server.url + "announce"))
     assert info.value.reason == reason
 
 
@@ -152,8 +151,8 @@ def test_webseed_that_ignores_range_is_judged_by_its_length(tmp_path):
         async with aiohttp.ClientSession() as http:
             return await probe(http, url, size, 2.0)
 
-    with _Server(_answering(200, b"z" * 3000)) as base:
-        right, wrong = asyncio.run(go(base + "/one.bin", 3000)), asyncio.run(go(base + "/one.bin", 2999))
+    with LoopbackServer(_answering(200, b"z" * 3000)) as server:
+        right, wrong = asyncio.run(go(server.url + "one.bin", 3000)), asyncio.run(go(server.url + "one.bin", 2999))
     assert right.ok and right.status == 200 and right.length_ok
     assert not wrong.ok and wrong.length_ok is False
     refused = asyncio.run(go("http://127.0.0.1:9/one.bin", 3000))

@@ -7,20 +7,16 @@ huggingface_hub reads HF_ENDPOINT when it is imported, so every client call runs
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
-from webseed_harness import FAST_RETRY, GatewayThread, make_files, make_model
+from webseed_harness import FAST_RETRY, GatewayProcess, GatewayThread, fetch, make_files, make_model
 
 from modelreg.cli import main
 from modelreg.errors import ConfigError
@@ -120,16 +116,6 @@ def hf_gateway(model, hub, cache: Path, metadata: MetaCache | None, tokens: Toke
     gateway = Gateway(settings, ServeSet([model.served]))
     HfApi(gateway, metadata, tokens)
     return GatewayThread(gateway)
-
-
-def fetch(gw, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.headers), resp.read()
-    finally:
-        conn.close()
 
 
 def expected_etag(hub, path: str) -> str:
@@ -297,32 +283,17 @@ def test_webseed_command_serves_hf_urls_with_tokens(hub, model, metadata, tmp_pa
     assert "--tokens-file" in capsys.readouterr().err
     assert main([*base, "--require-token", "--tokens-file", str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", *base,
-           "--port", str(port), "--hf-endpoint", hub.endpoint, "--redirect-host", hub.cdn_endpoint[7:],
-           "--access-log", "", "--require-token", "--tokens-file", str(tokens)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    try:
-        gw = type("Gw", (), {"port": port})
-        for _ in range(200):
-            try:
-                if fetch(gw, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
+    args = [*base[1:], "--hf-endpoint", hub.endpoint, "--redirect-host", hub.cdn_endpoint[7:], "--access-log", "",
+            "--require-token", "--tokens-file", str(tokens)]
+    with GatewayProcess(args, cwd=tmp_path) as gw:
         auth = {"Authorization": "Bearer tok-cli"}
-        status, _, body = fetch(gw, f"/api/models/{REPO}", headers=auth)
+        status, _, body = fetch(gw.port, f"/api/models/{REPO}", headers=auth)
         assert status == 200 and json.loads(body)["cardData"]["license"] == "apache-2.0"
-        status, headers, body = fetch(gw, f"/{REPO}/resolve/main/config.json", headers=auth)
+        status, headers, body = fetch(gw.port, f"/{REPO}/resolve/main/config.json", headers=auth)
         assert status == 200 and body == model.files["config.json"]
-        assert fetch(gw, f"/{REPO}/resolve/main/config.json")[0] == 401
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+        assert fetch(gw.port, f"/{REPO}/resolve/main/config.json")[0] == 401
+    assert gw.returncode == 0, gw.stderr
+    err = gw.stderr
     assert "Hugging Face API" in err and "token required" in err
 
 

@@ -208,10 +208,11 @@ def test_special_files_are_refused_without_blocking(tmp_path: Path):
 
 
 def test_torrents_and_cache_files_over_their_caps_are_named(tmp_path: Path, monkeypatch):
-    from modelreg.registry import catalog, metacache
+    from modelreg.registry import metacache
+    from modelreg.torrent import metainfo
 
     registry, path = _one_model(tmp_path, good_meta(REPO))
-    monkeypatch.setattr(catalog, "TORRENT_MAX_BYTES", 10)
+    monkeypatch.setattr(metainfo, "TORRENT_MAX_BYTES", 10)
     [error] = load_catalog(registry).errors
     assert "Model.torrent: cannot read the file: the torrent is larger than 10 bytes" in str(error)
     monkeypatch.setattr(metacache, "MAX_BYTES", 100)

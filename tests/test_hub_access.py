@@ -100,5 +100,5 @@ def test_webseed_honours_hf_endpoint_and_the_saved_login(hub, tmp_path):
 def test_a_bad_endpoint_in_the_config_file_is_one_clear_error(tmp_path, url):
     config = tmp_path / "modelreg.toml"
     config.write_text(f'hf_endpoint = "{url}"\n')
-    with pytest.raises(ConfigError, match=r"'hf_endpoint' must be an absolute http/https URL"):
+    with pytest.raises(ConfigError, match=r"'hf_endpoint' must be an absolute http\(s\) URL"):
         load_config(config)

@@ -4,7 +4,6 @@ that is raced, abandoned mid-response or damaged on disk."""
 
 from __future__ import annotations
 
-import http.client
 import logging
 import socket
 import threading
@@ -20,8 +19,10 @@ from webseed_harness import (
     AppThread,
     GatewayThread,
     Model,
+    fetch,
     make_files,
     make_model,
+    raw_exchange,
     start_gateway,
 )
 
@@ -58,19 +59,6 @@ def redirect_gw(hub, model):
 def mirror_gw(hub, model, tmp_path_factory):
     with start_gateway(model, "mirror", hub, cache=tmp_path_factory.mktemp("cache")) as gw:
         yield gw
-
-
-def fetch(gw, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for k, v in (headers or {}).items():
-            conn.putheader(k, v)
-        conn.endheaders()
-        resp = conn.getresponse()
-        return resp.status, dict(resp.headers), resp.read()
-    finally:
-        conn.close()
 
 
 def base(model) -> str:
@@ -488,15 +476,6 @@ def test_mirror_serves_only_verified_bytes_whatever_upstream_sends(lie, status, 
 
 
 # -- request heads -------------------------------------------------------------------------------
-
-
-def raw_exchange(gw, head: str) -> bytes:
-    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
-        sock.sendall(head.encode("latin-1"))
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-        return answer
 
 
 def test_two_range_fields_are_two_ranges_not_the_first_one(mirror_gw, model):

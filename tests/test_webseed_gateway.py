@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
-from webseed_harness import make_files, make_model, start_gateway
+from webseed_harness import GatewayProcess, fetch, make_files, make_model, start_gateway
 
 from modelreg.cli import main
 from modelreg.webseed import ServeSet
@@ -38,16 +31,6 @@ def hub():
 @pytest.fixture
 def model(hub, tmp_path):
     return make_model(hub, tmp_path, "TestOrg/Tiny-Model", make_files(FILES, seed=7), piece_length=64 * 1024)
-
-
-def fetch(gw, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.headers), resp.read()
-    finally:
-        conn.close()
 
 
 def file_url(model, path: str) -> str:
@@ -342,28 +325,13 @@ def test_webseed_command_serves_a_registry_and_stops_on_sigterm(hub, model, tmp_
     registry.mkdir(parents=True)
     # The registry's torrent carries the public web seed; the gateway finds repo and revision in it.
     (registry / "Tiny-Model.torrent").write_bytes(model.torrent_bytes("https://seed.example.org"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", "webseed",
-           "--port", str(port), "--registry", str(tmp_path / "registry"), "--hf-endpoint", hub.endpoint,
-           "--redirect-host", hub.cdn_endpoint.split("://")[1], "--access-log", ""]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    try:
-        gw = type("Gw", (), {"port": port})
-        for _ in range(100):
-            try:
-                if fetch(gw, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        status, headers, _ = fetch(gw, file_url(model, LFS))
+    args = ["--registry", str(tmp_path / "registry"), "--hf-endpoint", hub.endpoint,
+            "--redirect-host", hub.cdn_endpoint.split("://")[1], "--access-log", ""]
+    with GatewayProcess(args, cwd=tmp_path) as gw:
+        status, headers, _ = fetch(gw.port, file_url(model, LFS))
         assert status == 302 and headers["Location"].startswith(hub.cdn_endpoint)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+    assert gw.returncode == 0, gw.stderr
+    err = gw.stderr
     assert "redirect mode, 1 repositories" in err
 
 

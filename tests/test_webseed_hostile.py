@@ -3,22 +3,17 @@ requests that are not HTTP, and clients that stop reading."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
 import resource
 import select
-import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from fakehub import fake_hub
-from webseed_harness import make_files, make_model, start_gateway
+from webseed_harness import GatewayProcess, fetch, make_files, make_model, raw_exchange, start_gateway
 
 FILES = {"config.json": 1_000, "model.safetensors": 300_007}
 LFS = "model.safetensors"
@@ -32,16 +27,6 @@ def hub():
 @pytest.fixture(scope="module")
 def model(hub, tmp_path_factory):
     return make_model(hub, tmp_path_factory.mktemp("m"), "TestOrg/Hostile-Model", make_files(FILES, seed=15))
-
-
-def raw(port: int, data: bytes, timeout: float = 10) -> bytes:
-    """Send ``data`` as is and read the answer until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-        return answer
 
 
 # -- 12: requests that fail HTTP parsing -----------------------------------------------------------
@@ -63,9 +48,9 @@ def test_requests_that_are_not_http_are_logged_and_counted_never_crash_the_logge
     log = tmp_path / "access.log"
     with start_gateway(model, "redirect", hub, access_log=str(log)) as gw:
         for head in MALFORMED * 3:
-            status_line = raw(gw.port, head).split(b"\r\n", 1)[0]
+            status_line = raw_exchange(gw, head).split(b"\r\n", 1)[0]
             assert status_line.split()[1:2] == [b"400"], (head[:40], status_line)
-        metrics = raw(gw.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").decode()
+        metrics = raw_exchange(gw, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").decode()
         counted = gw.gateway.metrics.malformed_requests
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     malformed = [r for r in lines if r.get("malformed")]
@@ -78,16 +63,6 @@ def test_requests_that_are_not_http_are_logged_and_counted_never_crash_the_logge
 
 
 # -- 11: a cached file altered on disk -------------------------------------------------------------
-
-
-def fetch(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.headers), resp.read()
-    finally:
-        conn.close()
 
 
 def url(model, path: str) -> str:
@@ -120,24 +95,24 @@ def test_a_cached_byte_flipped_on_disk_is_refetched_never_served(when, hub, mode
     data = model.files[LFS]
     cache = tmp_path / "cache"
     with start_gateway(model, "mirror", hub, cache=cache) as gw:
-        assert fetch(gw.port, url(model, LFS))[2] == data
-        assert fetch(gw.port, url(model, LFS))[2] == data  # a hit: the pieces were checked when written
+        assert fetch(gw, url(model, LFS))[2] == data
+        assert fetch(gw, url(model, LFS))[2] == data  # a hit: the pieces were checked when written
         assert gw.gateway.metrics.pieces_corrupt == 0
         path = cached_file(gw, model, LFS)
         if when == "while-running":
             flip_byte(path, 200_000)
             before = cdn_gets(hub)
-            status, _, body = fetch(gw.port, url(model, LFS))
+            status, _, body = fetch(gw, url(model, LFS))
             assert status == 200 and body == data
             assert gw.gateway.metrics.pieces_corrupt == 1 and cdn_gets(hub) == before + 1
-            assert fetch(gw.port, url(model, LFS))[2] == data and gw.gateway.metrics.pieces_corrupt == 1
+            assert fetch(gw, url(model, LFS))[2] == data and gw.gateway.metrics.pieces_corrupt == 1
     if when == "while-stopped":
         flip_byte(path, 200_000)
         with start_gateway(model, "mirror", hub, cache=cache) as gw:
             before = cdn_gets(hub)
-            status, headers, body = fetch(gw.port, url(model, LFS), {"Range": "bytes=199990-200009"})
+            status, headers, body = fetch(gw, url(model, LFS), headers={"Range": "bytes=199990-200009"})
             assert status == 206 and body == data[199990:200010]
-            assert fetch(gw.port, url(model, LFS))[2] == data
+            assert fetch(gw, url(model, LFS))[2] == data
             metrics = gw.gateway.metrics
             assert metrics.pieces_corrupt == 1 and cdn_gets(hub) == before + 1
             # Every piece read after the start was checked once, and only once.
@@ -148,14 +123,14 @@ def test_a_cached_byte_flipped_on_disk_is_refetched_never_served(when, hub, mode
 def test_a_flipped_piece_with_the_hub_unreachable_is_a_502_not_wrong_bytes(hub, model, tmp_path):
     data = model.files[LFS]
     with start_gateway(model, "mirror", hub, cache=tmp_path / "cache") as gw:
-        assert fetch(gw.port, url(model, LFS))[2] == data
+        assert fetch(gw, url(model, LFS))[2] == data
         flip_byte(cached_file(gw, model, LFS), 100_000)
         with hub.offline():
-            status, headers, body = fetch(gw.port, url(model, LFS), {"Range": "bytes=99000-100999"})
+            status, headers, body = fetch(gw, url(model, LFS), headers={"Range": "bytes=99000-100999"})
             assert status == 502 and "Content-Range" not in headers and data[100_000:100_016] not in body
-            status, _, body = fetch(gw.port, url(model, LFS), {"Range": "bytes=250000-250999"})
+            status, _, body = fetch(gw, url(model, LFS), headers={"Range": "bytes=250000-250999"})
             assert status == 206 and body == data[250000:251000]  # other pieces are still served
-        assert fetch(gw.port, url(model, LFS))[2] == data
+        assert fetch(gw, url(model, LFS))[2] == data
         assert gw.gateway.metrics.pieces_corrupt == 1
 
 
@@ -192,18 +167,18 @@ def test_stalled_readers_are_dropped_and_health_and_metrics_answer_meanwhile(hub
     with start_gateway(big, "mirror", hub, cache=tmp_path / "cache", max_connections=8, max_per_client=100,
                        send_timeout=1.0) as gw:
         path = url(big, "w.bin")
-        assert fetch(gw.port, path)[2] == big.files["w.bin"]  # cached: the rest are sendfile hits
+        assert fetch(gw, path)[2] == big.files["w.bin"]  # cached: the rest are sendfile hits
         stalled = [stalled_download(gw.port, path) for _ in range(12)]
         try:
             assert wait_until(lambda: gw.gateway._active == 8)  # every request slot is held
-            assert fetch(gw.port, url(big, "c.json"))[0] == 503
-            status, _, body = fetch(gw.port, "/healthz")
+            assert fetch(gw, url(big, "c.json"))[0] == 503
+            status, _, body = fetch(gw, "/healthz")
             assert status == 200 and json.loads(body)["status"] == "ok"
-            status, _, body = fetch(gw.port, "/metrics")
+            status, _, body = fetch(gw, "/metrics")
             assert status == 200 and b"modelreg_webseed_in_flight_requests 8" in body
             # The send timeout frees every slot a client holds without reading.
             assert wait_until(lambda: gw.gateway.metrics.send_timeouts == 8 and gw.gateway._active == 0)
-            status, _, body = fetch(gw.port, path)
+            status, _, body = fetch(gw, path)
             assert status == 200 and body == big.files["w.bin"]
         finally:
             for sock in stalled:
@@ -217,12 +192,12 @@ def test_connections_beyond_the_open_file_budget_get_a_503_and_idle_ones_make_ro
     with start_gateway(big, "mirror", hub, cache=tmp_path / "cache", max_open_connections=budget,
                        max_per_client=100, send_timeout=1.0) as gw:
         path = url(big, "w.bin")
-        assert fetch(gw.port, path)[2] == big.files["w.bin"]
+        assert fetch(gw, path)[2] == big.files["w.bin"]
         idle = [socket.create_connection(("127.0.0.1", gw.port), timeout=10) for _ in range(budget + 4)]
         try:
             assert wait_until(lambda: len(gw.runner.server.connections) == budget)
             # Idle connections (no request) give way to a client with a request.
-            assert fetch(gw.port, url(big, "c.json"))[2] == big.files["c.json"]
+            assert fetch(gw, url(big, "c.json"))[2] == big.files["c.json"]
         finally:
             for sock in idle:
                 sock.close()
@@ -235,7 +210,7 @@ def test_connections_beyond_the_open_file_budget_get_a_503_and_idle_ones_make_ro
                 assert sock.recv(100).startswith(b"HTTP/1.1 503")
             assert gw.gateway.metrics.connections_refused >= 1
             assert wait_until(lambda: gw.gateway._active == 0)  # send timeouts free the budget
-            assert fetch(gw.port, "/healthz")[0] == 200
+            assert fetch(gw, "/healthz")[0] == 200
         finally:
             for sock in stalled:
                 sock.close()
@@ -255,42 +230,36 @@ def test_the_open_file_budget_follows_rlimit_nofile(hub, model):
 def test_a_gateway_at_its_open_file_limit_answers_and_stays_quiet(hub, model, tmp_path):
     """The review's case, scaled down: more idle connections than the process may open files."""
     limit = 256
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", "webseed",
-           "--port", str(port), "--allow", f"{model.repo_id}@{model.revision}", "--hf-endpoint", hub.endpoint,
-           "--redirect-host", hub.cdn_endpoint.split("://")[1], "--access-log", ""]
+    args = ["--allow", f"{model.repo_id}@{model.revision}", "--hf-endpoint", hub.endpoint,
+            "--redirect-host", hub.cdn_endpoint.split("://")[1], "--access-log", ""]
 
     def lower_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path, preexec_fn=lower_limit,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     idle: list[socket.socket] = []
-    try:
-        assert wait_until(lambda: _answers(port, "/healthz") == 200)
-        for _ in range(limit + 50):  # all at once, as a crowd would
-            sock = socket.socket()
-            sock.setblocking(False)
-            sock.connect_ex(("127.0.0.1", port))
-            idle.append(sock)
-        poller = select.poll()
-        for sock in idle:
-            poller.register(sock, select.POLLOUT)
-        pending, deadline = len(idle), time.monotonic() + 15
-        while pending and time.monotonic() < deadline:  # each gets in (or gets its 503 and is closed)
-            for fd, _ in poller.poll(500):
-                poller.unregister(fd)
-                pending -= 1
-        # Before, accept() failed (EMFILE) and this request timed out.
-        assert _answers(port, f"/v1/{model.repo_id}/{model.revision}/Hostile-Model/config.json") == 302
-    finally:
-        for sock in idle:
-            sock.close()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+    with GatewayProcess(args, cwd=tmp_path, preexec_fn=lower_limit) as gw:
+        port = gw.port
+        try:
+            for _ in range(limit + 50):  # all at once, as a crowd would
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+                idle.append(sock)
+            poller = select.poll()
+            for sock in idle:
+                poller.register(sock, select.POLLOUT)
+            pending, deadline = len(idle), time.monotonic() + 15
+            while pending and time.monotonic() < deadline:  # each gets in (or gets its 503 and is closed)
+                for fd, _ in poller.poll(500):
+                    poller.unregister(fd)
+                    pending -= 1
+            # Before, accept() failed (EMFILE) and this request timed out.
+            assert _answers(port, f"/v1/{model.repo_id}/{model.revision}/Hostile-Model/config.json") == 302
+        finally:
+            for sock in idle:
+                sock.close()
+    err = gw.stderr
+    assert gw.returncode == 0, err
     assert "Traceback" not in err and len(err) < 2000, err[:2000]
 
 

@@ -12,8 +12,9 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from loopback import LoopbackServer, QuietHandler, requested_range, send_range_head
 
 from modelreg.torrent.bencode import encode
 
@@ -64,10 +65,7 @@ class HttpTracker(Tracker):
     def __enter__(self) -> HttpTracker:
         tracker = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query, encoding="latin-1")
@@ -89,20 +87,15 @@ class HttpTracker(Tracker):
                 except OSError:
                     pass  # the client hung up (a session stopping)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(Handler).start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.server.stop()
 
     @property
     def announce_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/announce"
+        return f"{self.server.url}announce"
 
     def http_announce(self, query: dict[str, list[str]]) -> bytes:
         info_hash = query["info_hash"][0].encode("latin-1")
@@ -219,10 +212,7 @@ class WebseedServer:
     def __enter__(self) -> WebseedServer:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
                 kind, _, rest = self.path.lstrip("/").partition("/")
@@ -236,23 +226,15 @@ class WebseedServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                total = len(data) + (1 if kind == "wrong" else 0)
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes 0-0/{total}")
-                self.send_header("Content-Length", "1")
-                self.end_headers()
-                self.wfile.write(data[:1])
+                status, start, end = requested_range(self.headers.get("Range"), len(data))
+                send_range_head(self, status, start, end, len(data) + (1 if kind == "wrong" else 0))
+                self.wfile.write(data[start:end])
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(Handler).start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.server.stop()
 
     def url(self, kind: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{kind}/"
+        return f"{self.server.url}{kind}/"

@@ -4,9 +4,14 @@ a model repository on the fake hub with its hybrid torrent, and the two real Bit
 from __future__ import annotations
 
 import asyncio
+import http.client
+import os
 import random
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -75,6 +80,33 @@ class GatewayThread(AppThread):
         super().__init__(make_runner(gateway, access_log), port)
 
 
+def fetch(server: AppThread | int, path: str, method: str = "GET", headers: dict | None = None,
+          timeout: float = 30) -> tuple[int, dict, bytes]:
+    """One request to a server on 127.0.0.1 (a running server or its port): status, headers and body. Only the
+    headers given are sent (and Host): no Accept-Encoding of http.client's own."""
+    port = server if isinstance(server, int) else server.port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, dict(resp.headers), resp.read()
+    finally:
+        conn.close()
+
+
+def raw_exchange(gw: AppThread, data: bytes | str, timeout: float = 10) -> bytes:
+    """Send ``data`` as is (a str as Latin-1) and read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=timeout) as sock:
+        sock.sendall(data.encode("latin-1") if isinstance(data, str) else data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
 def make_files(sizes: dict[str, int], seed: int = 1) -> dict[str, bytes]:
     rng = random.Random(seed)
     return {path: rng.randbytes(size) for path, size in sizes.items()}
@@ -126,6 +158,39 @@ def make_torrent(
     ct = lt.create_torrent(fs, piece_length, flags)
     lt.set_piece_hashes(ct, str(root))
     return Torrent.from_bytes(lt.bencode(ct.generate()), source=f"{name}.torrent")
+
+
+class GatewayProcess:
+    """``modelreg webseed ARGS --port <free port>`` in another process (this checkout's modelreg), ready once its
+    ``/healthz`` answers; stopped with SIGTERM at the end of ``with``, then ``returncode`` and ``stderr`` are set."""
+
+    def __init__(self, args: list[str], cwd: Path, preexec_fn=None):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cmd = [sys.executable, "-c", "import sys; from modelreg.cli import main; sys.exit(main())", "webseed",
+               *args, "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=cwd, preexec_fn=preexec_fn,
+                                     env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        self.returncode: int | None = None
+        self.stderr = ""
+
+    def __enter__(self) -> GatewayProcess:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if fetch(self.port, "/healthz", timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise AssertionError(f"the gateway did not answer /healthz (exit {self.returncode}): {self.stderr[-2000:]}")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        _, self.stderr = self.proc.communicate(timeout=10)
+        self.returncode = self.proc.returncode
 
 
 def start_gateway(

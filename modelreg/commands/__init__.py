@@ -1,4 +1,9 @@
-"""One module per command; each has ``register(subparsers)`` and ``run(args) -> int``."""
+"""One module per command; each has ``register(subparsers)`` and ``run(args) -> int``.
+
+Here: the command-line pieces several commands share (options, argparse types, listening checks), each
+written once so that an option reads and behaves the same in every command. Imports stay inside the
+functions: the CLI imports this package before it knows which command runs.
+"""
 
 COMMANDS = [
     "add",
@@ -13,6 +18,39 @@ COMMANDS = [
     "get",
     "seed",
 ]
+
+
+def add_config_option(parser) -> None:
+    """``--config FILE``, in every command that reads the configuration."""
+    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
+
+
+def add_registry_options(parser, only: str | None = None) -> None:
+    """``--config`` and ``--registry DIR`` of the commands that read a registry (build, serve, refresh, health);
+    with ``only`` (what the command does to a repository, e.g. "refresh"), ``--only ORG/NAME`` too."""
+    add_config_option(parser)
+    parser.add_argument("--registry", metavar="DIR", help="folder of .torrent files (default: registry/)")
+    if only:
+        parser.add_argument("--only", metavar="ORG/NAME", action="append", default=[],
+                            help=f"{only} only this repository (repeatable)")
+
+
+def add_quiet_option(parser) -> None:
+    """``-q``/``--quiet``, in every command that shows a progress bar."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def size_argument(text: str) -> int:
+    """An ``argparse`` type: a byte count (4194304, 4M, 16KiB, 2T)."""
+    import argparse
+
+    from modelreg.errors import ConfigError
+    from modelreg.units import parse_size
+
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def port_number(text: str) -> int:

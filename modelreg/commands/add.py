@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from modelreg.commands import add_config_option, add_quiet_option
 from modelreg.commands.create import add_torrent_options, check_torrent_options
 from modelreg.config import load_config
 from modelreg.errors import ConfigError, DownloadError, ModelregError
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_torrent_options(parser)
     parser.add_argument("--registry", metavar="DIR",
                         help="registry folder (default: the config's registry, registry/)")
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
+    add_config_option(parser)
     seed = parser.add_mutually_exclusive_group()
     seed.add_argument("--webseed-prefix", metavar="URL", default=DEFAULT_WEBSEED_PREFIX,
                       help=f"web seed gateway prefix (default: {DEFAULT_WEBSEED_PREFIX})")
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip repositories that already have a torrent in the registry")
     parser.add_argument("--force", action="store_true", help="replace a torrent already at the same path")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from modelreg.commands import add_registry_options
 from modelreg.config import load_config
 from modelreg.errors import ConfigError
 from modelreg.registry.refresh import DEFAULT_JOBS, RefreshSettings, parse_age
@@ -15,8 +16,7 @@ from modelreg.site.build import build_site
 
 def add_site_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the commands that build the site (build, serve)."""
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
-    parser.add_argument("--registry", metavar="DIR", help="folder of .torrent files (default: registry/)")
+    add_registry_options(parser)
     parser.add_argument("--out", metavar="DIR", help="output folder (default: site/)")
     parser.add_argument("--base-url", metavar="URL", help="path the site is served under (default: /)")
 

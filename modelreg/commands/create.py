@@ -6,21 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelreg.errors import ConfigError
+from modelreg.commands import add_quiet_option, size_argument
+from modelreg.config import TRACKER_SCHEMES, WEBSEED_SCHEMES, check_url
 from modelreg.progress import byte_progress
 from modelreg.torrent.create import create_torrent, write_torrent
 from modelreg.torrent.layout import check_piece_length
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import LocalSource
-from modelreg.units import parse_size
-
-
-def size_argument(text: str) -> int:
-    """A byte count from the command line (4194304, 4M, 16KiB, 2T), for argparse's ``type=``."""
-    try:
-        return parse_size(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_torrent_options(parser: argparse.ArgumentParser) -> None:
@@ -38,13 +30,19 @@ def add_torrent_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_torrent_options(args: argparse.Namespace) -> None:
-    """Refuse a piece length the chosen version cannot have before any file is read or fetched.
+    """Refuse a piece length the chosen version cannot have, or a tracker or web seed that is no URL, before
+    any file is read or fetched.
 
     Raises:
         CreateError: ``--piece-length`` is invalid for the torrent's version (see ``check_piece_length``).
+        ConfigError: a ``--tracker`` or ``--webseed`` is not an absolute URL of a scheme it can have.
     """
     if args.piece_length is not None:
         check_piece_length(args.piece_length, args.mode)
+    for url in args.tracker:
+        check_url(url, "--tracker", TRACKER_SCHEMES)
+    for url in getattr(args, "webseed", ()):  # add names its web seed with --webseed-prefix instead
+        check_url(url, "--webseed", WEBSEED_SCHEMES)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="web seed URL (BEP 19); repeat for several")
     parser.add_argument("--name", help="torrent name (default: the folder's name)")
     parser.add_argument("--comment", help="comment stored in the torrent")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from modelreg.commands import add_config_option, add_quiet_option
 from modelreg.config import load_config
 
 
@@ -44,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", metavar="N", type=int, default=0, help="BitTorrent listen port (default: any)")
     parser.add_argument("--no-dht", dest="dht", action="store_false", help="do not look for peers in the DHT")
     parser.add_argument("--no-lsd", dest="lsd", action="store_false", help="no local service discovery")
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_config_option(parser)
+    add_quiet_option(parser)
     parser.set_defaults(func=run)
 
 

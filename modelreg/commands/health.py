@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from modelreg.commands import add_registry_options
 from modelreg.commands.build import site_config
 from modelreg.errors import ConfigError
 from modelreg.health.check import HealthSettings, check_health
@@ -22,10 +23,7 @@ from modelreg.registry.health import HealthStore
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("health", help="check seeders, leechers and web seeds into registry/.health/",
                                    description=__doc__.replace("`", ""))
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
-    parser.add_argument("--registry", metavar="DIR", help="folder of .torrent files (default: registry/)")
-    parser.add_argument("--only", metavar="ORG/NAME", action="append", default=[],
-                        help="check only this repository (repeatable)")
+    add_registry_options(parser, only="check")
     parser.add_argument("--jobs", metavar="N", type=int, default=32, help="requests in flight (default: 32)")
     parser.add_argument("--timeout", metavar="S", type=float, default=10.0,
                         help="seconds per request; also the DHT lookups' bound, plus 1 s per 800 infohashes "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from modelreg.commands import add_registry_options
 from modelreg.commands.build import add_refresh_options, refresh_settings, site_config
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
 from modelreg.registry.catalog import load_catalog
@@ -20,10 +21,7 @@ from modelreg.registry.refresh import refresh
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("refresh", help="fetch Hugging Face metadata into the registry's cache",
                                    description=__doc__.replace("`", ""))
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
-    parser.add_argument("--registry", metavar="DIR", help="folder of .torrent files (default: registry/)")
-    parser.add_argument("--only", metavar="ORG/NAME", action="append", default=[],
-                        help="refresh only this repository (repeatable)")
+    add_registry_options(parser, only="refresh")
     add_refresh_options(parser)
     parser.set_defaults(func=run, out=None, base_url=None)
 

@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
+from modelreg.commands import add_config_option
 from modelreg.config import load_config
 
 
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="print peers and bytes uploaded per torrent every S seconds (default: 60)")
     parser.add_argument("--no-dht", dest="dht", action="store_false", help="do not announce in the DHT")
     parser.add_argument("--no-lsd", dest="lsd", action="store_false", help="no local service discovery")
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
+    add_config_option(parser)
     parser.set_defaults(func=run)
 
 

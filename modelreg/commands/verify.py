@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from modelreg.commands import add_quiet_option
 from modelreg.errors import TorrentError, VerifyError
 from modelreg.progress import byte_progress
 from modelreg.torrent.metainfo import Torrent
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.replace("`", ""))
     parser.add_argument("torrent", help="the .torrent file")
     parser.add_argument("folder", help="the model folder (for a single-file torrent: the file or its folder)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from modelreg.commands import listen_error, port_number
-from modelreg.commands.create import size_argument
+from modelreg.commands import add_config_option, listen_error, port_number, size_argument
 from modelreg.config import Config, load_config
 from modelreg.errors import ConfigError, ServeError
 from modelreg.hf.client import hub_endpoint, hub_token
@@ -35,7 +34,7 @@ from modelreg.webseed.tokens import TokenFile
 
 def add_upstream_options(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``modelreg mirror``."""
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: modelreg.toml if present)")
+    add_config_option(parser)
     parser.add_argument("--cache", metavar="DIR", help="folder of verified pieces (mirror mode)")
     parser.add_argument("--hf-endpoint", metavar="URL",
                         help="Hugging Face endpoint (default: the config's hf_endpoint, HF_ENDPOINT, "

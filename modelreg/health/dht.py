@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from modelreg.errors import ProbeError
 from modelreg.torrent.bencode import BencodeError, decode, encode
+from modelreg.torrent.ltsession import LOCAL_DHT, NO_PORT_MAPPING
+from modelreg.torrent.ltsession import lt as load_libtorrent
 
 BLOOM_BITS = 2048
 #: Routing-table nodes asked for a BEP 33 scrape of each infohash.
@@ -65,12 +67,12 @@ def _private(host: str) -> bool:
 
 
 def _session(settings: DhtSettings, lookups: int = 0):
-    import libtorrent as lt  # a runtime dependency, loaded only when the DHT is asked
+    lt = load_libtorrent()  # a runtime dependency, loaded only when the DHT is asked
 
     local = bool(settings.nodes) and all(_private(h) for h, _ in settings.nodes)
     pack = {
         "listen_interfaces": "127.0.0.1:0" if local else "0.0.0.0:0",
-        "enable_dht": True, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_dht": True, "enable_lsd": False, **NO_PORT_MAPPING,
         "dht_upload_rate_limit": UPLOAD_LIMIT,
         # libtorrent bans an address that sends more than 5 packets a second, answers included: many
         # lookups at once get more than that from a node that is close to several of the infohashes
@@ -83,11 +85,7 @@ def _session(settings: DhtSettings, lookups: int = 0):
     if settings.nodes:
         pack["dht_bootstrap_nodes"] = ""
     if local:
-        # A DHT of nodes on one host or network: libtorrent's defences against a public-DHT attacker
-        # (one node per IP, node ids derived from the IP) would keep every node out.
-        for key in ("dht_restrict_routing_ips", "dht_restrict_search_ips", "dht_prefer_verified_node_ids",
-                    "dht_enforce_node_id", "dht_ignore_dark_internet"):
-            pack[key] = False
+        pack.update(LOCAL_DHT)
     return lt, lt.session(pack)
 
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx2
 from huggingface_hub import HfApi, get_token, hf_hub_url
@@ -32,8 +31,8 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from modelreg.config import DEFAULT_HF_ENDPOINT, Config
-from modelreg.errors import ConfigError, HubError
+from modelreg.config import DEFAULT_HF_ENDPOINT, Config, check_url
+from modelreg.errors import HubError
 from modelreg.hf.metadata import ModelMeta, RepoFile
 from modelreg.hf.retry import Pause, RetryPolicy, retry_after, retryable_status
 from modelreg.units import utc_timestamp
@@ -53,27 +52,11 @@ def hub_endpoint(config: Config | None = None, explicit: str | None = None) -> s
         ConfigError: ``explicit`` is not an absolute http(s) URL.
     """
     if explicit:
-        return check_endpoint(explicit, "--hf-endpoint")
+        return check_url(explicit, "--hf-endpoint").rstrip("/")
     if config is not None and config.hf_endpoint.rstrip("/") != DEFAULT_HF_ENDPOINT:
         return config.hf_endpoint.rstrip("/")
     env = os.environ.get("HF_ENDPOINT")
-    return check_endpoint(env, "HF_ENDPOINT") if env else DEFAULT_HF_ENDPOINT
-
-
-def check_endpoint(url: str, what: str) -> str:
-    """``url`` without its trailing slash, if it is an absolute http(s) URL a client can connect to.
-
-    Raises:
-        ConfigError: naming ``what`` and the URL.
-    """
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} must be an absolute http(s) URL, not {url!r}")
-    return url.rstrip("/")
+    return check_url(env, "HF_ENDPOINT").rstrip("/") if env else DEFAULT_HF_ENDPOINT
 
 
 def hub_token(explicit: str | None = None) -> str | None:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from modelreg.errors import DownloadError, HubError
 from modelreg.hf.client import HubClient
+from modelreg.hf.repoid import RepoIdParts
 from modelreg.hf.retry import RetryPolicy
 
 
@@ -27,20 +28,12 @@ class ListedFile:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Snapshot(RepoIdParts):
     """A repository at one commit: its id in the hub's case, the commit and its files sorted by path."""
 
     repo_id: str
     commit: str
     files: tuple[ListedFile, ...]
-
-    @property
-    def org(self) -> str:
-        return self.repo_id.split("/")[0]
-
-    @property
-    def name(self) -> str:
-        return self.repo_id.split("/")[1]
 
 
 def fetch_snapshot(

@@ -11,9 +11,9 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from modelreg.errors import ConfigError, DownloadError
+from modelreg.config import WEBSEED_SCHEMES, check_url
+from modelreg.errors import DownloadError
 from modelreg.fsutil import atomic_write_bytes
 from modelreg.hf.retry import RetryPolicy
 from modelreg.hf.snapshot import Snapshot, fetch_snapshot, hf_webseed_url, webseed_url
@@ -90,8 +90,8 @@ def add_model(
         raise DownloadError(f"{repo_id!r} is not a repository id: use <org>/<name>")
     if hf_webseed and file is None:
         raise DownloadError("--hf-webseed needs --file: HF's resolve layout only serves single-file torrents")
-    if webseed_prefix and urlsplit(webseed_prefix).scheme not in ("http", "https"):
-        raise ConfigError(f"the web seed prefix must be an http(s) URL, not {webseed_prefix!r}")
+    if webseed_prefix:
+        check_url(webseed_prefix, "the web seed prefix", WEBSEED_SCHEMES)
     snapshot = fetch_snapshot(repo_id, revision, endpoint=endpoint, token=token, retry=retry)
     if snapshot.repo_id.lower() != repo_id.lower() or not REPO_ID.fullmatch(snapshot.repo_id):
         raise DownloadError(f"{repo_id}: the hub answered for another repository, {snapshot.repo_id!r}")

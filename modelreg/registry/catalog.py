@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from modelreg.errors import CatalogError, ModelregError, TorrentError
+from modelreg.errors import CatalogError, ModelregError
 from modelreg.fsutil import read_regular
 from modelreg.hf.metadata import ModelMeta
+from modelreg.hf.repoid import RepoIdParts
 from modelreg.registry.health import Health
 from modelreg.registry.history import commit_dates
 from modelreg.torrent.metainfo import Torrent
@@ -36,13 +37,12 @@ _GATEWAY = re.compile(rf"/v1/({_PART})/({_PART})/([0-9a-f]{{40}})/?\Z")
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 #: Size caps of the files a build reads, named in the errors of files over them.
 SIDECAR_MAX_BYTES = 1 << 20
-TORRENT_MAX_BYTES = 256 << 20
 #: The creation dates a torrent may have: 1970 to the end of year 9999 (seconds since the epoch, UTC).
 _LATEST_DATE = 253402300799
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(RepoIdParts):
     """One registry entry: a torrent and the Hugging Face repository (and revision) it was made from."""
 
     repo_id: str
@@ -60,14 +60,6 @@ class Model:
     committed: int | None = None
     #: The last swarm and web-seed check (registry/.health/), or None where never checked.
     health: Health | None = None
-
-    @property
-    def org(self) -> str:
-        return self.repo_id.split("/")[0]
-
-    @property
-    def name(self) -> str:
-        return self.repo_id.split("/")[1]
 
     @property
     def pinned(self) -> bool:
@@ -116,17 +108,8 @@ def find_torrents(registry: Path) -> list[Path]:
     return [Path(p) for p in sorted(found)]
 
 
-def read_torrent(path: str | Path) -> Torrent:
-    """Read and check a registry's .torrent file: a regular file of at most :data:`TORRENT_MAX_BYTES`.
-
-    Raises:
-        TorrentError: the file cannot be read, is not a regular file, is too large, or is not a torrent.
-    """
-    try:
-        data = read_regular(path, TORRENT_MAX_BYTES, "torrent")
-    except OSError as exc:
-        raise TorrentError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    return Torrent.from_bytes(data, source=str(path))
+#: The catalog's reader of a torrent file (bounded, regular files only): :meth:`Torrent.read`.
+read_torrent = Torrent.read
 
 
 def load_catalog(registry: str | Path, read: Any = read_torrent, paths: list[Path] | None = None) -> Catalog:

@@ -22,18 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelreg.errors import HealthFileError
-from modelreg.fsutil import atomic_write_bytes
+from modelreg.fsutil import atomic_write_bytes, read_regular
+from modelreg.registry.revfiles import RevisionFolder
 
 if TYPE_CHECKING:  # the catalog's Model carries a Health: import it for annotations only
     from modelreg.registry.catalog import Model
 
 HEALTH_DIR = ".health"
 FORMAT = 1
-MAIN = "main"
 #: A health file is a few hundred bytes per tracker and web seed; anything this big is not one.
 MAX_BYTES = 1 << 20
 COUNTS = ("complete", "incomplete", "downloaded")
@@ -52,19 +51,13 @@ class Health:
         return summary(self.data)
 
 
-class HealthStore:
-    """The ``.health`` folder of a registry; safe to use from several threads for different models."""
+class HealthStore(RevisionFolder):
+    """The ``.health`` folder of a registry; safe to use from several threads for different models.
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    :meth:`path` raises :class:`~modelreg.errors.HealthFileError` for a file that would lie outside it.
+    """
 
-    @classmethod
-    def for_registry(cls, registry: str | Path) -> HealthStore:
-        return cls(Path(registry) / HEALTH_DIR)
-
-    def path(self, repo_id: str, revision: str | None) -> Path:
-        org, name = repo_id.split("/")
-        return self.root / org / name / f"{revision or MAIN}.json"
+    FOLDER, OUTSIDE_ERROR, OUTSIDE_VERB = HEALTH_DIR, HealthFileError, "stored"
 
     def load(self, repo_id: str, revision: str | None) -> Health | None:
         """The stored health, or None when never checked.
@@ -74,14 +67,11 @@ class HealthStore:
         """
         path = self.path(repo_id, revision)
         try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_BYTES + 1)
+            raw = read_regular(path, MAX_BYTES, "health file")
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise HealthFileError(path, f"cannot read the health file ({exc}); {_AGAIN}") from exc
-        if len(raw) > MAX_BYTES:
-            raise HealthFileError(path, f"the health file is larger than {MAX_BYTES} bytes; {_AGAIN}")
         try:
             data = json.loads(raw.decode("utf-8"))
             validate(data)

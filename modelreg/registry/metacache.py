@@ -12,20 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 from modelreg.errors import HubError, MetadataCacheError
 from modelreg.fsutil import atomic_write_bytes, read_regular
 from modelreg.hf.metadata import ModelMeta, RepoFile
+from modelreg.registry.revfiles import MAIN, RevisionFolder
 
 CACHE_DIR = ".metadata"
 FORMAT = 1
-MAIN = "main"
 #: A cache file is at most this large (model cards and file lists of big repositories are a few MB).
 MAX_BYTES = 64 << 20
 _AGAIN = "delete it and run 'modelreg refresh' to fetch it again"
@@ -54,41 +51,13 @@ class CacheEntry:
         return self.meta.fetched_at if self.meta else None
 
 
-class MetaCache:
-    """The cache folder; every method is safe to call from several threads for different entries."""
+class MetaCache(RevisionFolder):
+    """The cache folder; every method is safe to call from several threads for different entries.
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    :meth:`path` raises :class:`~modelreg.errors.MetadataCacheError` for a file that would lie outside it.
+    """
 
-    @classmethod
-    def for_registry(cls, registry: str | Path) -> MetaCache:
-        return cls(Path(registry) / CACHE_DIR)
-
-    def path(self, repo_id: str, revision: str | None) -> Path:
-        """The file of an entry, which always lies inside the cache folder, links resolved.
-
-        Raises:
-            MetadataCacheError: the repository id or revision would name a file outside the cache.
-        """
-        parts = [*repo_id.split("/"), *(revision or MAIN).split("/")]
-        path = self.root.joinpath(*parts[:-1], parts[-1] + ".json")
-        if len(repo_id.split("/")) != 2 or any(p in ("", ".", "..") for p in parts) or self._escapes(path, parts):
-            raise MetadataCacheError(path, f"{repo_id}@{revision or MAIN} would be cached outside {self.root}")
-        return path
-
-    def _escapes(self, path: Path, parts: list[str]) -> bool:
-        """Whether a link below the cache folder leads ``path`` out of it (a few ``lstat`` calls, and a
-        full resolve only where there is a link: a build looks up thousands of entries)."""
-        here = str(self.root)
-        for part in parts[:-1] + [parts[-1] + ".json"]:
-            here = os.path.join(here, part)
-            try:
-                if not stat.S_ISLNK(os.lstat(here).st_mode):
-                    continue
-            except OSError:
-                return False  # nothing exists from here on: no link to follow
-            return not path.resolve().is_relative_to(self.root.resolve())
-        return False
+    FOLDER, OUTSIDE_ERROR, OUTSIDE_VERB = CACHE_DIR, MetadataCacheError, "cached"
 
     def load(self, repo_id: str, revision: str | None) -> CacheEntry | None:
         """The cached entry, or None when there is none.

@@ -22,12 +22,12 @@ from modelreg.config import Config
 from modelreg.errors import MetadataCacheError, ModelregError, SourceError, TorrentError
 from modelreg.registry.catalog import COMMIT, REPO_ID, Model, load_catalog
 from modelreg.registry.metacache import MetaCache
-from modelreg.torrent.metainfo import Torrent
+from modelreg.torrent.metainfo import TORRENT_MAX_BYTES, Torrent
 
 FROM_ENV = "MODELREG_FROM"
-#: Largest API record and .torrent accepted from a site (a bigger answer is a broken or hostile site).
+#: Largest API record accepted from a site (a bigger answer is a broken or hostile site); a .torrent's cap is
+#: the one of torrent files on disk, :data:`~modelreg.torrent.metainfo.TORRENT_MAX_BYTES`.
 MAX_RECORD = 64 << 20
-MAX_TORRENT = 256 << 20
 TIMEOUT = 30
 
 
@@ -115,7 +115,18 @@ class Registry:
         return [self._entry(m) for m in catalog.models], catalog.errors
 
     def entry(self, repo_id: str, revision: str | None) -> Entry:
-        return pick(self.entries()[0], repo_id, revision, str(self.folder))
+        entries, errors = self.entries()
+        try:
+            return pick(entries, repo_id, revision, str(self.folder))
+        except SourceError:
+            # A file of the repository's folder that could not be read (a FIFO or a huge file named .torrent,
+            # a bad sidecar) says more than "not in this registry".
+            folder = f"/{repo_id.lower()}/"
+            for error in errors:
+                path = Path(getattr(error, "path", None) or "/")
+                if path.is_relative_to(self.folder) and folder in f"/{path.relative_to(self.folder).as_posix().lower()}":
+                    raise SourceError(str(error)) from None
+            raise
 
     def _entry(self, model: Model) -> Entry:
         try:
@@ -172,7 +183,7 @@ class Site:
         if not isinstance(rel, str) or not rel or rel.startswith("/") or "://" in rel:
             raise SourceError(f"{self.url}: the record of {record['id']} names no .torrent")
         url = urljoin(self.url, rel)
-        torrent = Torrent.from_bytes(self._get(url, MAX_TORRENT), source=url)
+        torrent = Torrent.from_bytes(self._get(url, TORRENT_MAX_BYTES), source=url)
         revision = record.get("revision") if isinstance(record.get("revision"), str) else None
         commit = revision if revision and COMMIT.match(revision) else None
         lfs = {}

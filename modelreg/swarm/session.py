@@ -6,22 +6,10 @@ import os
 from typing import Any
 
 from modelreg.errors import SwarmError
+from modelreg.torrent.ltsession import LOCAL_DHT, NO_PORT_MAPPING, lt
 
 #: Seconds before libtorrent asks a failed web seed again (its default, 30 s, stalls small downloads).
 URLSEED_WAIT_RETRY = 5
-
-
-def lt() -> Any:
-    """The libtorrent module (imported on first use: only ``get`` and ``seed`` need it).
-
-    Raises:
-        SwarmError: the libtorrent Python bindings are not installed.
-    """
-    try:
-        import libtorrent
-    except ImportError as exc:
-        raise SwarmError(f"the libtorrent Python bindings are needed (pip install 'libtorrent>=2.0.9'): {exc}") from None
-    return libtorrent
 
 
 def session_settings(port: int = 0, *, dht: bool = True, lsd: bool = True, host: str = "0.0.0.0") -> dict[str, Any]:
@@ -38,15 +26,10 @@ def session_settings(port: int = 0, *, dht: bool = True, lsd: bool = True, host:
         "listen_interfaces": listen,
         "enable_dht": dht,
         "enable_lsd": lsd,
-        "enable_upnp": False,
-        "enable_natpmp": False,
+        **NO_PORT_MAPPING,
         "allow_multiple_connections_per_ip": True,
         "urlseed_wait_retry": URLSEED_WAIT_RETRY,
-        "dht_restrict_routing_ips": False,
-        "dht_restrict_search_ips": False,
-        "dht_prefer_verified_node_ids": False,
-        "dht_enforce_node_id": False,
-        "dht_ignore_dark_internet": False,
+        **LOCAL_DHT,
         "user_agent": "modelreg",
         # A hybrid torrent's pieces are checked twice (SHA-1 and the SHA-256 tree): use every core for it.
         "hashing_threads": max(2, os.cpu_count() or 1),

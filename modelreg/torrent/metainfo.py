@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from modelreg.errors import TorrentError
+from modelreg.fsutil import read_regular
 from modelreg.torrent import bencode as bencoding
 from modelreg.torrent.paths import component_problem
 
+#: Largest .torrent file read (from disk or a site): the biggest public ones (v2 piece layers of 100 GB
+#: models) are a few MiB.
+TORRENT_MAX_BYTES = 256 << 20
 #: Largest file or torrent we accept: 1 PiB. Anything bigger is a corrupt or hostile file.
 MAX_SIZE = 1 << 50
 #: Piece lengths libtorrent accepts: 16 KiB (BEP 52's block) for v2; any positive size up to 512 MiB for v1.
@@ -92,13 +96,16 @@ class Torrent:
 
     @classmethod
     def read(cls, path: str | Path) -> Torrent:
-        """Read and check a .torrent file.
+        """Read and check a .torrent file: a regular file (links followed) of at most :data:`TORRENT_MAX_BYTES`,
+        so a FIFO never hangs the reader and a huge file never fills the memory. Every command reads torrent
+        files here (the catalog, verify, mirror, get, the gateway's mirror cache).
 
         Raises:
-            TorrentError: the file cannot be read or is not a valid torrent (names the file and the problem).
+            TorrentError: the file cannot be read, is not a regular file, is too large, or is not a valid
+                torrent (names the file and the problem).
         """
         try:
-            data = Path(path).read_bytes()
+            data = read_regular(path, TORRENT_MAX_BYTES, "torrent")
         except OSError as exc:
             raise TorrentError(path, f"cannot read the file: {exc.strerror or exc}") from exc
         return cls.from_bytes(data, source=str(path))

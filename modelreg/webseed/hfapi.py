@@ -223,7 +223,7 @@ class HfApi:
         card = {"license": meta.license, "base_model": list(meta.base_model) or None,
                 "pipeline_tag": meta.pipeline_tag, "library_name": meta.library_name}
         data = {
-            "id": served.repo_id, "modelId": served.repo_id, "author": served.repo_id.split("/")[0],
+            "id": served.repo_id, "modelId": served.repo_id, "author": served.org,
             "sha": served.revision, "lastModified": meta.last_modified, "createdAt": meta.created_at,
             "private": False, "gated": meta.gated if meta.gated in ("auto", "manual") else False,
             "disabled": False, "downloads": meta.downloads, "likes": meta.likes, "tags": list(meta.tags),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from modelreg.errors import ConfigError, WebseedError
+from modelreg.hf.repoid import RepoIdParts
 from modelreg.registry.catalog import COMMIT, REPO_ID, Catalog
 from modelreg.torrent.metainfo import FileEntry, Torrent
 from modelreg.torrent.paths import path_problem
@@ -24,7 +25,7 @@ PREFIX = "v1"
 
 
 @dataclass(frozen=True)
-class Served:
+class Served(RepoIdParts):
     """One repository revision the gateway serves; ``torrent`` is None for an ``--allow`` entry without one."""
 
     repo_id: str
@@ -40,10 +41,6 @@ class Served:
     @property
     def key(self) -> tuple[str, str]:
         return self.repo_id.lower(), self.revision
-
-    @property
-    def name(self) -> str:
-        return self.repo_id.split("/")[1]
 
     def resolve_url(self, endpoint: str, path: str) -> str:
         """The file's Hugging Face ``resolve`` URL at this revision."""
