@@ -250,14 +250,18 @@ def _flush(ses: Any, handle: Any, traffic: Traffic, hasher: Hasher, timeout: flo
     for index in hasher.files:
         hasher.completed(index)
     deadline = time.monotonic() + timeout
-    while not hasher.idle:
-        if time.monotonic() > deadline:
-            raise SwarmError(f"libtorrent did not finish writing {handle.status().name} within {timeout:g} s")
+    while True:
+        # alerts first, even when nothing is left to write: the last blocks' alerts may still be queued
+        # (the download can end between two polls), and the traffic counts need them
         for alert in ses.pop_alerts():
             if isinstance(alert, lib.block_finished_alert):
                 traffic.block(alert)
             elif isinstance(alert, lib.cache_flushed_alert):
                 hasher.flushed()
+        if hasher.idle:
+            return
+        if time.monotonic() > deadline:
+            raise SwarmError(f"libtorrent did not finish writing {handle.status().name} within {timeout:g} s")
         ses.wait_for_alert(100)
 
 
