@@ -176,7 +176,10 @@ class Upstream:
                         raise UpstreamError(502, f"{_host(url)} sent the wrong range for {path}")
                     if resp.status == 200 and pos != 0:
                         raise UpstreamError(502, f"{_host(url)} ignored the Range header for {path}")
-                    async for data in resp.content.iter_chunked(256 * 1024):
+                    # The body as it arrived (no re-chunking, which would join and copy the bytes again).
+                    async for data, _ in resp.content.iter_chunks():
+                        if not data:
+                            continue
                         data = data[: end - pos]
                         pos += len(data)
                         progress += len(data)
