@@ -208,19 +208,28 @@ class Fetcher:
                         if index > todo[-1]:
                             break
                         size = _size(pmap, index)
-            finally:
-                # Every job is waited for, even after a failure: none may write once this run is over.
-                failure: BaseException | None = None
-                while pending:
-                    try:
-                        await self._settle(store, *pending.popleft(), bad)
-                    except BaseException as exc:  # noqa: BLE001 - re-raised below, once all jobs ended
-                        failure = failure or exc
-                if failure is not None:
-                    raise failure
+            except BaseException:
+                await self._drain(store, pending, bad)  # what failed here is what the caller hears of
+                raise
+            failure = await self._drain(store, pending, bad)
+            if failure is not None:
+                raise failure
             for entry in touched.values():
                 self.cache.touch(store, entry)
         return bad
+
+    async def _drain(self, store: TorrentStore, pending: deque, bad: list[int]) -> BaseException | None:
+        """Settle every job still pending, even after a failure (none may write once its run is over).
+
+        Returns the first job's exception, if any.
+        """
+        failure: BaseException | None = None
+        while pending:
+            try:
+                await self._settle(store, *pending.popleft(), bad)
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                failure = failure or exc
+        return failure
 
     async def _settle(self, store: TorrentStore, index: int, job: asyncio.Future, bad: list[int]) -> None:
         """Record the outcome of a piece's hash-and-write job."""
