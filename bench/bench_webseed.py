@@ -292,6 +292,9 @@ def bench_fill(tmp: Path, rounds: int = 3) -> dict:
     the gateway fills its cache in this one, as ``modelreg mirror`` does (``Fetcher.ensure`` of every
     piece). The time stops when every piece is verified and written (servable), and again after the
     final fsync; the reference hashes the torrent's byte stream (pad files included) in 1 MiB pieces.
+    What bounds the fill is measured in the same rounds: the bare upstream stream (the same runs of
+    8 MiB, 8 at once, bytes dropped), ``pwrite`` of the same bytes into a new file, the CPU seconds the
+    fill costs this process and the hub, and how busy the whole machine was meanwhile (other jobs).
     """
     import hashlib
     import json
@@ -318,40 +321,83 @@ def bench_fill(tmp: Path, rounds: int = 3) -> dict:
     total = sum(FILL_SIZES.values())
     hub_proc = subprocess.Popen([sys.executable, "-c", _HUB_PROCESS, str(ROOT / "tests"), json.dumps(FILL_SIZES)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    fills, flushes, hashes, writes = [], [], [], []
+    fills, flushes, hashes, writes, bares = [], [], [], [], []
+    cpu = {"fill": [], "hub": [], "machine": [], "sha1": []}
     try:
         info = json.loads(hub_proc.stdout.readline())
         hub = types.SimpleNamespace(endpoint=info["endpoint"], cdn_endpoint=info["cdn_endpoint"])
         model = Model("Bench/Fill-Model", info["sha"], {}, torrent)
         for k in range(rounds):
-            started = time.perf_counter()
+            started, cpu0 = time.perf_counter(), time.process_time()
             for i in range(0, len(stream), pl):
                 hashlib.sha1(memoryview(stream)[i : i + pl]).digest()
             hashes.append(time.perf_counter() - started)
+            cpu["sha1"].append(time.process_time() - cpu0)
             writes.append(_write_fresh(tmp / f"fresh-{k}", stream, pl))
             with start_gateway(model, "mirror", hub, cache=tmp / f"fill-cache-{k}") as gw:
                 store = gw.call(_store_of(gw.gateway, model))
+                before = (time.process_time(), _cpu_of(hub_proc.pid), _machine_busy())
                 started = time.perf_counter()
                 gw.call(gw.gateway.fetcher.ensure(store, range(store.map.num_pieces)))
                 fills.append(time.perf_counter() - started)
+                after = (time.process_time(), _cpu_of(hub_proc.pid), _machine_busy())
+                for key, a, b in zip(("fill", "hub", "machine"), before, after, strict=True):
+                    cpu[key].append(b - a)
                 gw.call(store.flush())
                 flushes.append(time.perf_counter() - started)
                 assert store.stored_bytes == total and gw.gateway.metrics.pieces_corrupt == 0
+                started = time.perf_counter()
+                gw.call(_bare_stream(gw.gateway.fetcher.upstream, model.served))
+                bares.append(time.perf_counter() - started)
             shutil.rmtree(tmp / f"fill-cache-{k}")
     finally:
         hub_proc.stdin.close()
         hub_proc.wait(10)
-    fill, flush, sha1, write = (sorted(v)[len(v) // 2] for v in (fills, flushes, hashes, writes))
+    fill, flush, sha1, write, bare = (sorted(v)[len(v) // 2] for v in (fills, flushes, hashes, writes, bares))
+    med = {key: sorted(v)[len(v) // 2] for key, v in cpu.items()}
     ratio = sha1 / fill
     print("  fill: " + ", ".join(f"{total / t / 1e9:.2f}" for t in fills) + " GB/s; sha1: "
           + ", ".join(f"{len(stream) / t / 1e9:.2f}" for t in hashes) + " GB/s; fresh pwrite: "
-          + ", ".join(f"{len(stream) / t / 1e9:.2f}" for t in writes) + " GB/s")
+          + ", ".join(f"{len(stream) / t / 1e9:.2f}" for t in writes) + " GB/s; bare upstream stream: "
+          + ", ".join(f"{total / t / 1e9:.2f}" for t in bares) + " GB/s")
+    print(f"  CPU seconds (medians): fill {med['fill']:.2f} in this process + {med['hub']:.2f} in the hub, "
+          f"SHA-1 alone {med['sha1']:.2f}; whole machine busy {med['machine']:.2f} CPU-s during the fill "
+          f"({med['machine'] / fill:.2f} of 2 cores)")
     print(f"mirror fill, {total / 1e6:.0f} MB, 1 MiB pieces: {total / fill / 1e9:.2f} GB/s verified and stored "
           f"({total / flush / 1e9:.2f} GB/s with the final fsync), SHA-1 alone on one core "
           f"{len(stream) / sha1 / 1e9:.2f} GB/s; ratio {ratio:.2f} (target >= {FILL_TARGET}) "
           f"{'OK' if ratio >= FILL_TARGET else 'MISSED'}; writing the same bytes to a new file alone "
-          f"{len(stream) / write / 1e9:.2f} GB/s (fill / write {write / fill:.2f})")
-    return {"fill_s": fill, "flush_s": flush, "sha1_s": sha1, "write_s": write, "ratio": ratio}
+          f"{len(stream) / write / 1e9:.2f} GB/s (fill / write {write / fill:.2f}); the bare upstream stream "
+          f"{total / bare / 1e9:.2f} GB/s")
+    return {"fill_s": fill, "flush_s": flush, "sha1_s": sha1, "write_s": write, "bare_s": bare, "ratio": ratio,
+            "cpu_s": med}
+
+
+async def _bare_stream(upstream, served, run: int = 8 << 20, parallel: int = 8) -> None:
+    """Read every file from the hub in the fill's runs (8 MiB, 8 at once), dropping the bytes."""
+    import asyncio
+
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(path: str, start: int, end: int) -> None:
+        async with gate:
+            async for _ in upstream.iter_range(served, path, start, end):
+                pass
+
+    await asyncio.gather(*(one(path, a, min(size, a + run)) for path, size in FILL_SIZES.items()
+                           for a in range(0, size, run)))
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores spent not idle so far (every process on the machine)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _write_fresh(path: Path, data: bytes, step: int) -> float:

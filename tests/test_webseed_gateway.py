@@ -361,3 +361,36 @@ def test_oversized_request_heads_are_refused(hub, model):
         status, _, _ = fetch(gw, file_url(model, LFS), headers={"X-Junk": "y" * 10_000})
         assert status in (400, 431)
         assert fetch(gw, file_url(model, LFS))[0] == 302
+
+
+def test_mirror_answers_503_when_pieces_cannot_be_written_and_marks_none(hub, model, tmp_path, monkeypatch):
+    """A disk failing mid-fill (here the first write): 503, and every piece marked stored is on disk
+    byte for byte; once the disk works again the same request is served whole."""
+    import errno
+
+    from modelreg.webseed import cache as cache_module
+
+    real_pwritev, failures = os.pwritev, {"left": 1}
+
+    def failing_pwritev(fd, buffers, offset):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwritev(fd, buffers, offset)
+
+    monkeypatch.setattr(cache_module.os, "pwritev", failing_pwritev)
+    with start_gateway(model, "mirror", hub, cache=tmp_path / "cache") as gw:
+        status, _, body = fetch(gw, file_url(model, LFS))
+        assert status == 503 and b"cannot store pieces" in body
+        store = next(iter(gw.gateway.cache.stores.values()))
+        held = [i for i in range(store.map.num_pieces) if store.has(i)]
+        data = model.files[LFS]
+        entry = model.served.files[LFS]
+        on_disk = store.path_of(entry).read_bytes()
+        for i in held:  # whatever is marked stored is really there, byte for byte
+            for seg in store.file_segments(i):
+                if seg.entry is entry:
+                    chunk = on_disk[seg.file_offset : seg.file_offset + seg.length]
+                    assert chunk == data[seg.file_offset : seg.file_offset + seg.length], i
+        status, _, body = fetch(gw, file_url(model, LFS))
+        assert (status, body == data) == (200, True)

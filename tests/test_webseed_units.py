@@ -11,8 +11,12 @@ from webseed_harness import make_files, make_model, make_torrent, start_gateway
 from modelreg.errors import ConfigError
 from modelreg.torrent.pieces import PieceMap
 from modelreg.units import parse_size
+from modelreg.webseed.cache import PieceCache
+from modelreg.webseed.fetcher import _MAX_PARTS, _verify_and_write
 from modelreg.webseed.hosts import RedirectPolicy
+from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.ranges import RangeNotSatisfiable, parse_range
+from modelreg.webseed.routes import Served
 from modelreg.webseed.settings import GatewaySettings
 from modelreg.webseed.upstream import DEFAULT_CDN_TTL, _reuse_until
 
@@ -122,6 +126,38 @@ def test_mirror_serves_v1_only_and_v2_only_torrents(mode, tmp_path):
                 assert (resp.status, resp.read() == data) == (200, True), path
                 conn.close()
             assert gw.gateway.metrics.pieces_corrupt == 1
+
+
+@pytest.mark.parametrize("mode", ["v1", "v2", "hybrid"])
+def test_pieces_are_verified_and_written_from_the_received_parts(mode, tmp_path):
+    """The fill hands each piece over as the received buffers (uneven, some empty, sometimes more than one
+    pwritev takes): a piece is written, across file boundaries, only if it is exactly right."""
+    files = make_files({"a.bin": 40_000, "b/c.bin": 16_384, "d.bin": 100_001, "e.txt": 5}, seed=7)
+    torrent = make_torrent(tmp_path, "Name", files, 32 * 1024, mode)
+    store = PieceCache(tmp_path / "cache", Metrics()).store(Served.of("Org/Name", "c" * 40, torrent))
+    pmap = store.map
+    stream = bytearray(pmap.stream_size)
+    for entry in torrent.files:
+        stream[entry.offset : entry.offset + entry.size] = files[entry.path_str]
+    store.prepare_files([e for e in torrent.files if not e.is_pad])
+    for i in range(pmap.num_pieces):
+        start, end = pmap.piece_span(i)
+        piece = bytes(stream[start:end])
+        step = 1 + len(piece) // (2 * _MAX_PARTS) if i % 2 else 7_919  # odd pieces: too many parts to write as is
+        parts = [memoryview(piece[k : k + step]) for k in range(0, len(piece), step)]
+        parts.insert(1, memoryview(b""))
+        flipped = bytearray(parts[-1])
+        flipped[-1] ^= 1
+        assert _verify_and_write(store, i, [*parts[:-1], memoryview(bytes(flipped))]) is None, i
+        assert _verify_and_write(store, i, parts[:-1]) is None, i
+        if i == 0:  # nothing of a rejected piece reached the disk
+            assert (store.root / "data" / "a.bin").read_bytes() == bytes(40_000)
+        moves = _verify_and_write(store, i, parts)
+        assert moves and {m[0].path_str for m in moves} == {s.entry.path_str for s in store.file_segments(i)}, i
+        store.mark_stored(i, moves)
+    for path, data in files.items():
+        assert (store.root / "data" / path).read_bytes() == data, path
+    assert store.stored_bytes == sum(map(len, files.values()))
 
 
 def test_the_gateway_does_not_import_the_renderer():

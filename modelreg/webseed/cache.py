@@ -8,7 +8,7 @@ One folder per torrent, named by its infohash::
     <cache>/<infohash>/data/<path>   the files (sparse until complete), served with sendfile
 
 A piece is written to its file(s) only after its hash matched (hashing and writing run in a worker
-thread, with ``os.pwrite`` from the fetcher's piece buffer). The bitmap is persisted *after* the data
+thread, with ``os.pwritev`` of the received buffers). The bitmap is persisted *after* the data
 files were fsynced, through a temp file and ``os.replace``, in the background and batched (at most one
 flush per :data:`FLUSH_DELAY`): so after a crash the bitmap never names a piece whose bytes did not
 reach the disk, and a partly written piece is simply fetched again. Pieces read back from disk are
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import math
 import os
@@ -108,7 +109,7 @@ class TorrentStore:
         if self.has(index):
             return 0
         self.prepare_write(index)
-        return self.mark_stored(index, self.write_piece_data(index, memoryview(data)))
+        return self.mark_stored(index, self.write_piece_data(index, [memoryview(data)]))
 
     def prepare_write(self, index: int) -> None:
         """Make the files of piece ``index`` ready for its bytes (see :meth:`prepare_files`)."""
@@ -137,23 +138,21 @@ class TorrentStore:
             finally:
                 os.close(fd)
 
-    def write_piece_data(self, index: int, data: memoryview) -> Moves:
-        """Write a verified piece's bytes into its files (safe in a worker thread: touches no state).
+    def write_piece_data(self, index: int, parts: list[memoryview]) -> Moves:
+        """Write a verified piece's bytes, given in ``parts``, into its files (safe in a worker thread).
 
-        Returns each file with its identity before and after the write, for :meth:`mark_stored`.
+        One ``pwritev`` per file (the parts are written where they are, not joined). Touches no state:
+        returns each file with its identity before and after the write, for :meth:`mark_stored`.
         """
         moves: Moves = []
-        pos = self.map.piece_span(index)[0]
-        start = pos
+        start = self.map.piece_span(index)[0]
+        pos = 0  # in the piece
         for seg in self.map.segments(start, self.map.piece_span(index)[1]):
             if not seg.entry.is_pad:
                 fd = os.open(self.path_of(seg.entry), os.O_WRONLY | os.O_CREAT, 0o644)
                 try:
                     before = identity_of(os.fstat(fd))
-                    view = data[pos - start : pos - start + seg.length]
-                    done = 0
-                    while done < len(view):
-                        done += os.pwrite(fd, view[done:], seg.file_offset + done)
+                    _pwrite_all(fd, _slice(parts, pos, pos + seg.length), seg.file_offset)
                     moves.append((seg.entry, before, identity_of(os.fstat(fd))))
                 finally:
                     os.close(fd)
@@ -273,6 +272,32 @@ class TorrentStore:
         for entry in self.torrent.files:
             if any(self.has(i) for i in self.map.pieces_of(entry)):
                 self.drop_if_damaged(entry)
+
+
+def _slice(parts: list[memoryview], start: int, end: int) -> list[memoryview]:
+    """The bytes ``[start, end)`` of ``parts`` taken end to end, as views into them."""
+    out, pos = [], 0
+    for part in parts:
+        size = len(part)
+        if pos + size > start and pos < end:
+            out.append(part[max(0, start - pos) : min(size, end - pos)])
+        pos += size
+    return out
+
+
+def _pwrite_all(fd: int, bufs: list[memoryview], offset: int) -> None:
+    """Write ``bufs`` end to end at ``offset``, resuming after short writes."""
+    bufs = [b for b in bufs if len(b)]
+    while bufs:
+        done = os.pwritev(fd, bufs, offset)
+        if done <= 0:
+            raise OSError(errno.EIO, "pwritev wrote nothing")
+        offset += done
+        while bufs and done >= len(bufs[0]):
+            done -= len(bufs[0])
+            bufs.pop(0)
+        if done:
+            bufs[0] = bufs[0][done:]
 
 
 class PieceCache:

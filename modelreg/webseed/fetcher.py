@@ -8,15 +8,19 @@ request per file of the run; concurrent requests for the same pieces wait on the
 crowd of clients asking for one file costs one upstream download. A piece whose hash does not match is
 dropped, counted and fetched again (up to ``attempts`` times): a corrupt byte is never stored or served.
 
-The bytes of a run are copied once, from the upstream response into one of two piece buffers; a full
-piece is hashed and written (``os.pwrite``) in a worker thread while the next one arrives, so the event
-loop never hashes and hashing runs beside the network on another core.
+The bytes of a run are never copied by the gateway: each piece is the list of views of the buffers the
+upstream response arrived in; a full piece is hashed (SHA-1 over the parts in turn) and written (one
+``os.pwritev`` per file) in a worker thread while the next pieces arrive (at most :data:`_PIPELINE` per
+run in flight, so memory stays bounded), so the event loop never hashes and hashing runs beside the
+network on another core. A piece is marked stored only after its job returned, on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from modelreg.errors import UpstreamError, WebseedError
@@ -26,8 +30,10 @@ from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.upstream import Upstream
 
 _ZEROS = bytes(1 << 20)
-#: Piece buffers kept for reuse at most (two per run being fetched).
-_SPARE_BYTES = 64 << 20
+#: Pieces of one run being hashed and written at once while the next ones arrive.
+_PIPELINE = 2
+#: A piece received in more parts than this is joined first (one ``pwritev`` takes at most IOV_MAX).
+_MAX_PARTS = 64
 
 
 class Fetcher:
@@ -50,7 +56,6 @@ class Fetcher:
         self._runs = asyncio.Semaphore(max_runs)
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
         self._checking: dict[tuple[str, int], asyncio.Future] = {}
-        self._spare: list[memoryview] = []
         self._tasks: set[asyncio.Task] = set()
         #: Called with the bytes each stored piece added (``modelreg mirror`` draws its progress bar with it).
         self.on_stored: Callable[[int], None] = lambda n: None
@@ -175,10 +180,10 @@ class Fetcher:
         end = pmap.piece_span(todo[-1])[1]
         bad: list[int] = []
         wanted = set(todo)
-        buffers = [self._buffer(pmap.piece_length) for _ in range(2)]
-        view, fill, index, turn = buffers[0], 0, todo[0], 0
+        parts: list[memoryview] = []
+        fill, index = 0, todo[0]
         size = _size(pmap, index)
-        pending: tuple[int, asyncio.Future] | None = None
+        pending: deque[tuple[int, asyncio.Future]] = deque()
         touched = {seg.entry.path_str: seg.entry for seg in pmap.segments(start, end) if not seg.entry.is_pad}
         with contextlib.ExitStack() as stack:
             for entry in touched.values():
@@ -189,38 +194,42 @@ class Fetcher:
                     data = memoryview(chunk)
                     while len(data):
                         n = min(len(data), size - fill)
-                        view[fill : fill + n] = data[:n]
+                        parts.append(data[:n])
                         fill += n
                         data = data[n:]
                         if fill < size:
                             continue
-                        if pending is not None:  # its buffer is the one filled next
-                            await self._settle(store, *pending, bad)
-                            pending = None
+                        while len(pending) >= _PIPELINE:  # bounded: memory and pieces not yet marked
+                            await self._settle(store, *pending.popleft(), bad)
                         if index in wanted and not store.has(index):
-                            job = asyncio.to_thread(_verify_and_write, store, index, view[:size])
-                            pending = (index, asyncio.ensure_future(job))
-                        index, turn = index + 1, turn ^ 1
-                        view, fill = buffers[turn], 0
+                            job = asyncio.to_thread(_verify_and_write, store, index, parts)
+                            pending.append((index, asyncio.ensure_future(job)))
+                        index, parts, fill = index + 1, [], 0
                         if index > todo[-1]:
                             break
                         size = _size(pmap, index)
-            finally:
-                if pending is not None:
-                    await self._settle(store, *pending, bad)
-                if pmap.piece_length * (len(self._spare) + 2) <= _SPARE_BYTES:
-                    self._spare.extend(buffers)  # no job holds them any more
+            except BaseException:
+                await self._drain(store, pending, bad)  # what failed here is what the caller hears of
+                raise
+            failure = await self._drain(store, pending, bad)
+            if failure is not None:
+                raise failure
             for entry in touched.values():
                 self.cache.touch(store, entry)
         return bad
 
-    def _buffer(self, size: int) -> memoryview:
-        """A piece buffer: reused, since fresh memory costs a page fault per 4 KiB on first touch."""
-        while self._spare:
-            buffer = self._spare.pop()
-            if len(buffer) == size:
-                return buffer
-        return memoryview(bytearray(size))
+    async def _drain(self, store: TorrentStore, pending: deque, bad: list[int]) -> BaseException | None:
+        """Settle every job still pending, even after a failure (none may write once its run is over).
+
+        Returns the first job's exception, if any.
+        """
+        failure: BaseException | None = None
+        while pending:
+            try:
+                await self._settle(store, *pending.popleft(), bad)
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                failure = failure or exc
+        return failure
 
     async def _settle(self, store: TorrentStore, index: int, job: asyncio.Future, bad: list[int]) -> None:
         """Record the outcome of a piece's hash-and-write job."""
@@ -258,11 +267,28 @@ def _size(pmap, index: int) -> int:
     return end - start
 
 
-def _verify_and_write(store: TorrentStore, index: int, data: memoryview) -> Moves | None:
-    """In a worker thread: None if ``data`` is not piece ``index``, else write it (see write_piece_data)."""
-    if not store.map.verify(index, data):
+def _verify_and_write(store: TorrentStore, index: int, parts: list[memoryview]) -> Moves | None:
+    """In a worker thread: None if ``parts`` (joined) are not piece ``index``, else write them.
+
+    The parts are the received buffers themselves (never copied into a piece buffer): SHA-1 runs over
+    them in turn, and :meth:`~TorrentStore.write_piece_data` hands them to one ``pwritev`` per file.
+    """
+    if len(parts) > _MAX_PARTS:
+        parts = [memoryview(b"".join(parts))]
+    pmap = store.map
+    start, end = pmap.piece_span(index)
+    if sum(len(p) for p in parts) != end - start:
         return None
-    return store.write_piece_data(index, data)
+    digests = store.torrent.pieces
+    if digests:
+        sha1 = hashlib.sha1()
+        for part in parts:
+            sha1.update(part)
+        if sha1.digest() != digests[index * 20 : index * 20 + 20]:
+            return None
+    elif not pmap.verify(index, b"".join(parts)):  # v2 only: merkle over 16 KiB blocks of the whole piece
+        return None
+    return store.write_piece_data(index, parts)
 
 
 def _consume(fut: asyncio.Future) -> None:
