@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -102,6 +103,10 @@ def render_site(
             }
             outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
             reuse.written(model.repo_id, key, out, (*outputs, paths.page + ROW_FILE), parts)
+            # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
+            # the build pauses the cyclic collector, so free them here: the youngest generation holds
+            # only what this model made
+            gc.collect(0)
         problems += [(model.repo_id, problem) for problem in parts["problems"]]
         api.add(model.repo_id, parts["json"])
         summaries.append(parts["summary"])
