@@ -140,11 +140,22 @@ def test_one_change_renders_only_the_listing_pages_that_include_it(registry: Pat
     prepared: list[str] = []
     joined = build_module._joined
     monkeypatch.setattr(build_module, "_joined", lambda m, cache: prepared.append(m.repo_id) or joined(m, cache))
+    indexed: list[int] = []
+    index_files = render.index_files
+    monkeypatch.setattr(render, "index_files", lambda summaries: indexed.append(1) or index_files(summaries))
     report = build_site(config)
     assert (report.rendered, report.reused) == (1, COUNT - 1)
     assert prepared == [model.repo_id]  # unchanged models are not even read
-    # A page is rendered again only if it lists the changed model (here none: its row did not change).
+    # A page is rendered again only if it lists the changed model (here none: its row did not change),
+    # and the search index is made again only if a model's search summary changed (here none did).
     assert all(f'data-model-id="{model.repo_id}"' in page for page in rendered)
+    assert indexed == []
+    # A file of the index changed on disk since: the whole index is made again.
+    shard = next(p for p in sorted((out / "search" / "t").iterdir()) if p.is_file())
+    shard.unlink()
+    shard.write_text("{}")
+    model.torrent_path.write_bytes(bencode.encode({**top, b"comment": b"again"}))
+    assert build_site(config).rendered == 1 and indexed == [1]
     full = tmp_path / "full"
     build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
     assert tree(out) == tree(full)

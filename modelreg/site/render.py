@@ -121,8 +121,7 @@ def render_site(
     write_listing(env, write, "", entries, config.title, first_key=repr(facets),
                   first_page=lambda **values: front.render(facets=facets, **values), **site)
     _group_listings(env, write, summaries, entries, site)
-    for rel, text in index_files(summaries):
-        write(rel, text)
+    reuse.group("search", Reuse.key(common, summaries), lambda: index_files(summaries), out)
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=json.loads(api.example) if api.example else None, api_page_size=API_PAGE, **site))
     newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}

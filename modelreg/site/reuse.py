@@ -8,7 +8,8 @@ its search summary). Shared files (listing pages, search shards, API pages) are 
 SHA-256 of their bytes: one whose new bytes are those of the live file, unchanged since it was written,
 stays in place too, so a rebuild after one change writes only the files that include that change. A
 shared file written with a key (the digest of what it is rendered from, such as a listing page's rows)
-whose key is unchanged is not even rendered again. A model whose key is unchanged and whose old files are still exactly as written keeps
+whose key is unchanged is not even rendered again; nor is a group of files made together (the search
+index, keyed by every model's search summary) whose key is unchanged. A model whose key is unchanged and whose old files are still exactly as written keeps
 them (the builder's staged update hard-links them into the new version) and its parts are reused;
 anything else is rendered again. The manifest is saved only after the new site is in place.
 """
@@ -20,12 +21,12 @@ import marshal
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from modelreg.site.parsecache import write_cache
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
-MANIFEST_VERSION = [5, *sys.version_info[:2]]
+MANIFEST_VERSION = [6, *sys.version_info[:2]]
 
 
 class Reuse:
@@ -37,8 +38,10 @@ class Reuse:
         old = _load(manifest) if manifest and previous and previous.is_dir() else {}
         self.old: dict[str, dict] = old.get("models", {})
         self.old_shared: dict[str, tuple] = old.get("shared", {})
+        self.old_groups: dict[str, tuple] = old.get("groups", {})
         self.new: dict[str, dict] = {}
         self.new_shared: dict[str, tuple] = {}
+        self.new_groups: dict[str, tuple] = {}
         self.reused = self.rendered = 0
         #: Files of reused models, relative to the site, that stay as they are.
         self.kept: list[str] = []
@@ -102,6 +105,24 @@ class Reuse:
         st = path.stat()
         self.new_shared[rel] = (digest, st.st_size, st.st_mtime_ns, key)
 
+    def group(self, name: str, key: str, files: Callable[[], Iterable[tuple[str, str | bytes]]],
+              staging: Path) -> None:
+        """Write a set of shared files made together (such as the search index), or keep them all,
+        unmade, where the group's ``key`` is the last build's and none of its live files changed."""
+        old = self.old_groups.get(name)
+        if old is not None and old[0] == key:
+            kept, entries = len(self.kept), dict(self.new_shared)
+            if all((entry := self.old_shared.get(rel)) is not None and self._intact(rel, entry) for rel in old[1]):
+                self.new_groups[name] = old
+                return
+            del self.kept[kept:]  # one file changed: make them all again
+            self.new_shared = entries
+        rels = []
+        for rel, content in files():
+            self.shared(staging, rel, content)
+            rels.append(rel)
+        self.new_groups[name] = (key, rels)
+
     def _intact(self, rel: str, entry: tuple) -> bool:
         """Whether the live ``rel`` is as the last build wrote it; if so it is kept, recorded as ``entry``."""
         if self.previous is None:
@@ -124,13 +145,13 @@ class Reuse:
     @property
     def changed(self) -> bool:
         return (self.rendered > 0 or self.new.keys() != self.old.keys()
-                or self.new_shared != self.old_shared)
+                or self.new_shared != self.old_shared or self.new_groups != self.old_groups)
 
     def save(self) -> None:
         """Write this build's manifest (only if anything changed: reused entries are the same)."""
         if self.manifest is not None and self.changed:
             write_cache(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new,
-                                                       "shared": self.new_shared}))
+                                                       "shared": self.new_shared, "groups": self.new_groups}))
 
 
 def _load(manifest: Path) -> dict[str, dict]:
@@ -141,7 +162,7 @@ def _load(manifest: Path) -> dict[str, dict]:
         return {}
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
         return {}
-    models, shared = data.get("models"), data.get("shared")
-    if not isinstance(models, dict) or not isinstance(shared, dict):
+    models, shared, groups = data.get("models"), data.get("shared"), data.get("groups")
+    if not isinstance(models, dict) or not isinstance(shared, dict) or not isinstance(groups, dict):
         return {}
-    return {"models": models, "shared": shared}
+    return {"models": models, "shared": shared, "groups": groups}
