@@ -73,10 +73,10 @@ def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str
     """Write the pages of one listing under the folder ``base``; return how many.
 
     ``first_page(rows=..., pager=..., root=...)`` renders page 1 where it is special (the front page);
-    the others use ``listing.html``; ``first_key`` is what else it is made from. Each page goes to ``write(rel, render, key=...)`` as a function that
-    renders it and the digest of what it is made from (its rows, its place among the pages, ``context``
-    but for ``config`` and ``href``, which the caller's key covers), so an unchanged page need not be
-    rendered again.
+    the others use ``listing.html``; ``first_key`` is what else page 1 is then made from. Each page goes
+    to ``write(rel, render, key=...)`` as a function that renders it and the digest of what it is made
+    from (its rows, its place among the pages, ``context`` but for ``config`` and ``href``, which the
+    caller's key covers), so an unchanged page need not be rendered again.
     """
     pages = max(1, -(-len(entries) // PAGE_SIZE))
     link_to = context.pop("href", href)

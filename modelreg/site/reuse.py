@@ -9,8 +9,10 @@ SHA-256 of their bytes: one whose new bytes are those of the live file, unchange
 stays in place too, so a rebuild after one change writes only the files that include that change. A
 shared file written with a key (the digest of what it is rendered from, such as a listing page's rows)
 whose key is unchanged is not even rendered again; nor is a group of files made together (the search
-index, keyed by every model's search summary) whose key is unchanged. A model whose key is unchanged and whose old files are still exactly as written keeps
-them (the builder's staged update hard-links them into the new version) and its parts are reused;
+index, keyed by every model's search summary) whose key is unchanged. A model whose key is unchanged
+and whose old files are still exactly as written keeps them (the builder's staged update hard-links
+them into the new version) and its parts are reused, without being read or joined again (its key
+stands for its metadata by the identity of the metadata cache file: ``build.metadata_fingerprint``);
 anything else is rendered again. The manifest is saved only after the new site is in place.
 """
 
