@@ -12,9 +12,11 @@ import pytest
 
 from modelreg.config import Config
 from modelreg.errors import ConfigError
+from modelreg.hf.metadata import ModelMeta
 from modelreg.registry.catalog import load_catalog
+from modelreg.registry.metacache import MetaCache
 from modelreg.site import build as build_module
-from modelreg.site import render
+from modelreg.site import listing, render
 from modelreg.site.build import build_site
 from modelreg.site.listing import PAGE_SIZE
 from modelreg.torrent import bencode
@@ -118,3 +120,68 @@ def test_torrent_url_must_be_an_absolute_url(tmp_path: Path):
     with pytest.raises(ConfigError, match="torrent_url"):
         Config(root=tmp_path).replace(torrent_url="/torrents/")
     assert Config(root=tmp_path).replace(torrent_url="https://h/t").torrent_url == "https://h/t/"
+
+
+def tree(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+
+def test_one_change_renders_only_the_listing_pages_that_include_it(registry: Path, tmp_path: Path, monkeypatch):
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    model = load_catalog(registry).models[COUNT // 2]
+    top = bencode.decode(model.torrent_path.read_bytes())
+    top[b"comment"] = b"re-made"
+    model.torrent_path.write_bytes(bencode.encode(top))
+    rendered: list[str] = []
+    rows_at = listing.rows_at
+    monkeypatch.setattr(listing, "rows_at", lambda chunk, root: rendered.append(rows_at(chunk, root)) or rendered[-1])
+    prepared: list[str] = []
+    joined = build_module._joined
+    monkeypatch.setattr(build_module, "_joined", lambda m, cache: prepared.append(m.repo_id) or joined(m, cache))
+    indexed: list[int] = []
+    index_files = render.index_files
+    monkeypatch.setattr(render, "index_files", lambda summaries: indexed.append(1) or index_files(summaries))
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (1, COUNT - 1)
+    assert prepared == [model.repo_id]  # unchanged models are not even read
+    # A page is rendered again only if it lists the changed model (here none: its row did not change),
+    # and the search index is made again only if a model's search summary changed (here none did).
+    assert all(f'data-model-id="{model.repo_id}"' in page for page in rendered)
+    assert indexed == []
+    # A file of the index changed on disk since: the whole index is made again.
+    shard = next(p for p in sorted((out / "search" / "t").iterdir()) if p.is_file())
+    shard.unlink()
+    shard.write_text("{}")
+    model.torrent_path.write_bytes(bencode.encode({**top, b"comment": b"again"}))
+    assert build_site(config).rendered == 1 and indexed == [1]
+    full = tmp_path / "full"
+    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
+    assert tree(out) == tree(full)
+
+
+def test_new_metadata_renders_its_model_again_and_equals_a_full_build(registry: Path, tmp_path: Path, monkeypatch):
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    model = load_catalog(registry).models[7]
+    assert build_site(config).rendered == 0
+    MetaCache.for_registry(registry).store_meta(
+        ModelMeta(model.repo_id, model.revision, commit=model.revision, license="apache-2.0",
+                  card_markdown="# A card written since"), "2026-01-01T00:00:00Z")
+    rendered: list[str] = []
+    rows_at = listing.rows_at
+    monkeypatch.setattr(listing, "rows_at", lambda chunk, root: rendered.append(rows_at(chunk, root)) or rendered[-1])
+    report = build_site(config)
+    monkeypatch.setattr(listing, "rows_at", rows_at)
+    assert (report.rendered, report.reused) == (1, COUNT - 1)
+    # its row shows the license: the listing pages that list it (main, org, formats), and only those
+    assert rendered and all(f'data-model-id="{model.repo_id}"' in page for page in rendered)
+    assert "A card written since" in (out / "models" / model.repo_id / "index.html").read_text()
+    full = tmp_path / "full"
+    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
+    assert tree(out) == tree(full)
+    # the problems of models not rendered again are still reported
+    again = build_site(config)
+    assert again.rendered == 0 and sorted(again.model_problems) == sorted(report.model_problems)

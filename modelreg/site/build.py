@@ -18,7 +18,7 @@ from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update, switch_path
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
 from modelreg.registry.health import HealthStore, join_health
-from modelreg.registry.metacache import MetaCache
+from modelreg.registry.metacache import MAIN, MetaCache
 from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh
 from modelreg.site import ParseCache, Reuse, render_site
 
@@ -137,7 +137,8 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
         return _joined(full, metacache)
 
     with staged_update(out, state=cache / "update" if cache else None) as stage:
-        stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests, prepare=prepare)
+        stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests, prepare=prepare,
+                            fingerprint=lambda model: metadata_fingerprint(metacache, model))
         stage.kept.update(reuse.kept)
     parsed.save()
     reuse.save()
@@ -151,6 +152,30 @@ def site_path(config: Config) -> Path:
     """The site folder readers use: a link to the current version, switched by each build
     (:func:`modelreg.fsutil.staged_update`), so it is not resolved like the other paths."""
     return switch_path(config.root / config.out)
+
+
+def metadata_fingerprint(cache: MetaCache, model: Model) -> tuple:
+    """What identifies the metadata cache file that :func:`_joined` reads for ``model``, without reading it.
+
+    The ``lstat`` of each component of its path below the cache folder (a link anywhere changes it) and
+    the ``stat`` of the file: its inode, size, modification and change times (a file rewritten, in place
+    or by rename, changes them). The rest of what ``_joined`` computes comes from the model's torrent and
+    sidecar, which its key covers already.
+    """
+    parts = [*model.repo_id.split("/"), *(model.revision or MAIN).split("/")]
+    parts[-1] += ".json"
+    here, seen = str(cache.root), []
+    for i, part in enumerate(parts, 1 - len(parts)):
+        here = os.path.join(here, part)
+        try:
+            st = os.lstat(here)
+        except OSError as exc:
+            seen.append(exc.errno)
+            break
+        # a folder by what it is (its times change with every entry added beside), the file by its contents
+        seen.append((st.st_mode, st.st_ino) if i else (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
+                                                       st.st_ctime_ns))
+    return (str(cache.root), model.repo_id, model.revision, tuple(seen))
 
 
 def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:

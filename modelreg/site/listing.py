@@ -9,6 +9,7 @@ made by :func:`href`, the one place to adapt (for example to ``.../index.html`` 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from functools import partial
@@ -66,27 +67,39 @@ def pager(base: str, number: int, pages: int, root: str, href: Callable[[str, st
     }
 
 
-def write_listing(env: jinja2.Environment, write: Callable[[str, str], None], base: str, entries: list[str],
-                  heading: str, first_page: Callable[..., str] | None = None, **context: Any) -> int:
+def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str, entries: list[str],
+                  heading: str, first_page: Callable[..., str] | None = None, first_key: str = "",
+                  **context: Any) -> int:
     """Write the pages of one listing under the folder ``base``; return how many.
 
     ``first_page(rows=..., pager=..., root=...)`` renders page 1 where it is special (the front page);
-    the others use ``listing.html``.
+    the others use ``listing.html``; ``first_key`` is what else page 1 is then made from. Each page goes
+    to ``write(rel, render, key=...)`` as a function that renders it and the digest of what it is made
+    from (its rows, its place among the pages, ``context`` but for ``config`` and ``href``, which the
+    caller's key covers), so an unchanged page need not be rendered again.
     """
     pages = max(1, -(-len(entries) // PAGE_SIZE))
     link_to = context.pop("href", href)
     template = env.get_template("listing.html")
+    shared = repr(sorted((k, v) for k, v in context.items() if k != "config"))
     for number in range(1, pages + 1):
         folder = page_folder(base, number)
         root = "../" * folder.count("/")
         chunk = entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
-        values = dict(context, rows=rows_at(chunk, root), pager=pager(base, number, pages, root, link_to), root=root,
-                      heading=heading, total=len(entries), first=(number - 1) * PAGE_SIZE + 1,
-                      last=min(number * PAGE_SIZE, len(entries)),
-                      href=link_to)
-        if number == 1 and first_page is not None:
-            text = first_page(**values)
-        else:
-            text = template.render(**values)
-        write(folder + "index.html", text)
+
+        def render(number: int = number, root: str = root, chunk: list[str] = chunk) -> str:
+            values = dict(context, rows=rows_at(chunk, root), pager=pager(base, number, pages, root, link_to),
+                          root=root, heading=heading, total=len(entries), first=(number - 1) * PAGE_SIZE + 1,
+                          last=min(number * PAGE_SIZE, len(entries)), href=link_to)
+            if number == 1 and first_page is not None:
+                return first_page(**values)
+            return template.render(**values)
+
+        special = number == 1 and first_page is not None
+        digest = hashlib.sha256(repr((base, number, pages, len(entries), heading, special,
+                                      first_key if special else "", shared)).encode())
+        for row in chunk:
+            digest.update(row.encode())
+            digest.update(b"\x00")
+        write(folder + "index.html", render, key=digest.hexdigest())
     return pages

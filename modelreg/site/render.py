@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -47,6 +48,7 @@ def render_site(
     reuse: Reuse | None = None,
     digests: dict[str, str] | None = None,
     prepare: Callable[[Model], Model] | None = None,
+    fingerprint: Callable[[Model], object] | None = None,
 ) -> RenderStats:
     """Write every file of the site into ``out`` (an empty folder), but for unchanged models' files.
 
@@ -55,6 +57,8 @@ def render_site(
     search shards, API pages) whose bytes did not change stay too; ``digests`` (absolute torrent path ->
     SHA-256 of its bytes) spares hashing again. ``prepare`` completes each model of the catalog just
     before it is rendered (reads its files, joins its metadata), so only one model's files are in memory.
+    ``fingerprint(model)`` stands for what ``prepare`` adds beyond the catalog (for example the identity
+    of the metadata cache file it reads): with it, a model is prepared only when its key changed.
 
     Raises:
         BuildError: a model's id would clash with the paged API's files.
@@ -65,21 +69,29 @@ def render_site(
     reuse = reuse or Reuse(None, None)
     common = Reuse.key(theme.fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
-    write = lambda rel, text: reuse.shared(out, rel, text)  # noqa: E731
+
+    def write(rel: str, content: str | bytes | Callable[[], str | bytes], key: str | None = None) -> None:
+        reuse.shared(out, rel, content, None if key is None else Reuse.key(common, key))
+
     summaries, entries, lines, dated = [], [], [], []
     api = ApiWriter(out, write)
     problems: list[tuple[str, str]] = []
     for model in catalog.models:
-        if prepare is not None:
-            model = prepare(model)
-        problems += [(model.repo_id, problem) for problem in model.problems]
-        paths = Paths(model)
-        inputs = _inputs(model, digests)
-        key = Reuse.key(common, inputs)
-        parts = reuse.lookup(model.repo_id, key)
+        if prepare is not None and fingerprint is not None:
+            # the key of the model as the catalog has it, with a stand-in for what prepare() adds:
+            # an unchanged model is neither prepared nor rendered
+            key = Reuse.key(common, _inputs(model, digests), fingerprint(model))
+            parts = reuse.lookup(model.repo_id, key)
+            if parts is None:
+                model = prepare(model)
+        else:
+            model = prepare(model) if prepare is not None else model
+            key = Reuse.key(common, _inputs(model, digests))
+            parts = reuse.lookup(model.repo_id, key)
         if parts is None:
+            paths = Paths(model)
             record = model_record(model, config)
-            _render_model(env, model, record, paths, config, out, inputs["torrent"])
+            _render_model(env, model, record, paths, config, out, _inputs(model, digests)["torrent"])
             row = entry.render(r=_rooted(record))
             _write(out / paths.page / ROW_FILE, json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False))
             parts = {
@@ -87,9 +99,15 @@ def render_site(
                 "entry": row,
                 "summary": summary(record, (f.path_str for f in model.torrent.files)),
                 "dated": [record["page"], record["last_modified"]],
+                "problems": list(model.problems),
             }
             outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
             reuse.written(model.repo_id, key, out, (*outputs, paths.page + ROW_FILE), parts)
+            # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
+            # the build pauses the cyclic collector, so free them here: the youngest generation holds
+            # only what this model made
+            gc.collect(0)
+        problems += [(model.repo_id, problem) for problem in parts["problems"]]
         api.add(model.repo_id, parts["json"])
         summaries.append(parts["summary"])
         entries.append(parts["entry"])
@@ -100,11 +118,10 @@ def render_site(
     site = {"config": config, "href": linker(config.use_directory_urls)}
     facets = _facets(summaries)
     front = env.get_template("index.html")
-    write_listing(env, write, "", entries, config.title, facets=facets,
-                  first_page=lambda **values: front.render(**values), **site)
+    write_listing(env, write, "", entries, config.title, first_key=repr(facets),
+                  first_page=lambda **values: front.render(facets=facets, **values), **site)
     _group_listings(env, write, summaries, entries, site)
-    for rel, text in index_files(summaries):
-        write(rel, text)
+    reuse.group("search", Reuse.key(common, summaries), lambda: index_files(summaries), out)
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=json.loads(api.example) if api.example else None, api_page_size=API_PAGE, **site))
     newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}

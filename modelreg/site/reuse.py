@@ -6,8 +6,13 @@ code). The manifest remembers, per model, the key, the files written with their 
 ``st_mtime_ns`` in the site, and the model's parts of the shared files (its API record, its index entry,
 its search summary). Shared files (listing pages, search shards, API pages) are remembered by the
 SHA-256 of their bytes: one whose new bytes are those of the live file, unchanged since it was written,
-stays in place too, so a rebuild after one change writes only the files that include that change. A model whose key is unchanged and whose old files are still exactly as written keeps
-them (the builder's staged update hard-links them into the new version) and its parts are reused;
+stays in place too, so a rebuild after one change writes only the files that include that change. A
+shared file written with a key (the digest of what it is rendered from, such as a listing page's rows)
+whose key is unchanged is not even rendered again; nor is a group of files made together (the search
+index, keyed by every model's search summary) whose key is unchanged. A model whose key is unchanged
+and whose old files are still exactly as written keeps them (the builder's staged update hard-links
+them into the new version) and its parts are reused, without being read or joined again (its key
+stands for its metadata by the identity of the metadata cache file: ``build.metadata_fingerprint``);
 anything else is rendered again. The manifest is saved only after the new site is in place.
 """
 
@@ -18,11 +23,12 @@ import marshal
 import os
 import sys
 from pathlib import Path
+from typing import Callable, Iterable
 
 from modelreg.site.parsecache import write_cache
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
-MANIFEST_VERSION = [4, *sys.version_info[:2]]
+MANIFEST_VERSION = [6, *sys.version_info[:2]]
 
 
 class Reuse:
@@ -34,8 +40,10 @@ class Reuse:
         old = _load(manifest) if manifest and previous and previous.is_dir() else {}
         self.old: dict[str, dict] = old.get("models", {})
         self.old_shared: dict[str, tuple] = old.get("shared", {})
+        self.old_groups: dict[str, tuple] = old.get("groups", {})
         self.new: dict[str, dict] = {}
         self.new_shared: dict[str, tuple] = {}
+        self.new_groups: dict[str, tuple] = {}
         self.reused = self.rendered = 0
         #: Files of reused models, relative to the site, that stay as they are.
         self.kept: list[str] = []
@@ -75,26 +83,61 @@ class Reuse:
         self.new[model_id] = {"key": key, "files": stats, "parts": parts}
         self.rendered += 1
 
-    def shared(self, staging: Path, rel: str, content: str | bytes) -> None:
-        """Write a shared file into ``staging``, or keep the live one where its bytes are the same."""
+    def shared(self, staging: Path, rel: str, content: str | bytes | Callable[[], str | bytes],
+               key: str | None = None) -> None:
+        """Write a shared file into ``staging``, or keep the live one where its bytes are the same.
+
+        ``content`` may be a function that renders it; with ``key`` (the digest of everything it is
+        rendered from), a file whose key is the last build's and whose live copy is unchanged is kept
+        without calling it.
+        """
+        old = self.old_shared.get(rel)
+        if key is not None and old is not None and len(old) > 3 and old[3] == key and self._intact(rel, old):
+            return
+        if callable(content):
+            content = content()
         data = content.encode("utf-8") if isinstance(content, str) else content
         digest = hashlib.sha256(data).digest()
-        old = self.old_shared.get(rel)
-        if old is not None and old[0] == digest and self.previous is not None:
-            try:
-                st = os.stat(os.path.join(self.previous, rel))
-            except OSError:
-                st = None
-            if st is not None and (st.st_size, st.st_mtime_ns) == old[1:]:
-                self.kept.append(rel)
-                self.new_shared[rel] = old
-                return
+        if old is not None and old[0] == digest and self._intact(rel, (*old[:3], key)):
+            return
         path = staging / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
         st = path.stat()
-        self.new_shared[rel] = (digest, st.st_size, st.st_mtime_ns)
+        self.new_shared[rel] = (digest, st.st_size, st.st_mtime_ns, key)
+
+    def group(self, name: str, key: str, files: Callable[[], Iterable[tuple[str, str | bytes]]],
+              staging: Path) -> None:
+        """Write a set of shared files made together (such as the search index), or keep them all,
+        unmade, where the group's ``key`` is the last build's and none of its live files changed."""
+        old = self.old_groups.get(name)
+        if old is not None and old[0] == key:
+            kept, entries = len(self.kept), dict(self.new_shared)
+            if all((entry := self.old_shared.get(rel)) is not None and self._intact(rel, entry) for rel in old[1]):
+                self.new_groups[name] = old
+                return
+            del self.kept[kept:]  # one file changed: make them all again
+            self.new_shared = entries
+        rels = []
+        for rel, content in files():
+            self.shared(staging, rel, content)
+            rels.append(rel)
+        self.new_groups[name] = (key, rels)
+
+    def _intact(self, rel: str, entry: tuple) -> bool:
+        """Whether the live ``rel`` is as the last build wrote it; if so it is kept, recorded as ``entry``."""
+        if self.previous is None:
+            return False
+        try:
+            st = os.stat(os.path.join(self.previous, rel))
+        except OSError:
+            return False
+        if (st.st_size, st.st_mtime_ns) != tuple(entry[1:3]):
+            return False
+        self.kept.append(rel)
+        self.new_shared[rel] = entry
+        return True
 
     def site_bytes(self) -> int:
         """The size of every file this build wrote or kept (models' files and shared files)."""
@@ -104,13 +147,13 @@ class Reuse:
     @property
     def changed(self) -> bool:
         return (self.rendered > 0 or self.new.keys() != self.old.keys()
-                or self.new_shared != self.old_shared)
+                or self.new_shared != self.old_shared or self.new_groups != self.old_groups)
 
     def save(self) -> None:
         """Write this build's manifest (only if anything changed: reused entries are the same)."""
         if self.manifest is not None and self.changed:
             write_cache(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new,
-                                                       "shared": self.new_shared}))
+                                                       "shared": self.new_shared, "groups": self.new_groups}))
 
 
 def _load(manifest: Path) -> dict[str, dict]:
@@ -121,7 +164,7 @@ def _load(manifest: Path) -> dict[str, dict]:
         return {}
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
         return {}
-    models, shared = data.get("models"), data.get("shared")
-    if not isinstance(models, dict) or not isinstance(shared, dict):
+    models, shared, groups = data.get("models"), data.get("shared"), data.get("groups")
+    if not isinstance(models, dict) or not isinstance(shared, dict) or not isinstance(groups, dict):
         return {}
-    return {"models": models, "shared": shared}
+    return {"models": models, "shared": shared, "groups": groups}
