@@ -99,7 +99,7 @@ class CheckedFiles:
         with self.cache.pinned(store, entry):
             for _ in range(3):
                 await self.fetcher.ensure(store, pieces)
-                ok, blob_id = await asyncio.to_thread(_scan, store, entry, True)
+                ok, blob_id = await asyncio.to_thread(_scan, store, entry)
                 if ok and blob_id:
                     return blob_id
                 if not ok:
@@ -115,14 +115,14 @@ def _settled(pending: dict, key: tuple[str, str], fut: asyncio.Future) -> None:
         fut.exception()
 
 
-def _scan(store: TorrentStore, entry: FileEntry, want_blob: bool) -> tuple[bool, str | None]:
-    """Verify every cached piece of ``entry``; with ``want_blob`` (and all pieces present) also its git blob id.
+def _scan(store: TorrentStore, entry: FileEntry) -> tuple[bool, str | None]:
+    """Verify every cached piece of ``entry`` and, when all its pieces are present, compute its git blob id.
 
     Returns ``(all present pieces verified, blob id or None)``. Runs in a worker thread: it only reads
     files, and hashlib releases the GIL on large buffers.
     """
     pmap = store.map
-    blob = hashlib.sha1(b"blob %d\0" % entry.size) if want_blob else None
+    blob = hashlib.sha1(b"blob %d\0" % entry.size)
     for index in pmap.pieces_of(entry):
         if not store.has(index):
             blob = None
