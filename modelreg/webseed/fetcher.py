@@ -65,6 +65,7 @@ class Fetcher:
         self._workers = ThreadPoolExecutor(
             max(2, min(max_runs * _PIPELINE, os.cpu_count() or 2)), thread_name_prefix="modelreg-fill"
         )
+        self._closed = False
         #: Called with the bytes each stored piece added (``modelreg mirror`` draws its progress bar with it).
         self.on_stored: Callable[[int], None] = lambda n: None
 
@@ -93,6 +94,7 @@ class Fetcher:
             await asyncio.gather(*(asyncio.shield(f) for f in waits))
 
     async def close(self) -> None:
+        self._closed = True  # from now on a run fails at once (503) instead of starting
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -153,6 +155,8 @@ class Fetcher:
     async def _fetch_run(self, store: TorrentStore, run: list[int]) -> None:
         todo = list(run)
         try:
+            if self._closed:  # a request that came in while the gateway was closing
+                raise UpstreamError(503, "the gateway is shutting down")
             async with self._runs:
                 for attempt in range(1, self.attempts + 1):
                     await self.cache.make_room(sum(store.piece_payload(i) for i in todo))
