@@ -160,6 +160,39 @@ def test_pieces_are_verified_and_written_from_the_received_parts(mode, tmp_path)
     assert store.stored_bytes == sum(map(len, files.values()))
 
 
+def test_a_closed_fetcher_starts_no_fill_and_says_the_gateway_is_shutting_down(tmp_path):
+    """After close (its hashing pool is gone) a request for missing pieces gets a 503, nothing is fetched or
+    written; pieces already held are still answered."""
+    import asyncio
+
+    from modelreg.errors import UpstreamError
+    from modelreg.webseed.fetcher import Fetcher
+
+    files = make_files({"a.bin": 70_000}, seed=3)
+    torrent = make_torrent(tmp_path, "Name", files, 32 * 1024, "hybrid")
+    cache = PieceCache(tmp_path / "cache", Metrics())
+    store = cache.store(Served.of("Org/Name", "c" * 40, torrent))
+    store.prepare_files([e for e in torrent.files if not e.is_pad])
+    store.write_piece(0, files["a.bin"][: 32 * 1024])
+
+    class NoUpstream:
+        def iter_range(self, *args):
+            raise AssertionError("a closed fetcher asked upstream for bytes")
+
+    async def run() -> None:
+        fetcher = Fetcher(cache, NoUpstream(), Metrics())
+        await fetcher.close()
+        await fetcher.ensure(store, [0])
+        with pytest.raises(UpstreamError) as err:
+            await fetcher.ensure(store, range(store.map.num_pieces))
+        assert err.value.status == 503 and "shutting down" in str(err.value)
+        await store.close()
+
+    asyncio.run(run())
+    assert [store.has(i) for i in range(store.map.num_pieces)] == [True, False, False]
+    assert (store.root / "data" / "a.bin").read_bytes()[32 * 1024 :] == bytes(70_000 - 32 * 1024)
+
+
 def test_the_gateway_does_not_import_the_renderer():
     import subprocess
     import sys

@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from modelreg.errors import UpstreamError, WebseedError
 from modelreg.webseed.cache import Moves, PieceCache, TorrentStore
@@ -57,6 +59,13 @@ class Fetcher:
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
         self._checking: dict[tuple[str, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
+        # Hashing and writing get a thread per core of their own: more threads than cores (asyncio's
+        # default pool has cores + 4) only time-slice SHA-1 over more pieces at once and make more
+        # writers queue on the same file's lock, and the default pool stays free for checks and flushes.
+        self._workers = ThreadPoolExecutor(
+            max(2, min(max_runs * _PIPELINE, os.cpu_count() or 2)), thread_name_prefix="modelreg-fill"
+        )
+        self._closed = False
         #: Called with the bytes each stored piece added (``modelreg mirror`` draws its progress bar with it).
         self.on_stored: Callable[[int], None] = lambda n: None
 
@@ -85,9 +94,11 @@ class Fetcher:
             await asyncio.gather(*(asyncio.shield(f) for f in waits))
 
     async def close(self) -> None:
+        self._closed = True  # from now on a run fails at once (503) instead of starting
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._workers.shutdown(wait=False)  # every run drained its jobs: nothing is left to write
 
     async def _recheck(self, store: TorrentStore, pieces: list[int]) -> None:
         """Hash held pieces again from disk (in a thread; one check per piece however many ask).
@@ -144,6 +155,8 @@ class Fetcher:
     async def _fetch_run(self, store: TorrentStore, run: list[int]) -> None:
         todo = list(run)
         try:
+            if self._closed:  # a request that came in while the gateway was closing
+                raise UpstreamError(503, "the gateway is shutting down")
             async with self._runs:
                 for attempt in range(1, self.attempts + 1):
                     await self.cache.make_room(sum(store.piece_payload(i) for i in todo))
@@ -202,8 +215,10 @@ class Fetcher:
                         while len(pending) >= _PIPELINE:  # bounded: memory and pieces not yet marked
                             await self._settle(store, *pending.popleft(), bad)
                         if index in wanted and not store.has(index):
-                            job = asyncio.to_thread(_verify_and_write, store, index, parts)
-                            pending.append((index, asyncio.ensure_future(job)))
+                            job = asyncio.get_running_loop().run_in_executor(
+                                self._workers, _verify_and_write, store, index, parts
+                            )
+                            pending.append((index, job))
                         index, parts, fill = index + 1, [], 0
                         if index > todo[-1]:
                             break
