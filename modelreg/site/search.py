@@ -34,13 +34,15 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable, Iterator
 
-SEARCH_VERSION = 2
+SEARCH_VERSION = 3
 #: A term shard whose JSON would be larger than this is split by one more character of prefix.
 SHARD_BYTES = 48_000
 #: Ids per ``search/ids/<k>.json`` file.
 IDS_CHUNK = 256
-#: Columns, in the order of :func:`summary`'s numbers: name -> index into the summary.
-COLUMNS = {"l": 3, "p": 4, "f": 5, "s": 6, "d": 7, "n": 8, "h": 9, "w": 10}
+#: Sort keys and range filters: name -> index into the summary (size, days since 1970, downloads, seeders).
+KEYS = {"s": 6, "d": 7, "n": 8, "h": 9}
+#: A sort key's coarse column: one of these characters per document, its bucket (see :func:`_buckets`).
+BUCKET_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
 
 _TERM = re.compile(r"[a-z0-9]+")
 _SHARD = re.compile(r"[-_.]?\d{1,6}-of-\d{1,6}")
@@ -99,7 +101,8 @@ def index_files(summaries: list[list]) -> Iterator[tuple[str, str]]:
     postings: dict[str, list[int]] = defaultdict(list)
     names: dict[str, list] = defaultdict(list)
     orgs: dict[str, list[int]] = {}
-    columns: dict[str, list[int]] = {c: [] for c in COLUMNS}
+    facets: dict[str, list[int]] = defaultdict(list)
+    keys: dict[str, list[int]] = {k: [] for k in KEYS}
     for doc, s in enumerate(summaries):
         for term in s[-1]:
             postings[term].append(doc)
@@ -107,22 +110,64 @@ def index_files(summaries: list[list]) -> Iterator[tuple[str, str]]:
         names[name_key(model_id.split("/", 1)[1])].append([model_id, doc])
         span = orgs.setdefault(s[1], [doc, 0])
         span[1] += 1
-        row = [lic.get(s[3], -1), task.get(s[4], -1), sum(1 << fmt[f] for f in s[2]), *s[6:11]]
-        for column, value in zip(COLUMNS, row):
-            columns[column].append(value)
+        if s[3] in lic:
+            facets[f"l{lic[s[3]]}"].append(doc)
+        if s[4] in task:
+            facets[f"p{task[s[4]]}"].append(doc)
+        for f in s[2]:
+            facets[f"f{fmt[f]}"].append(doc)
+        if s[9] > 0 or s[10] == 1:
+            facets["live"].append(doc)
+        for key, index in KEYS.items():
+            keys[key].append(s[index])
     splits = sorted(_shards(postings, "", sorted(postings), out := []))
+    buckets = {}
+    for key, values in keys.items():
+        column, bounds, files = _buckets(values)
+        buckets[key] = bounds
+        yield f"search/k/{key}.json", _dump(column)
+        for b, docs, exact in files:
+            yield f"search/k/{key}/{b}.json", _dump([_deltas(docs), exact])
     yield "search/meta.json", _dump({
         "v": SEARCH_VERSION, "count": len(summaries), "ids_chunk": IDS_CHUNK, "split": splits,
         "licenses": licenses, "tasks": tasks, "formats": formats,
-        "orgs": [[org, start, n] for org, (start, n) in orgs.items()],
+        "orgs": [[org, start, n] for org, (start, n) in orgs.items()], "buckets": buckets,
     })
     yield from out
     for key, entries in sorted(names.items()):
         yield f"search/n/{key}.json", _dump(entries)
-    for column, values in columns.items():
-        yield f"search/c/{column}.json", _dump(values)
+    for facet, docs in sorted(facets.items()):
+        yield f"search/v/{facet}.json", _dump(_deltas(docs))
     for k in range(0, len(summaries), IDS_CHUNK):
         yield f"search/ids/{k // IDS_CHUNK}.json", _dump([s[0] for s in summaries[k:k + IDS_CHUNK]])
+
+
+def _buckets(values: list[int]) -> tuple[str, list, list]:
+    """A sort key's coarse column, its buckets' value ranges, and the exact values of its mixed buckets.
+
+    Every value goes to one of ``len(BUCKET_CHARS)`` ordered buckets (a smaller value never to a later
+    bucket): one per distinct value where there are few, else by the share of smaller values. The
+    column is one character of ``BUCKET_CHARS`` per document; a bucket holding more than one value has
+    a file of its documents (delta-encoded) and their values."""
+    counts: dict[int, int] = defaultdict(int)
+    for v in values:
+        counts[v] += 1
+    distinct = sorted(counts)
+    n, size = len(values), len(BUCKET_CHARS)
+    bucket, below = {}, 0
+    for rank, v in enumerate(distinct):
+        bucket[v] = rank if len(distinct) <= size else min(size - 1, below * size // max(n, 1))
+        below += counts[v]
+    bounds: list = [None] * size
+    for v in distinct:
+        b = bucket[v]
+        bounds[b] = [v, v] if bounds[b] is None else [bounds[b][0], v]
+    members: dict[int, list[int]] = defaultdict(list)
+    for doc, v in enumerate(values):
+        if bounds[bucket[v]][0] != bounds[bucket[v]][1]:
+            members[bucket[v]].append(doc)
+    files = [(b, docs, [values[d] for d in docs]) for b, docs in sorted(members.items())]
+    return "".join(BUCKET_CHARS[bucket[v]] for v in values), bounds, files
 
 
 def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: list) -> list[str]:

@@ -75,31 +75,77 @@
 
   function terms(q) { return q.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean); }
 
+  var decoded = {};  // decoded files and term marks, kept for the page's life: a keystroke reuses them
+
+  function once(key, make) {
+    if (!decoded[key]) decoded[key] = make();
+    return decoded[key];
+  }
+
   function decode(deltas, into) {  // delta-encoded sorted documents -> marks in a Uint8Array
     for (var i = 0, d = 0; i < deltas.length; i++) { d += deltas[i]; into[d] = 1; }
   }
 
   /* The documents holding a term that starts with t (all) and holding t itself (exact), as marks. */
   function termDocs(t) {
-    var n = meta.count, all = new Uint8Array(n), exact = new Uint8Array(n);
-    for (var i = 1; i <= t.length; i++) {
-      var key = t.slice(0, i);
-      if (meta.split.indexOf(key) >= 0) {
-        if (i < t.length) continue;
+    return once("t:" + t, function () {
+      var n = meta.count, all = new Uint8Array(n), exact = new Uint8Array(n);
+      for (var i = 1; i <= t.length; i++) {
+        var key = t.slice(0, i);
+        if (meta.split.indexOf(key) >= 0) {
+          if (i < t.length) continue;
+          return get("t/" + key + ".json").then(function (shard) {
+            if (shard) { decode(shard["*"], all); decode(shard["="], exact); }
+            return { all: all, exact: exact };
+          });
+        }
         return get("t/" + key + ".json").then(function (shard) {
-          if (shard) { decode(shard["*"], all); decode(shard["="], exact); }
+          for (var word in shard || {}) {
+            if (word.lastIndexOf(t, 0) === 0) decode(shard[word], all);
+          }
+          if (shard && Object.prototype.hasOwnProperty.call(shard, t)) decode(shard[t], exact);
           return { all: all, exact: exact };
         });
       }
-      return get("t/" + key + ".json").then(function (shard) {
-        for (var word in shard || {}) {
-          if (word.lastIndexOf(t, 0) === 0) decode(shard[word], all);
-        }
-        if (shard && Object.prototype.hasOwnProperty.call(shard, t)) decode(shard[t], exact);
-        return { all: all, exact: exact };
+      return Promise.resolve({ all: all, exact: exact });
+    });
+  }
+
+  /* The documents of a facet value (search/v/<name>.json), as marks. */
+  function facetDocs(name) {
+    return once("v:" + name, function () {
+      return get("v/" + name + ".json").then(function (deltas) {
+        var marks = new Uint8Array(meta.count);
+        decode(deltas || [], marks);
+        return marks;
       });
-    }
-    return Promise.resolve({ all: all, exact: exact });
+    });
+  }
+
+  /* A sort key's bucket per document (search/k/<key>.json). */
+  function buckets(key) {
+    return once("k:" + key, function () {
+      return get("k/" + key + ".json").then(function (text) {
+        var code = new Uint8Array(128), col = new Uint8Array(meta.count);
+        for (var i = 0; i < BUCKET_CHARS.length; i++) code[BUCKET_CHARS.charCodeAt(i)] = i;
+        for (var d = 0; d < col.length; d++) col[d] = code[text.charCodeAt(d)];
+        return col;
+      });
+    });
+  }
+
+  /* The exact values of one sort key, filled in bucket by bucket as buckets are needed. */
+  function exactValues(key, bs) {
+    var values = once("x:" + key, function () { return new Float64Array(meta.count); });
+    return Promise.all(bs.map(function (b) {
+      var bound = meta.buckets[key][b];
+      if (!bound || bound[0] === bound[1]) return null;  // one value: the bucket says it
+      return once("b:" + key + "/" + b, function () {
+        return get("k/" + key + "/" + b + ".json").then(function (file) {
+          for (var i = 0, d = 0; i < file[0].length; i++) { d += file[0][i]; values[d] = file[1][i]; }
+        });
+      });
+    })).then(function () { return values; });
   }
 
   function nameKey(name) { return name.slice(0, 2).replace(/[^a-z0-9]/g, "_"); }
@@ -121,60 +167,99 @@
   }
 
   var SORTS = { size: ["s", -1], "size-asc": ["s", 1], newest: ["d", -1], popular: ["n", -1], seeded: ["h", -1] };
+  var BUCKET_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
 
   function isDefault(s) {
     return FIELDS.every(function (name) { return name === "sort" ? s.sort === "name" : !s[name]; });
   }
 
-  /* Every matching document, ranked and sorted: a promise of an array of document numbers. */
-  function search(s) {
-    var ts = terms(s.q), q = s.q.trim().toLowerCase();
-    var cols = [];
-    if (s.license) cols.push("l");
-    if (s.task) cols.push("p");
-    if (s.format) cols.push("f");
-    if (s.min || s.max) cols.push("s");
-    if (s.live) cols.push("h", "w");
-    var sort = SORTS[s.sort];
-    if (sort && cols.indexOf(sort[0]) < 0) cols.push(sort[0]);
-    var col = {};
+  /* The buckets of a sort key wholly inside [min, max] (2), partly (1) or not at all (0). */
+  function inside(bounds, min, max) {
+    return bounds.map(function (b) {
+      if (!b || b[1] < min || b[0] > max) return 0;
+      return b[0] >= min && b[1] <= max ? 2 : 1;
+    });
+  }
+
+  /* Every matching document, ranked and sorted: a promise of {docs, exact}, where the first `exact`
+     documents (at least `want`) are in their final order and the rest only by rank and sort bucket. */
+  function search(s, want) {
+    var ts = terms(s.q), q = s.q.trim().toLowerCase(), sort = SORTS[s.sort], n = meta.count;
+    var lo = 0, hi = n, facets = [];
+    if (s.org) {
+      var span = meta.orgs.filter(function (o) { return o[0] === s.org; })[0];
+      lo = span ? span[1] : 0; hi = span ? span[1] + span[2] : 0;
+    }
+    [["license", "l", meta.licenses], ["task", "p", meta.tasks], ["format", "f", meta.formats]].forEach(function (f) {
+      if (!s[f[0]]) return;
+      var i = f[2].indexOf(s[f[0]]);
+      if (i < 0) hi = lo;  // a value no model has: no match
+      else facets.push("v/" + f[1] + i);
+    });
+    if (s.live) facets.push("v/live");
+    var ranged = s.min || s.max;
+    var min = s.min ? parseFloat(s.min) * GB : -Infinity, max = s.max ? parseFloat(s.max) * GB : Infinity;
+    var zones = ranged ? inside(meta.buckets.s, min, max) : null;
+    var edges = [];
+    if (ranged) zones.forEach(function (z, b) { if (z === 1) edges.push(b); });
     return Promise.all([
       Promise.all(ts.map(termDocs)),
       q ? nameRanks(q) : Promise.resolve({}),
-      Promise.all(cols.map(function (c) { return get("c/" + c + ".json").then(function (v) { col[c] = v; }); }))
+      Promise.all(facets.map(function (f) { return facetDocs(f.slice(2)); })),
+      ranged ? Promise.all([buckets("s"), exactValues("s", edges)]) : null,
+      sort ? buckets(sort[0]) : null
     ]).then(function (got) {
-      var found = got[0], ranks = got[1], n = meta.count;
-      var lo = 0, hi = n;
-      if (s.org) {
-        var span = meta.orgs.filter(function (o) { return o[0] === s.org; })[0];
-        lo = span ? span[1] : 0; hi = span ? span[1] + span[2] : 0;
-      }
-      var lic = s.license ? meta.licenses.indexOf(s.license) : 0;
-      var task = s.task ? meta.tasks.indexOf(s.task) : 0;
-      var fi = s.format ? meta.formats.indexOf(s.format) : 0;
-      var min = s.min ? parseFloat(s.min) * GB : -Infinity, max = s.max ? parseFloat(s.max) * GB : Infinity;
-      if ((s.license && lic < 0) || (s.task && task < 0) || (s.format && fi < 0)) hi = lo;  // unknown: none
-      var out = [], rank = new Int8Array(n);
+      var found = got[0], ranks = got[1], marks = got[2], size = got[3], nt = found.length, nf = marks.length;
+      var byRank = [[], [], [], []];
       for (var d = lo; d < hi; d++) {
-        var ok = true, whole = true;
-        for (var t = 0; t < found.length; t++) {
+        var ok = true, whole = true, t;
+        for (t = 0; t < nt; t++) {
           if (!found[t].all[d]) { ok = false; break; }
           if (!found[t].exact[d]) whole = false;
         }
         if (!ok) continue;
-        if (s.license && col.l[d] !== lic) continue;
-        if (s.task && col.p[d] !== task) continue;
-        if (s.format && !(col.f[d] & (1 << fi))) continue;
-        if ((s.min || s.max) && (col.s[d] < min || col.s[d] > max)) continue;
-        if (s.live && !(col.h[d] > 0 || col.w[d] === 1)) continue;
-        out.push(d);
-        rank[d] = d in ranks ? ranks[d] : (found.length && whole ? 2 : 3);
+        for (t = 0; t < nf; t++) if (!marks[t][d]) { ok = false; break; }
+        if (!ok) continue;
+        if (ranged) {
+          var z = zones[size[0][d]];
+          if (z === 0 || (z === 1 && (size[1][d] < min || size[1][d] > max))) continue;
+        }
+        byRank[d in ranks ? ranks[d] : (nt && whole ? 2 : 3)].push(d);
       }
-      var key = sort ? col[sort[0]] : null, dir = sort ? sort[1] : 1;
-      out.sort(function (a, b) {
-        return rank[a] - rank[b] || (key ? dir * (key[a] - key[b]) : 0) || a - b;
+      if (!sort) {
+        var all = [].concat(byRank[0], byRank[1], byRank[2], byRank[3]);
+        return { docs: all, exact: all.length };
+      }
+      return ordered(byRank, sort[0], sort[1], got[4], want);
+    });
+  }
+
+  /* Documents by rank, then by a sort key: bucket order for all, exact order for the first `want`. */
+  function ordered(byRank, key, dir, col, want) {
+    var size = meta.buckets[key].length, docs = [], groups = [];
+    byRank.forEach(function (list) {
+      var count = new Int32Array(size + 1), b, i;
+      for (i = 0; i < list.length; i++) count[col[list[i]]]++;
+      var start = new Int32Array(size), at = docs.length;
+      for (var k = 0; k < size; k++) {
+        b = dir < 0 ? size - 1 - k : k;
+        start[b] = at;
+        if (count[b]) groups.push([at, at + count[b], b]);
+        at += count[b];
+      }
+      for (i = 0; i < list.length; i++) docs[start[col[list[i]]]++] = list[i];
+    });
+    var need = [], exact = 0;
+    for (var g = 0; g < groups.length && groups[g][0] < want; g++) { need.push(groups[g]); exact = groups[g][1]; }
+    if (!need.length) exact = docs.length;
+    return exactValues(key, need.map(function (g) { return g[2]; })).then(function (values) {
+      need.forEach(function (g) {
+        var bound = meta.buckets[key][g[2]];
+        if (bound[0] === bound[1]) return;
+        var part = docs.slice(g[0], g[1]).sort(function (a, b) { return dir * (values[a] - values[b]) || a - b; });
+        for (var i = 0; i < part.length; i++) docs[g[0] + i] = part[i];
       });
-      return out;
+      return { docs: docs, exact: exact };
     });
   }
 
@@ -224,10 +309,12 @@
     if (pagerEl) pagerEl.hidden = true;
     if (note) note.hidden = true;
     busy(true);
-    var found = matches ? Promise.resolve(matches) : get("meta.json").then(function (m) { meta = m; return search(s); });
-    return found.then(function (docs) {
+    var found = matches && matches.exact >= Math.min(limit, matches.docs.length) ? Promise.resolve(matches)
+      : get("meta.json").then(function (m) { meta = m; return search(s, limit); });
+    return found.then(function (result) {
+      var docs = result.docs;
       if (mine !== seq) return docs.length;
-      matches = docs;
+      matches = result;
       var shown = docs.slice(0, limit);
       return rows(shown).then(function (html) {
         if (mine !== seq) return docs.length;
