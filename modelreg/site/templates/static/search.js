@@ -18,6 +18,8 @@
   var GB = 1e9, PAGE = 50;
   var original = list.innerHTML, originalCount = countEl.textContent;
   var files = {}, meta = null, seq = 0, limit = PAGE, lastKey = "", matches = null;
+  var FIRST = 12;  // rows shown as soon as they are in (a screenful); the rest of the page follows at once
+  var showing = { key: "", count: 0 }, rendered = Promise.resolve();
 
   function field(name) { return form.elements[name]; }
 
@@ -206,8 +208,7 @@
       Promise.all(ts.map(termDocs)),
       q ? nameRanks(q) : Promise.resolve({}),
       Promise.all(facets.map(function (f) { return facetDocs(f.slice(2)); })),
-      ranged ? Promise.all([buckets("s"), exactValues("s", edges)]) : null,
-      sort ? buckets(sort[0]) : null
+      ranged ? Promise.all([buckets("s"), exactValues("s", edges)]) : null
     ]).then(function (got) {
       var found = got[0], ranks = got[1], marks = got[2], size = got[3], nt = found.length, nf = marks.length;
       var byRank = [[], [], [], []];
@@ -230,7 +231,10 @@
         var all = [].concat(byRank[0], byRank[1], byRank[2], byRank[3]);
         return { docs: all, exact: all.length };
       }
-      return ordered(byRank, sort[0], sort[1], got[4], want);
+      if (byRank[0].length + byRank[1].length + byRank[2].length + byRank[3].length < 2) {
+        return { docs: [].concat(byRank[0], byRank[1], byRank[2], byRank[3]), exact: n };  // nothing to sort
+      }
+      return buckets(sort[0]).then(function (col) { return ordered(byRank, sort[0], sort[1], col, want); });
     });
   }
 
@@ -263,10 +267,11 @@
     });
   }
 
-  /* The rows of documents, in order: ids from search/ids/, rows from models/<id>/row.json. */
+  /* The rows of documents, in order, as promises of their HTML: ids from search/ids/, rows from
+     models/<id>/row.json. */
   function rows(docs) {
     var chunk = meta.ids_chunk;
-    return Promise.all(docs.map(function (d) {
+    return docs.map(function (d) {
       return get("ids/" + Math.floor(d / chunk) + ".json").then(function (ids) {
         var id = ids[d % chunk], path = root + "models/" + id + "/row.json";
         if (!files[path]) {
@@ -275,13 +280,12 @@
         }
         return files[path];
       });
-    }));
+    });
   }
 
   function busy(on) { list.setAttribute("aria-busy", on ? "true" : "false"); }
 
-  function show(html, n, total) {
-    list.innerHTML = html;
+  function counts(n, total) {
     countEl.textContent = String(n);
     empty.hidden = n > 0;
     if (more) {
@@ -291,12 +295,15 @@
     }
   }
 
-  /* Filter, rank and sort; resolves to the number of matches. Timed by the benchmark (window.modelregSearch). */
+  /* Filter, rank and sort; resolves to the number of matches once the first rows show (all of them by
+     `rendered()`). Timed by the benchmark (window.modelregSearch). */
   function apply() {
     var s = state(), key = JSON.stringify(s), mine = ++seq;  // the URL follows once the results show
+    rendered = Promise.resolve();
     if (key !== lastKey) { limit = PAGE; lastKey = key; matches = null; }
     if (isDefault(s)) {  // the page as the server wrote it
       list.innerHTML = original;
+      showing = { key: "", count: 0 };
       countEl.textContent = originalCount;
       empty.hidden = true;
       if (more) more.hidden = true;
@@ -312,16 +319,29 @@
     var found = matches && matches.exact >= Math.min(limit, matches.docs.length) ? Promise.resolve(matches)
       : get("meta.json").then(function (m) { meta = m; return search(s, limit); });
     return found.then(function (result) {
-      var docs = result.docs;
-      if (mine !== seq) return docs.length;
+      var docs = result.docs, n = docs.length;
+      if (mine !== seq) return n;
       matches = result;
       var shown = docs.slice(0, limit);
-      return rows(shown).then(function (html) {
-        if (mine !== seq) return docs.length;
-        show(html.join(""), docs.length, shown.length);
-        writeURL(s);
-        busy(false);
-        return docs.length;
+      var from = showing.key === key ? Math.min(showing.count, shown.length) : 0;  // rows already listed
+      var pending = rows(shown.slice(from)), head = from ? pending.length : Math.min(FIRST, pending.length);
+      function finish() { counts(n, shown.length); writeURL(s); busy(false); }  // the count: once all show
+      return Promise.all(pending.slice(0, head)).then(function (html) {
+        if (mine !== seq) return n;
+        if (from) list.insertAdjacentHTML("beforeend", html.join(""));
+        else list.innerHTML = html.join("");
+        showing = { key: key, count: from + head };
+        var rest = pending.slice(head);
+        if (!rest.length) finish();
+        else {
+          rendered = Promise.all(rest).then(function (more) {
+            if (mine !== seq) return;
+            list.insertAdjacentHTML("beforeend", more.join(""));
+            showing.count = shown.length;
+            finish();
+          });
+        }
+        return n;
       });
     }).catch(function (err) {
       if (mine === seq) { writeURL(s); busy(false); countEl.textContent = "?"; }
@@ -342,7 +362,7 @@
     if (e.key === "/" && !typing) { e.preventDefault(); q.focus(); q.select(); }
     else if (e.key === "Escape" && document.activeElement === q && q.value) { q.value = ""; run(); }
   });
-  window.modelregSearch = { apply: apply, state: state };
+  window.modelregSearch = { apply: apply, state: state, rendered: function () { return rendered; } };
   var first = apply();
   first.then(null, function () {}).then(function () {
     document.documentElement.setAttribute("data-search-ready", "");
