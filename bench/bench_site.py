@@ -43,9 +43,11 @@ from modelreg.torrent.metainfo import Torrent  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-#: Typical searches: (query string parameters, as typed by a visitor).
+#: Typical searches: (query string parameters, as typed by a visitor). The last ones are the costliest a
+#: visitor commonly makes: a whole-registry sort and several filters at once.
 QUERIES = [{"q": "qwen"}, {"q": "llama gguf"}, {"q": "instruct"}, {"q": "whisper onnx"}, {"q": "Qwen3.8-27B"},
-           {"q": "mistral", "sort": "size"}, {"format": "GGUF", "min": "5"}]
+           {"q": "mistral", "sort": "size"}, {"format": "GGUF", "min": "5"}, {"sort": "size"}, {"sort": "newest"},
+           {"q": "instruct", "format": "safetensors", "min": "1", "max": "20", "sort": "newest"}]
 TYPED = "qwen3 instruct"
 BUILD = """
 import json, sys, time

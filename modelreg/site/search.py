@@ -38,7 +38,7 @@ SEARCH_VERSION = 3
 #: A term shard whose JSON would be larger than this is split by one more character of prefix.
 SHARD_BYTES = 48_000
 #: Ids per ``search/ids/<k>.json`` file.
-IDS_CHUNK = 256
+IDS_CHUNK = 64
 #: Sort keys and range filters: name -> index into the summary (size, days since 1970, downloads, seeders).
 KEYS = {"s": 6, "d": 7, "n": 8, "h": 9}
 #: A sort key's coarse column: one of these characters per document, its bucket (see :func:`_buckets`).
@@ -69,9 +69,9 @@ def terms(text: str) -> list[str]:
     return _TERM.findall(text.lower())
 
 
-def name_key(name: str) -> str:
-    """The name shard a (lower-case) name belongs to: its first two characters, others than a-z0-9 as '_'."""
-    return re.sub(r"[^a-z0-9]", "_", name[:2])
+def file_key(prefix: str) -> str:
+    """The file name of a shard's prefix: characters other than a-z0-9 as ``_`` and two hex digits."""
+    return re.sub(r"[^a-z0-9]", lambda m: f"_{ord(m.group()):02x}", prefix)
 
 
 def summary(record: dict[str, Any], paths: Iterable[str]) -> list:
@@ -99,15 +99,14 @@ def index_files(summaries: list[list]) -> Iterator[tuple[str, str]]:
     formats = sorted({f for s in summaries for f in s[2]})
     lic, task, fmt = ({v: i for i, v in enumerate(xs)} for xs in (licenses, tasks, formats))
     postings: dict[str, list[int]] = defaultdict(list)
-    names: dict[str, list] = defaultdict(list)
+    names: dict[str, list[int]] = defaultdict(list)
     orgs: dict[str, list[int]] = {}
     facets: dict[str, list[int]] = defaultdict(list)
     keys: dict[str, list[int]] = {k: [] for k in KEYS}
     for doc, s in enumerate(summaries):
         for term in s[-1]:
             postings[term].append(doc)
-        model_id = s[0].lower()
-        names[name_key(model_id.split("/", 1)[1])].append([model_id, doc])
+        names[s[0].lower().split("/", 1)[1]].append(doc)
         span = orgs.setdefault(s[1], [doc, 0])
         span[1] += 1
         if s[3] in lic:
@@ -120,7 +119,8 @@ def index_files(summaries: list[list]) -> Iterator[tuple[str, str]]:
             facets["live"].append(doc)
         for key, index in KEYS.items():
             keys[key].append(s[index])
-    splits = sorted(_shards(postings, "", sorted(postings), out := []))
+    splits = sorted(_shards(postings, "", sorted(postings), out := [], "t"))
+    name_splits = sorted(_shards(names, "", sorted(names), out, "n"))
     buckets = {}
     for key, values in keys.items():
         column, bounds, files = _buckets(values)
@@ -129,13 +129,11 @@ def index_files(summaries: list[list]) -> Iterator[tuple[str, str]]:
         for b, docs, exact in files:
             yield f"search/k/{key}/{b}.json", _dump([_deltas(docs), exact])
     yield "search/meta.json", _dump({
-        "v": SEARCH_VERSION, "count": len(summaries), "ids_chunk": IDS_CHUNK, "split": splits,
+        "v": SEARCH_VERSION, "count": len(summaries), "ids_chunk": IDS_CHUNK, "split": splits, "name_split": name_splits,
         "licenses": licenses, "tasks": tasks, "formats": formats,
         "orgs": [[org, start, n] for org, (start, n) in orgs.items()], "buckets": buckets,
     })
     yield from out
-    for key, entries in sorted(names.items()):
-        yield f"search/n/{key}.json", _dump(entries)
     for facet, docs in sorted(facets.items()):
         yield f"search/v/{facet}.json", _dump(_deltas(docs))
     for k in range(0, len(summaries), IDS_CHUNK):
@@ -170,24 +168,25 @@ def _buckets(values: list[int]) -> tuple[str, list, list]:
     return "".join(BUCKET_CHARS[bucket[v]] for v in values), bounds, files
 
 
-def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: list) -> list[str]:
-    """Append the term shards of ``words`` (sorted, all starting with ``prefix``) to ``out``; return the
-    prefixes that were split."""
+def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: list, folder: str) -> list[str]:
+    """Append the shards of ``words`` (sorted, all starting with ``prefix``) to ``out`` as files of
+    ``search/<folder>/``; return the prefixes that were split."""
     groups: dict[str, list[str]] = defaultdict(list)
     for word in words:
         groups[word[: len(prefix) + 1]].append(word)
     splits = []
     for key, group in groups.items():
+        path = f"search/{folder}/{file_key(key)}.json"
         shard = {w: _deltas(postings[w]) for w in group}
         text = _dump(shard)
         if len(text) <= SHARD_BYTES or len(group) == 1:
-            out.append((f"search/t/{key}.json", text))
+            out.append((path, text))
             continue
         union = sorted({d for w in group for d in postings[w]})
-        out.append((f"search/t/{key}.json", _dump({"*": _deltas(union), "=": _deltas(postings.get(key, []))})))
+        out.append((path, _dump({"*": _deltas(union), "=": _deltas(postings.get(key, []))})))
         splits.append(key)
         rest = [w for w in group if w != key]
-        splits += _shards(postings, key, rest, out)
+        splits += _shards(postings, key, rest, out, folder)
     return splits
 
 

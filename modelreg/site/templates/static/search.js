@@ -88,30 +88,37 @@
     for (var i = 0, d = 0; i < deltas.length; i++) { d += deltas[i]; into[d] = 1; }
   }
 
-  /* The documents holding a term that starts with t (all) and holding t itself (exact), as marks. */
-  function termDocs(t) {
-    return once("t:" + t, function () {
+  function fileKey(prefix) {  // as search.py's file_key
+    return prefix.replace(/[^a-z0-9]/g, function (c) { return "_" + ("0" + c.charCodeAt(0).toString(16)).slice(-2); });
+  }
+
+  /* The documents holding a word that starts with w (all) and holding w itself (exact), as marks, from
+     the prefix shards of search/<folder>/ (t: terms, n: names) whose split prefixes are `splits`. */
+  function prefixDocs(folder, splits, w) {
+    return once(folder + ":" + w, function () {
       var n = meta.count, all = new Uint8Array(n), exact = new Uint8Array(n);
-      for (var i = 1; i <= t.length; i++) {
-        var key = t.slice(0, i);
-        if (meta.split.indexOf(key) >= 0) {
-          if (i < t.length) continue;
-          return get("t/" + key + ".json").then(function (shard) {
+      for (var i = 1; i <= w.length; i++) {
+        var key = w.slice(0, i);
+        if (splits.indexOf(key) >= 0) {
+          if (i < w.length) continue;
+          return get(folder + "/" + fileKey(key) + ".json").then(function (shard) {
             if (shard) { decode(shard["*"], all); decode(shard["="], exact); }
             return { all: all, exact: exact };
           });
         }
-        return get("t/" + key + ".json").then(function (shard) {
+        return get(folder + "/" + fileKey(key) + ".json").then(function (shard) {
           for (var word in shard || {}) {
-            if (word.lastIndexOf(t, 0) === 0) decode(shard[word], all);
+            if (word.lastIndexOf(w, 0) === 0) decode(shard[word], all);
           }
-          if (shard && Object.prototype.hasOwnProperty.call(shard, t)) decode(shard[t], exact);
+          if (shard && Object.prototype.hasOwnProperty.call(shard, w)) decode(shard[w], exact);
           return { all: all, exact: exact };
         });
       }
       return Promise.resolve({ all: all, exact: exact });
     });
   }
+
+  function termDocs(t) { return prefixDocs("t", meta.split, t); }
 
   /* The documents of a facet value (search/v/<name>.json), as marks. */
   function facetDocs(name) {
@@ -150,21 +157,14 @@
     })).then(function () { return values; });
   }
 
-  function nameKey(name) { return name.slice(0, 2).replace(/[^a-z0-9]/g, "_"); }
-
-  /* Rank 0 for the exact id (or name), 1 for a name starting with the query, as {doc: rank}. */
+  /* Models named q (exact) or with a name starting with q (all), as marks; a query "org/name" also
+     names the org, whose documents are a range (null: no org, or none of that name). */
   function nameRanks(q) {
-    var slash = q.indexOf("/"), org = slash >= 0 ? q.slice(0, slash) : null, name = q.slice(slash + 1);
-    if (name.length < 2) return Promise.resolve({});
-    return get("n/" + nameKey(name) + ".json").then(function (entries) {
-      var ranks = {};
-      (entries || []).forEach(function (e) {
-        var cut = e[0].indexOf("/"), o = e[0].slice(0, cut), nm = e[0].slice(cut + 1);
-        if (org !== null && o !== org) return;
-        if (nm === name) ranks[e[1]] = 0;
-        else if (nm.lastIndexOf(name, 0) === 0) ranks[e[1]] = 1;
-      });
-      return ranks;
+    var slash = q.indexOf("/"), name = q.slice(slash + 1), span = null;
+    if (slash >= 0) span = meta.orgs.filter(function (o) { return o[0].toLowerCase() === q.slice(0, slash); })[0] || [null, 0, 0];
+    if (name.length < 2) return Promise.resolve(null);
+    return prefixDocs("n", meta.name_split, name).then(function (got) {
+      return { all: got.all, exact: got.exact, lo: span ? span[1] : 0, hi: span ? span[1] + span[2] : meta.count };
     });
   }
 
@@ -206,7 +206,7 @@
     if (ranged) zones.forEach(function (z, b) { if (z === 1) edges.push(b); });
     return Promise.all([
       Promise.all(ts.map(termDocs)),
-      q ? nameRanks(q) : Promise.resolve({}),
+      q ? nameRanks(q) : Promise.resolve(null),
       Promise.all(facets.map(function (f) { return facetDocs(f.slice(2)); })),
       ranged ? Promise.all([buckets("s"), exactValues("s", edges)]) : null
     ]).then(function (got) {
@@ -225,7 +225,7 @@
           var z = zones[size[0][d]];
           if (z === 0 || (z === 1 && (size[1][d] < min || size[1][d] > max))) continue;
         }
-        byRank[d in ranks ? ranks[d] : (nt && whole ? 2 : 3)].push(d);
+        byRank[ranks && ranks.all[d] && d >= ranks.lo && d < ranks.hi ? (ranks.exact[d] ? 0 : 1) : (nt && whole ? 2 : 3)].push(d);
       }
       if (!sort) {
         var all = [].concat(byRank[0], byRank[1], byRank[2], byRank[3]);
