@@ -145,8 +145,8 @@ def _buckets(values: list[int]) -> tuple[str, list, list]:
 
     Every value goes to one of ``len(BUCKET_CHARS)`` ordered buckets (a smaller value never to a later
     bucket): one per distinct value where there are few, else by the share of smaller values. The
-    column is one character of ``BUCKET_CHARS`` per document; a bucket holding more than one value has
-    a file of its documents (delta-encoded) and their values."""
+    column is one character of ``BUCKET_CHARS`` per document; each bucket has a file of its documents
+    (delta-encoded) and their values (none where the bucket holds one value: its bounds say it)."""
     counts: dict[int, int] = defaultdict(int)
     for v in values:
         counts[v] += 1
@@ -162,9 +162,9 @@ def _buckets(values: list[int]) -> tuple[str, list, list]:
         bounds[b] = [v, v] if bounds[b] is None else [bounds[b][0], v]
     members: dict[int, list[int]] = defaultdict(list)
     for doc, v in enumerate(values):
-        if bounds[bucket[v]][0] != bounds[bucket[v]][1]:
-            members[bucket[v]].append(doc)
-    files = [(b, docs, [values[d] for d in docs]) for b, docs in sorted(members.items())]
+        members[bucket[v]].append(doc)
+    files = [(b, docs, [] if bounds[b][0] == bounds[b][1] else [values[d] for d in docs])
+             for b, docs in sorted(members.items())]
     return "".join(BUCKET_CHARS[bucket[v]] for v in values), bounds, files
 
 

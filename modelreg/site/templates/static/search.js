@@ -143,18 +143,29 @@
     });
   }
 
-  /* The exact values of one sort key, filled in bucket by bucket as buckets are needed. */
+  /* One bucket of a sort key (search/k/<key>/<b>.json): its documents; their values go to values(key). */
+  function bucket(key, b) {
+    return once("b:" + key + "/" + b, function () {
+      return get("k/" + key + "/" + b + ".json").then(function (file) {
+        var values = exact(key), docs = [], bound = meta.buckets[key][b];
+        for (var i = 0, d = 0; i < file[0].length; i++) {
+          d += file[0][i];
+          docs.push(d);
+          values[d] = file[1].length ? file[1][i] : bound[0];
+        }
+        return docs;
+      });
+    });
+  }
+
+  function exact(key) { return once("x:" + key, function () { return new Float64Array(meta.count); }); }
+
+  /* The exact values of one sort key, filled in for the buckets bs (a bucket of one value needs no file). */
   function exactValues(key, bs) {
-    var values = once("x:" + key, function () { return new Float64Array(meta.count); });
     return Promise.all(bs.map(function (b) {
       var bound = meta.buckets[key][b];
-      if (!bound || bound[0] === bound[1]) return null;  // one value: the bucket says it
-      return once("b:" + key + "/" + b, function () {
-        return get("k/" + key + "/" + b + ".json").then(function (file) {
-          for (var i = 0, d = 0; i < file[0].length; i++) { d += file[0][i]; values[d] = file[1][i]; }
-        });
-      });
-    })).then(function () { return values; });
+      return !bound || bound[0] === bound[1] ? null : bucket(key, b);
+    })).then(function () { return exact(key); });
   }
 
   /* Models named q (exact) or with a name starting with q (all), as marks; a query "org/name" also
@@ -169,6 +180,7 @@
   }
 
   var SORTS = { size: ["s", -1], "size-asc": ["s", 1], newest: ["d", -1], popular: ["n", -1], seeded: ["h", -1] };
+  var WALK = 3, MAX_WALK = 6;  // read a sort key's buckets in order where WALK are expected to hold a page
   var BUCKET_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
 
   function isDefault(s) {
@@ -231,11 +243,57 @@
         var all = [].concat(byRank[0], byRank[1], byRank[2], byRank[3]);
         return { docs: all, exact: all.length };
       }
-      if (byRank[0].length + byRank[1].length + byRank[2].length + byRank[3].length < 2) {
-        return { docs: [].concat(byRank[0], byRank[1], byRank[2], byRank[3]), exact: n };  // nothing to sort
-      }
-      return buckets(sort[0]).then(function (col) { return ordered(byRank, sort[0], sort[1], col, want); });
+      var m = byRank[0].length + byRank[1].length + byRank[2].length + byRank[3].length;
+      if (m < 2) return { docs: [].concat(byRank[0], byRank[1], byRank[2], byRank[3]), exact: n };  // nothing to sort
+      var skip = sort[0] === "s" && zones ? zones : null;  // buckets the size range leaves out
+      var walk = m * WALK >= want * meta.buckets[sort[0]].length ? walked(byRank, sort[0], sort[1], want, skip) : Promise.resolve(null);
+      return walk.then(function (result) {
+        return result || buckets(sort[0]).then(function (col) { return ordered(byRank, sort[0], sort[1], col, want); });
+      });
     });
+  }
+
+  /* Where many documents match, the first `want` in the order of a sort key come from its first buckets'
+     files, read in order, without its column: by rank, then exact order for the documents of the buckets
+     read, then the rest of each rank by document. Null (use the column) if MAX_WALK files do not do. */
+  function walked(byRank, key, dir, want, skip) {
+    var size = meta.buckets[key].length, rankOf = new Int8Array(meta.count), seen = [[], [], [], []];
+    byRank.forEach(function (list, r) { for (var i = 0; i < list.length; i++) rankOf[list[i]] = r + 1; });
+    var order = [];
+    for (var k = 0; k < size; k++) {
+      var b = dir < 0 ? size - 1 - k : k;
+      if (meta.buckets[key][b] && !(skip && skip[b] === 0)) order.push(b);
+    }
+    function done() {  // the number of documents in final order, if at least `want`, else 0
+      var ready = 0;
+      for (var r = 0; r < 4; r++) {
+        if (seen[r].length === byRank[r].length) { ready += seen[r].length; continue; }
+        return ready + seen[r].length >= want ? ready + seen[r].length : 0;
+      }
+      return ready;
+    }
+    function step(i) {
+      var ready = done();
+      if (ready || i === order.length) {
+        var docs = [];
+        byRank.forEach(function (list, r) {
+          seen[r].forEach(function (d) { rankOf[d] = 0; docs.push(d); });
+          list.forEach(function (d) { if (rankOf[d]) docs.push(d); });
+        });
+        return { docs: docs, exact: ready || docs.length };
+      }
+      if (i >= MAX_WALK) return null;
+      return bucket(key, order[i]).then(function (members) {
+        var values = exact(key), got = [[], [], [], []];
+        for (var j = 0; j < members.length; j++) if (rankOf[members[j]]) got[rankOf[members[j]] - 1].push(members[j]);
+        got.forEach(function (list, r) {
+          list.sort(function (a, c) { return dir * (values[a] - values[c]) || a - c; });
+          for (var j = 0; j < list.length; j++) seen[r].push(list[j]);
+        });
+        return step(i + 1);
+      });
+    }
+    return Promise.resolve(step(0));
   }
 
   /* Documents by rank, then by a sort key: bucket order for all, exact order for the first `want`. */
