@@ -3,19 +3,26 @@
 A model is a *document*, numbered by its place in the default (name) order. What a query downloads:
 
 - ``search/meta.json``: the number of documents, the facet values (licenses, tasks, formats), each org's
-  range of documents (documents are sorted by id, so an org's models are contiguous), and the prefixes
-  whose term shards are split (see below). A few KB, fetched once.
+  range of documents (documents are sorted by id, so an org's models are contiguous), the prefixes whose
+  term and name shards are split (see below) and each sort key's bucket bounds. Fetched once.
 - ``search/t/<prefix>.json``: the terms starting with ``<prefix>`` and, for each, the documents that hold
   it (sorted, delta-encoded). A shard whose JSON would pass ``SHARD_BYTES`` is split into one shard per
   longer prefix, and the split prefix's own file keeps only the union of its terms' documents (``"*"``)
   and the documents holding the prefix as a whole term (``"="``), so a short query term still costs one
   small, well-compressed file. A term of the query reads the first shard along its prefixes that is not
-  split.
-- ``search/n/<xy>.json``: ``[id in lower case, document]`` for every model whose name starts with ``xy``,
-  to rank exact ids and name prefixes first.
-- ``search/c/<column>.json``: one number per document for one facet or sort key (license, task, formats
-  bit mask, size, days since 1970, downloads, seeders, web seed state), fetched only when a filter or a
-  sort uses it.
+  split. File names spell characters other than a-z0-9 as ``_`` and two hex digits (:func:`file_key`).
+- ``search/n/<prefix>.json``: the same for model names (lower case, without the org): a name's documents,
+  to rank exact names and name prefixes first (an ``org/name`` query keeps those in the org's range).
+- ``search/v/<facet>.json``: the documents (delta-encoded) of one facet value: ``l<i>`` license ``i`` of
+  meta's list, ``p<i>`` task, ``f<i>`` format (a model has several), ``live`` seeded or web seed working.
+- ``search/k/<key>.json`` and ``search/k/<key>/<b>.json``: a sort key and range filter (``s`` size,
+  ``d`` days since 1970, ``n`` downloads, ``h`` seeders; -1 where unknown), in 64 ordered buckets of about
+  equal size (:func:`_buckets`): the column is one character per document, its bucket; a bucket's file
+  holds its documents and their exact values. Filters and sorts give exactly what the exact values give:
+  a range filter reads the column and the (at most two) buckets its bounds cut; a sort reads, where many
+  documents match, the buckets in order until a page of results is complete (no column), else the
+  column and the buckets of the first page. Only the shown rows are in their final order; showing more
+  reads further buckets.
 - ``search/ids/<k>.json``: the ids of documents ``k * IDS_CHUNK`` onwards, to fetch the shown results'
   rows (``models/<id>/row.json``, rendered from ``entry.html``).
 
