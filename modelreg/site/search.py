@@ -175,25 +175,27 @@ def _buckets(values: list[int]) -> tuple[str, list, list]:
     return "".join(BUCKET_CHARS[bucket[v]] for v in values), bounds, files
 
 
-def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: list, folder: str) -> list[str]:
+def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: list, folder: str,
+            texts: dict[str, str] | None = None, lengths: dict[str, int] | None = None) -> list[str]:
     """Append the shards of ``words`` (sorted, all starting with ``prefix``) to ``out`` as files of
     ``search/<folder>/``; return the prefixes that were split."""
+    if texts is None or lengths is None:  # each word's entry of a shard's JSON, made once
+        texts = {w: f"{_dump(w)}:{_dump(_deltas(postings[w]))}" for w in words}
+        lengths = {w: len(t) + 1 for w, t in texts.items()}
     groups: dict[str, list[str]] = defaultdict(list)
     for word in words:
         groups[word[: len(prefix) + 1]].append(word)
     splits = []
     for key, group in groups.items():
         path = f"search/{folder}/{file_key(key)}.json"
-        shard = {w: _deltas(postings[w]) for w in group}
-        text = _dump(shard)
-        if len(text) <= SHARD_BYTES or len(group) == 1:
-            out.append((path, text))
+        if sum(map(lengths.__getitem__, group)) + 1 <= SHARD_BYTES or len(group) == 1:
+            out.append((path, "{" + ",".join(map(texts.__getitem__, group)) + "}"))
             continue
-        union = sorted({d for w in group for d in postings[w]})
+        union = sorted(set().union(*map(postings.__getitem__, group)))
         out.append((path, _dump({"*": _deltas(union), "=": _deltas(postings.get(key, []))})))
         splits.append(key)
         rest = [w for w in group if w != key]
-        splits += _shards(postings, key, rest, out, folder)
+        splits += _shards(postings, key, rest, out, folder, texts, lengths)
     return splits
 
 
