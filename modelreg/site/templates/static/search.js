@@ -168,8 +168,8 @@
     })).then(function () { return exact(key); });
   }
 
-  /* Models named q (exact) or with a name starting with q (all), as marks; a query "org/name" also
-     names the org, whose documents are a range (null: no org, or none of that name). */
+  /* Models named q (exact) or with a name starting with q (all), as marks, within [lo, hi): the range
+     of the org of an "org/name" query (empty if no org has that name), else every document. */
   function nameRanks(q) {
     var slash = q.indexOf("/"), name = q.slice(slash + 1), span = null;
     if (slash >= 0) span = meta.orgs.filter(function (o) { return o[0].toLowerCase() === q.slice(0, slash); })[0] || [null, 0, 0];
@@ -211,8 +211,10 @@
       else facets.push("v/" + f[1] + i);
     });
     if (s.live) facets.push("v/live");
-    var ranged = s.min || s.max;
-    var min = s.min ? parseFloat(s.min) * GB : -Infinity, max = s.max ? parseFloat(s.max) * GB : Infinity;
+    var min = parseFloat(s.min) * GB, max = parseFloat(s.max) * GB;  // not a number: no bound
+    if (isNaN(min)) min = -Infinity;
+    if (isNaN(max)) max = Infinity;
+    var ranged = min > -Infinity || max < Infinity;
     var zones = ranged ? inside(meta.buckets.s, min, max) : null;
     var edges = [];
     if (ranged) zones.forEach(function (z, b) { if (z === 1) edges.push(b); });
