@@ -57,7 +57,8 @@ def served(tmp_path_factory):
             render_site(Catalog(models, []), Config(), out)
     finally:
         search.SHARD_BYTES = shard_bytes
-    assert json.loads((out / "search" / "meta.json").read_text())["split"]
+    meta = json.loads((out / "search" / "meta.json").read_text())
+    assert meta["split"] and meta["name_split"]
     words = {m.repo_id: file_words(f.path_str for f in m.torrent.files) for m in models}
     server = serve_folder(out).start()
     try:
@@ -192,6 +193,14 @@ CASES = [
     {"live": "1", "sort": "seeded", "q": "qwen"},
     {"sort": "seeded"},
     {"license": "no-such-license"},
+    # Whole-registry sorts (their buckets read in order) and several filters with a sort (the columns).
+    {"sort": "size"},
+    {"sort": "size-asc"},
+    {"sort": "newest"},
+    {"sort": "popular"},
+    {"max": "3", "sort": "size"},
+    {"q": "instruct", "format": "safetensors", "min": "1", "max": "20", "sort": "newest"},
+    {"license": "apache-2.0", "task": "text-generation", "format": "GGUF", "sort": "popular"},
 ]
 
 
@@ -199,6 +208,8 @@ CASES = [
 def test_search_equals_a_brute_force_filter(served, page, params):
     url, out, words = served
     want = brute_force(records(out), words, params)
+    if params.get("sort"):
+        assert len(want) > 1  # the sort has something to order
     if "live" in params or params.get("sort") == "seeded":
         assert want and any(r.get("health") for r in records(out))  # the health cases test something
     page.goto(url + "?" + urlencode(params))
@@ -253,3 +264,18 @@ def test_typing_updates_the_url_and_the_url_restores_the_state(served, page):
     page.wait_for_function(f"location.href === {json.dumps(url)}")
     settled(page)
     assert shown_ids(page) == [r["id"] for r in records(out)][:PAGE]
+
+
+@pytest.mark.parametrize("params", [{"sort": "size-asc"}, {"q": "gguf", "sort": "newest"}], ids=urlencode)
+def test_show_more_past_the_sorted_buckets(served, page, params):
+    """A sort orders exactly only the buckets the shown rows need; showing more orders the next ones."""
+    url, out, words = served
+    want = brute_force(records(out), words, params)
+    assert len(want) > 3 * PAGE
+    page.goto(url + "?" + urlencode(params))
+    settled(page)
+    for shown in (2 * PAGE, 3 * PAGE):
+        page.click("#show-more")
+        page.wait_for_function(f"document.querySelectorAll('#results > li').length === {shown}")
+        settled(page)
+        assert shown_ids(page) == want[:shown]

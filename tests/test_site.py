@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -16,7 +17,7 @@ import pytest
 from modelreg.config import Config
 from modelreg.hf.metadata import ModelMeta
 from modelreg.registry.catalog import Catalog, load_catalog
-from modelreg.site import render_site
+from modelreg.site import render_site, search
 from modelreg.site.build import build_site
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -99,10 +100,12 @@ def test_search_index_follows_the_list_order(site: Path):
     ids = [i for k in range(-(-meta["count"] // meta["ids_chunk"]))
            for i in json.loads((site / "search" / "ids" / f"{k}.json").read_text())]
     assert ids == [r["id"] for r in records(site)]
-    masks = json.loads((site / "search" / "c" / "f.json").read_text())
+    deltas = json.loads((site / "search" / "v" / f"f{meta['formats'].index('GGUF')}.json").read_text())
     gguf = [r["id"] for r in records(site) if "GGUF" in r["formats"]]
-    bit = 1 << meta["formats"].index("GGUF")
-    assert [i for i, mask in zip(ids, masks, strict=True) if mask & bit] == gguf and gguf
+    assert [ids[d] for d in itertools.accumulate(deltas)] == gguf and gguf
+    sizes = json.loads((site / "search" / "k" / "s.json").read_text())
+    order = [meta["buckets"]["s"][search.BUCKET_CHARS.index(c)] for c in sizes]
+    assert all(lo <= r["size"] <= hi for (lo, hi), r in zip(order, records(site), strict=True))
 
 
 def test_feed_is_atom_newest_first_with_torrent_enclosures(site: Path):
