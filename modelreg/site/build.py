@@ -108,7 +108,9 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     start = time.perf_counter()
     registry, out = config.path(config.registry), site_path(config)
     cache = cache_dir(out) if incremental else None
-    parsed = ParseCache(cache / "torrents" if cache else None)
+    if cache:
+        _drop_legacy(cache)
+    parsed = ParseCache(cache / "torrents.sqlite" if cache else None)
     paths = find_torrents(registry) if registry.is_dir() else None
     if cache and paths:
         parsed.prefetch(paths)
@@ -124,7 +126,7 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
     catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors)
-    reuse = Reuse(cache / "manifest" if cache else None, out if cache else None)
+    reuse = Reuse(cache / "manifest.sqlite" if cache else None, out if cache else None)
 
     def prepare(model: Model) -> Model:
         digest = parsed.digest(model.torrent_path)
@@ -142,10 +144,20 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
         stage.kept.update(reuse.kept)
     parsed.save()
     reuse.save()
+    parsed.db.close()
+    reuse.db.close()
     problems = stats.problems
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
                        model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused,
                        site_bytes=stats.bytes)
+
+
+def _drop_legacy(cache: Path) -> None:
+    """Delete the whole-file caches of older modelreg versions (now SQLite files beside them)."""
+    for name in ("torrents", "manifest"):
+        with contextlib.suppress(OSError):
+            if (cache / name).is_file():
+                (cache / name).unlink()
 
 
 def site_path(config: Config) -> Path:
