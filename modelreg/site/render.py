@@ -125,7 +125,9 @@ def render_site(
     write_listing(env, write, "", entries, config.title, first_key=repr(facets),
                   first_page=lambda **values: front.render(facets=facets, **values), **site)
     _group_listings(env, write, summaries, entries, site)
-    reuse.group("search", Reuse.key(common, summaries), lambda: index_files(summaries), out)
+    # the summaries' JSON (the C encoder), not their repr: a tenth of the time for 100,000 models
+    searched = hashlib.sha256(json.dumps(summaries, ensure_ascii=False).encode()).hexdigest()
+    reuse.group("search", Reuse.key(common, searched), lambda: index_files(summaries), out)
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=json.loads(api.example) if api.example else None, api_page_size=API_PAGE, **site))
     newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
@@ -227,13 +229,18 @@ class Rows:
         return len(self.offsets) - 1
 
     def __getitem__(self, k: int | slice) -> Any:
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        start, end = self.offsets[k], self.offsets[k + 1]
-        self.file.seek(start)
-        data = self.file.read(end - start)
-        self.file.seek(0, os.SEEK_END)
-        return data.decode("utf-8")
+        if isinstance(k, slice):  # contiguous: one read
+            start, stop, step = k.indices(len(self))
+            if step != 1 or start >= stop:
+                return [self[i] for i in range(start, stop, step)]
+            self.file.flush()
+            base = self.offsets[start]
+            data = os.pread(self.file.fileno(), self.offsets[stop] - base, base)
+            bounds = self.offsets[start:stop + 1]
+            return [data[a - base:b - base].decode("utf-8") for a, b in zip(bounds, bounds[1:])]
+        self.file.flush()
+        start = self.offsets[k]
+        return os.pread(self.file.fileno(), self.offsets[k + 1] - start, start).decode("utf-8")
 
     def close(self) -> None:
         self.file.close()
