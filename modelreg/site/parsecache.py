@@ -241,6 +241,9 @@ class CacheDB:
                     db.execute("BEGIN")
                     return db
                 db.close()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):  # in use by another build: without a cache
+                    return self._memory(schema)
             except (sqlite3.Error, OSError):
                 pass
             self._discard(file)
@@ -251,11 +254,15 @@ class CacheDB:
             db.execute("BEGIN")
             return db
         except (sqlite3.Error, OSError):  # cannot write the cache folder: build without one
-            self.file = None
-            db = self._connect(None)
-            db.executescript(f"CREATE TABLE header (value TEXT); {schema}")
-            db.execute("BEGIN")
-            return db
+            return self._memory(schema)
+
+    def _memory(self, schema: str) -> sqlite3.Connection:
+        """An empty cache in memory, never saved."""
+        self.file = None
+        db = self._connect(None)
+        db.executescript(f"CREATE TABLE header (value TEXT); {schema}")
+        db.execute("BEGIN")
+        return db
 
     @staticmethod
     def _connect(file: Path | None) -> sqlite3.Connection:
