@@ -185,3 +185,77 @@ def test_new_metadata_renders_its_model_again_and_equals_a_full_build(registry: 
     # the problems of models not rendered again are still reported
     again = build_site(config)
     assert again.rendered == 0 and sorted(again.model_problems) == sorted(report.model_problems)
+
+
+SMALL = 30
+
+
+@pytest.fixture
+def small(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
+    generate(tmp_path / "registry", SMALL, corpus=None, seed=5)
+    return tmp_path / "registry"
+
+
+def _caches(tmp_path: Path) -> tuple[Path, Path]:
+    (folder,) = (tmp_path / "cache" / "sites").iterdir()
+    return folder / "manifest.sqlite", folder / "torrents.sqlite"
+
+
+def test_damaged_build_caches_are_ignored_and_rebuilt(small: Path, tmp_path: Path):
+    registry = small
+    import sqlite3
+
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    manifest, torrents = _caches(tmp_path)
+    full = tmp_path / "full"
+    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
+    # not SQLite at all: a full build, then the caches work again
+    manifest.write_bytes(b"not a database" * 100)
+    torrents.write_bytes(b"\x00" * 4096)
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (SMALL, 0) and tree(out) == tree(full)
+    assert build_site(config).reused == SMALL
+    # SQLite, but rows of the wrong types and shapes, and manifest paths that leave the site: each such
+    # entry is a miss (parsed or rendered again), never a traceback nor a file linked from outside
+    with sqlite3.connect(manifest) as db:
+        ids = [row[0] for row in db.execute("SELECT id FROM models ORDER BY id")]
+        db.execute("UPDATE models SET parts = x'00ff' WHERE id = ?", (ids[0],))
+        db.execute("UPDATE models SET files = ? WHERE id = ?",
+                   (__import__("marshal").dumps({"../../outside": (1, 2)}), ids[1]))
+        db.execute("UPDATE models SET key = 42 WHERE id = ?", (ids[2],))
+        db.execute("UPDATE state SET value = x'0102'")
+    with sqlite3.connect(torrents) as db:
+        db.execute("UPDATE torrents SET light = x'00', digest = 7 WHERE rowid % 3 = 0")
+        db.execute("UPDATE torrents SET layout = 'text' WHERE rowid % 3 = 1")
+    report = build_site(config)
+    assert report.rendered == 3 and report.reused == SMALL - 3
+    assert tree(out) == tree(full)
+    assert build_site(config).reused == SMALL
+
+
+def test_a_failed_build_keeps_the_caches_of_the_site_readers_see(small: Path, tmp_path: Path, monkeypatch):
+    registry = small
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    model = load_catalog(registry).models[3]
+    top = bencode.decode(model.torrent_path.read_bytes())
+    model.torrent_path.write_bytes(bencode.encode({**top, b"comment": b"re-made"}))
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(render, "feed_xml", fail)
+    with pytest.raises(RuntimeError):
+        build_site(config)
+    monkeypatch.undo()
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
+    # the failed build's rows were never committed: the changed model is rendered again, the rest reused
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (1, SMALL - 1)
+    full = tmp_path / "full"
+    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
+    assert tree(out) == tree(full)

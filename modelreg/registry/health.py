@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -234,7 +235,18 @@ def join_health(models: list[Model], store: HealthStore) -> list[Model]:
     """The models with their stored health in ``health``; a damaged file becomes one of the model's
     ``problems`` (and the model shows no health), never a failed build."""
     joined = []
+    # one listing of the folder spares looking for the file of each model of an org never checked
+    # (names compared case-folded: a case-insensitive file system finds the file whatever the case)
+    try:
+        orgs: set[str] | None = {name.casefold() for name in os.listdir(store.root)}
+    except FileNotFoundError:
+        orgs = set()
+    except OSError:
+        orgs = None  # not listable: look for each file, which reports the problem
     for model in models:
+        if orgs is not None and model.repo_id.split("/", 1)[0].casefold() not in orgs:
+            joined.append(model)
+            continue
         try:
             health = store.load(model.repo_id, model.revision)
         except HealthFileError as exc:

@@ -100,15 +100,20 @@ def build_site(config: Config, strict: bool = False, refresh_metadata: RefreshSe
     the cache alone. ``incremental`` reuses parsed torrents and the files of unchanged models from the
     previous build (see ``modelreg.site.reuse``).
     """
-    with _without_cyclic_gc():
-        return _build(config, strict, refresh_metadata, incremental)
+    with _without_cyclic_gc(), contextlib.ExitStack() as caches:
+        return _build(config, strict, refresh_metadata, incremental, caches)
 
 
-def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | None, incremental: bool) -> BuildReport:
+def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | None, incremental: bool,
+           caches: contextlib.ExitStack) -> BuildReport:
     start = time.perf_counter()
     registry, out = config.path(config.registry), site_path(config)
     cache = cache_dir(out) if incremental else None
-    parsed = ParseCache(cache / "torrents" if cache else None)
+    if cache:
+        _drop_legacy(cache)
+    parsed = ParseCache(cache / "torrents.sqlite" if cache else None)
+    # closed however the build ends: a failed build's writes are rolled back, never left holding a lock
+    caches.callback(parsed.db.close)
     paths = find_torrents(registry) if registry.is_dir() else None
     if cache and paths:
         parsed.prefetch(paths)
@@ -124,7 +129,8 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
     catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors)
-    reuse = Reuse(cache / "manifest" if cache else None, out if cache else None)
+    reuse = Reuse(cache / "manifest.sqlite" if cache else None, out if cache else None)
+    caches.callback(reuse.db.close)
 
     def prepare(model: Model) -> Model:
         digest = parsed.digest(model.torrent_path)
@@ -146,6 +152,14 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
                        model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused,
                        site_bytes=stats.bytes)
+
+
+def _drop_legacy(cache: Path) -> None:
+    """Delete the whole-file caches of older modelreg versions (now SQLite files beside them)."""
+    for name in ("torrents", "manifest"):
+        with contextlib.suppress(OSError):
+            if (cache / name).is_file():
+                (cache / name).unlink()
 
 
 def site_path(config: Config) -> Path:

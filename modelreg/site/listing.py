@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -67,7 +67,7 @@ def pager(base: str, number: int, pages: int, root: str, href: Callable[[str, st
     }
 
 
-def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str, entries: list[str],
+def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str, entries: Sequence[str],
                   heading: str, first_page: Callable[..., str] | None = None, first_key: str = "",
                   **context: Any) -> int:
     """Write the pages of one listing under the folder ``base``; return how many.

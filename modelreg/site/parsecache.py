@@ -3,9 +3,10 @@
 Entries are keyed by the file's absolute path, size and ``st_mtime_ns`` (as make and git do), and keep
 the SHA-256 of the file's bytes, which the render step uses to decide whether a model's pages are
 still current. Cached torrents are kept without their piece hashes and raw bytes (the site never shows
-them); :func:`full_torrent` reads the file again where a served torrent must be written. The cache is
-plain data in ``marshal`` format (fast, and loading it runs no code); a damaged file, or one written by
-another Python or for another shape of :class:`Torrent`, is ignored and rebuilt.
+them); :func:`full_torrent` reads the file again where a served torrent must be written. The cache is a
+SQLite file (:class:`CacheDB`) of plain data in ``marshal`` format (fast, and loading it runs no code),
+one row per torrent; a damaged file, or one written by another Python or for another shape of
+:class:`Torrent`, is ignored and rebuilt.
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ import hashlib
 import marshal
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from modelreg.errors import ModelregError
-from modelreg.fsutil import atomic_write_bytes
 from modelreg.registry.catalog import read_torrent
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -39,16 +40,18 @@ _HEADER = (CACHE_VERSION, tuple(sys.version_info[:2]), _FIELDS)
 
 
 class ParseCache:
-    """``read(path)`` for :func:`~modelreg.registry.catalog.load_catalog` that remembers what it parsed."""
+    """``read(path)`` for :func:`~modelreg.registry.catalog.load_catalog` that remembers what it parsed.
+
+    The entries live in a SQLite file (``file``), read row by row as torrents are asked for and written
+    in one transaction that :meth:`save` commits: memory holds the digests, not the parsed torrents, and a
+    rebuild reads only the rows of the torrents it reads. A build that fails never commits.
+    """
 
     def __init__(self, file: Path | None):
         self.file = file
-        self.entries: dict[str, tuple[int, int, str, Any]] = {}
+        self.db = CacheDB(file, _SCHEMA, _HEADER)
         self.digests: dict[str, str] = {}
         self.hits = self.misses = 0
-        if file is not None:
-            self.entries = _load(file)
-        self._loaded = len(self.entries)
 
     def prefetch(self, paths: list[Path], workers: int | None = None) -> None:
         """Parse the torrents that are not cached yet in worker processes (one per core).
@@ -56,6 +59,10 @@ class ParseCache:
         Only the slim, packed result comes back; a torrent that fails to parse is left for
         :meth:`read`, which raises its error as usual.
         """
+        known: dict[str, tuple[int, int]] = {}
+        for path, size, mtime in self.db.rows("SELECT path, size, mtime FROM torrents"):
+            if isinstance(path, str) and isinstance(size, int) and isinstance(mtime, int):
+                known[path] = (size, mtime)
         todo = []
         for path in paths:
             key = os.path.abspath(path)
@@ -63,30 +70,55 @@ class ParseCache:
                 st = os.stat(key)
             except OSError:
                 continue
-            entry = self.entries.get(key)
-            if entry is None or entry[:2] != (st.st_size, st.st_mtime_ns):
+            if known.get(key) != (st.st_size, st.st_mtime_ns):
                 todo.append(key)
+        del known
         workers = min(workers or os.cpu_count() or 1, len(todo) // _PER_WORKER)
         if workers < 2:
             return  # not worth starting processes
         with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            for key, result in zip(todo, pool.map(_parse, todo, chunksize=64)):
+            batch = []
+            for key, result in zip(todo, pool.map(_parse, todo, chunksize=64), strict=True):
                 if result is not None:
-                    self.entries[key] = result
+                    batch.append((key, *result))
                     self.misses += 1
+                if len(batch) >= 512:
+                    self._store(batch)
+                    batch = []
+            self._store(batch)
+
+    def _store(self, rows: list[tuple]) -> None:
+        self.db.write("INSERT OR REPLACE INTO torrents VALUES (?, ?, ?, ?, ?, ?)",
+                      [(key, size, mtime, digest, marshal.dumps(values), layout)
+                       for key, size, mtime, digest, (values, layout) in rows])
+
+    def _cached(self, key: str, st: os.stat_result, files: bool) -> Torrent | None:
+        """The cached torrent of ``key`` if its entry is for this size and modification time and sound."""
+        row = self.db.row("SELECT size, mtime, digest, light" + (", layout" if files else "")
+                          + " FROM torrents WHERE path = ?", (key,))
+        if row is None or row[0] != st.st_size or row[1] != st.st_mtime_ns:
+            return None
+        digest = row[2]
+        if not (isinstance(digest, str) and len(digest) == 64):
+            return None
+        try:
+            torrent = _unpack((marshal.loads(row[3]), row[4] if files else None), files=files)
+        except (ValueError, TypeError, EOFError):  # a damaged or foreign entry: parse the file again
+            return None
+        self.digests[key] = digest
+        return torrent
 
     def read(self, path: Path) -> Torrent:
         key = os.path.abspath(path)
         st = os.stat(key)
-        entry = self.entries.get(key)
-        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+        torrent = self._cached(key, st, files=True)
+        if torrent is not None:
             self.hits += 1
-            self.digests[key] = entry[2]
-            return _unpack(entry[3])
+            return torrent
         self.misses += 1
         torrent = read_torrent(path)
         digest = hashlib.sha256(torrent.raw).hexdigest()
-        self.entries[key] = (st.st_size, st.st_mtime_ns, digest, _pack(torrent))
+        self._store([(key, st.st_size, st.st_mtime_ns, digest, _pack(torrent))])
         self.digests[key] = digest
         return torrent
 
@@ -94,29 +126,20 @@ class ParseCache:
         """:meth:`read`, but a cached torrent comes without its file list (``files`` empty): what a
         catalog of the whole registry holds, while each model's files are read when it is rendered."""
         key = os.path.abspath(path)
-        st = os.stat(key)
-        entry = self.entries.get(key)
-        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-            self.digests[key] = entry[2]
-            return _unpack(entry[3], files=False)
-        self.read(path)
-        return _unpack(self.entries[key][3], files=False)
+        torrent = self._cached(key, os.stat(key), files=False)
+        if torrent is not None:
+            return torrent
+        torrent = self.read(path)
+        return _unpack((tuple(getattr(torrent, name) for name in _KEPT), None), files=False)
 
     def digest(self, path: Path) -> str | None:
         return self.digests.get(os.path.abspath(path))
 
     def save(self) -> None:
-        """Write the entries of the torrents read in this run (forgetting removed ones)."""
-        if self.file is None or (self.misses == 0 and len(self.digests) == self._loaded):
-            return  # nothing new, nothing gone
-        kept = {k: v for k, v in self.entries.items() if k in self.digests}
-        write_cache(self.file, marshal.dumps((_HEADER, kept)))
-
-
-def write_cache(path: Path, data: bytes) -> None:
-    """Replace a cache file atomically (temporary file + rename), without fsync: after a crash a cache
-    may be lost or unreadable, which only makes the next build a full one."""
-    atomic_write_bytes(path, data, durable=False)
+        """Commit the entries of the torrents read in this run, forgetting those not read (removed)."""
+        if self.db.count("torrents") != len(self.digests):
+            self.db.keep_only("torrents", "path", self.digests)
+        self.db.commit()
 
 
 #: Fewer new torrents than this per worker are parsed in-process.
@@ -173,11 +196,18 @@ def _pack(torrent: Torrent) -> tuple:
 
 
 def _unpack(packed: tuple, files: bool = True) -> Torrent:
+    """The torrent of :func:`_pack`'s tuple.
+
+    Raises:
+        ValueError: the tuple is not in the shape :func:`_pack` writes (a damaged cache entry).
+    """
     values, blob = packed
+    if not isinstance(values, tuple) or len(values) != len(_KEPT):
+        raise ValueError("not a packed torrent")
     layout = tuple(FileEntry(path, size, offset, None, pad, attr)
                    for path, size, offset, pad, attr in (marshal.loads(blob) if files else ()))
     return Torrent(
-        **dict(zip(_KEPT, values)),
+        **dict(zip(_KEPT, values, strict=True)),
         files=tuple(f for f in layout if not f.is_pad),
         layout=layout, pieces=b"", piece_layers={}, info_bytes=b"", raw=b"",
     )
@@ -188,9 +218,131 @@ def full_torrent(torrent: Torrent, path: Path) -> Torrent:
     return torrent if torrent.raw else read_torrent(path)
 
 
-def _load(file: Path) -> dict:
-    try:
-        header, entries = marshal.loads(file.read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):  # missing or damaged: only a slower build
-        return {}
-    return entries if header == _HEADER and isinstance(entries, dict) else {}
+class CacheDB:
+    """A cache in one SQLite file: read as needed, written in one transaction that :meth:`commit` ends.
+
+    Untrusted like any cache: a file that is not SQLite, holds another ``header`` (format, Python
+    version), or fails while being read, is treated as empty, and replaced by the next commit. Without
+    a file (``None``) it is an empty database in memory that is never saved.
+    """
+
+    def __init__(self, file: Path | None, schema: str, header: object):
+        self.file = file
+        self.header = repr(header)
+        self.broken = False
+        self.db = self._open(file, schema)
+
+    def _open(self, file: Path | None, schema: str) -> sqlite3.Connection:
+        if file is not None:
+            try:
+                db = self._connect(file)
+                found = db.execute("SELECT value FROM header").fetchone()
+                if found is not None and found[0] == self.header:
+                    db.execute("BEGIN")
+                    return db
+                db.close()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):  # in use by another build: without a cache
+                    return self._memory(schema)
+            except (sqlite3.Error, OSError):
+                pass
+            self._discard(file)
+        try:
+            db = self._connect(file)
+            db.executescript(f"CREATE TABLE header (value TEXT); {schema}")
+            db.execute("INSERT INTO header VALUES (?)", (self.header,))
+            db.execute("BEGIN")
+            return db
+        except (sqlite3.Error, OSError):  # cannot write the cache folder: build without one
+            return self._memory(schema)
+
+    def _memory(self, schema: str) -> sqlite3.Connection:
+        """An empty cache in memory, never saved."""
+        self.file = None
+        db = self._connect(None)
+        db.executescript(f"CREATE TABLE header (value TEXT); {schema}")
+        db.execute("BEGIN")
+        return db
+
+    @staticmethod
+    def _connect(file: Path | None) -> sqlite3.Connection:
+        if file is None:
+            return sqlite3.connect(":memory:", isolation_level=None)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(file, isolation_level=None)
+        # a cache: a crash may lose it (then the next build is a full one), never the site
+        db.execute("PRAGMA synchronous = OFF")
+        db.execute("PRAGMA journal_mode = TRUNCATE")
+        return db
+
+    @staticmethod
+    def _discard(file: Path) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{file}{suffix}")
+
+    def row(self, query: str, args: tuple = ()) -> tuple | None:
+        """The first row of ``query``, or None (also where the file turns out damaged)."""
+        if self.broken:
+            return None
+        try:
+            return self.db.execute(query, args).fetchone()
+        except sqlite3.Error:
+            self.broken = True
+            return None
+
+    def rows(self, query: str, args: tuple = ()) -> Iterator[tuple]:
+        """The rows of ``query`` (none once the file turns out damaged)."""
+        if self.broken:
+            return
+        try:
+            yield from self.db.execute(query, args)
+        except sqlite3.Error:
+            self.broken = True
+
+    def write(self, query: str, rows: Iterable[tuple]) -> None:
+        if self.broken:
+            return
+        try:
+            self.db.executemany(query, rows)
+        except sqlite3.Error:
+            self.broken = True
+
+    def count(self, table: str) -> int:
+        found = self.row(f"SELECT count(*) FROM {table}")
+        return found[0] if found else -1
+
+    def keep_only(self, table: str, column: str, keys: Iterable[str]) -> None:
+        """Delete the rows of ``table`` whose ``column`` is not one of ``keys``."""
+        if self.broken:
+            return
+        try:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (key TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM kept")
+            self.db.executemany("INSERT OR IGNORE INTO kept VALUES (?)", ((k,) for k in keys))
+            self.db.execute(f"DELETE FROM {table} WHERE {column} NOT IN (SELECT key FROM kept)")
+            self.db.execute("DELETE FROM kept")
+        except sqlite3.Error:
+            self.broken = True
+
+    def commit(self) -> None:
+        """Make this run's writes the cache; a damaged file is deleted instead (the next build is full)."""
+        if self.file is None:
+            return
+        if not self.broken:
+            try:
+                self.db.execute("COMMIT")
+                self.db.execute("BEGIN")
+                return
+            except sqlite3.Error:
+                pass
+        self.close()
+        self._discard(self.file)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+
+_SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, digest TEXT, light BLOB,"
+           " layout BLOB);")

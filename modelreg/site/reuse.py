@@ -22,29 +22,41 @@ import hashlib
 import marshal
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
-from modelreg.site.parsecache import write_cache
+from modelreg.site.parsecache import CacheDB
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
-MANIFEST_VERSION = [6, *sys.version_info[:2]]
+MANIFEST_VERSION = [7, *sys.version_info[:2]]
+_SCHEMA = ("CREATE TABLE models (id TEXT PRIMARY KEY, key TEXT, files BLOB, parts BLOB);"
+           " CREATE TABLE state (name TEXT PRIMARY KEY, value BLOB);")
+#: What a model's parts hold, and the type of each.
+_PARTS = {"json": str, "entry": str, "summary": list, "dated": list, "problems": list}
 
 
 class Reuse:
-    """The previous build's manifest, and the one being written for this build."""
+    """The previous build's manifest, and the one being written for this build.
+
+    The manifest is a SQLite file (:class:`~modelreg.site.parsecache.CacheDB`): a row per model (its key,
+    files and parts), read when the model is looked up and replaced when it is rendered again, in one
+    transaction that :meth:`save` commits once the new site is in place; the shared files' and groups'
+    entries (a few thousand) are one row, read whole. Memory holds neither the old manifest nor the new.
+    """
 
     def __init__(self, manifest: Path | None, previous: Path | None):
         self.manifest = manifest
-        self.previous = previous
-        old = _load(manifest) if manifest and previous and previous.is_dir() else {}
-        self.old: dict[str, dict] = old.get("models", {})
-        self.old_shared: dict[str, tuple] = old.get("shared", {})
-        self.old_groups: dict[str, tuple] = old.get("groups", {})
-        self.new: dict[str, dict] = {}
+        self.previous = previous if manifest is not None and previous is not None and previous.is_dir() else None
+        self.db = CacheDB(manifest, _SCHEMA, MANIFEST_VERSION)
+        state = _state(self.db) if self.previous is not None else {}
+        self.old_shared: dict[str, tuple] = state.get("shared", {})
+        self.old_groups: dict[str, tuple] = state.get("groups", {})
         self.new_shared: dict[str, tuple] = {}
         self.new_groups: dict[str, tuple] = {}
         self.reused = self.rendered = 0
+        #: Ids of the models of this build.
+        self.models: set[str] = set()
+        self.model_bytes = 0
         #: Files of reused models, relative to the site, that stay as they are.
         self.kept: list[str] = []
 
@@ -58,21 +70,30 @@ class Reuse:
 
         Its files then stay in place: they are listed in ``kept`` for the staged update.
         """
-        entry = self.old.get(model_id)
-        if self.previous is None or entry is None or entry.get("key") != key:
+        if self.previous is None:
             return None
+        row = self.db.row("SELECT key, files, parts FROM models WHERE id = ?", (model_id,))
+        if row is None or row[0] != key:
+            return None
+        entry = _entry(row[1], row[2])
+        if entry is None:
+            return None
+        files, parts = entry
         previous = str(self.previous)
-        for rel, (size, mtime_ns) in entry["files"].items():
+        size = 0
+        for rel, (length, mtime_ns) in files.items():
             try:
                 st = os.stat(os.path.join(previous, rel))
             except OSError:
                 return None
-            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            if st.st_size != length or st.st_mtime_ns != mtime_ns:
                 return None
-        self.kept.extend(entry["files"])
-        self.new[model_id] = entry
+            size += length
+        self.kept.extend(files)
+        self.models.add(model_id)
+        self.model_bytes += size
         self.reused += 1
-        return entry["parts"]
+        return parts
 
     def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...], parts: dict) -> None:
         """Record the files just rendered for a model (their stat survives the swap of the folder)."""
@@ -80,9 +101,11 @@ class Reuse:
         for rel in files:
             st = (staging / rel).stat()
             stats[rel] = (st.st_size, st.st_mtime_ns)
-        self.new[model_id] = {"key": key, "files": stats, "parts": parts}
+            self.model_bytes += st.st_size
+        self.db.write("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
+                      [(model_id, key, marshal.dumps(stats), marshal.dumps(parts))])
+        self.models.add(model_id)
         self.rendered += 1
-
     def shared(self, staging: Path, rel: str, content: str | bytes | Callable[[], str | bytes],
                key: str | None = None) -> None:
         """Write a shared file into ``staging``, or keep the live one where its bytes are the same.
@@ -141,30 +164,60 @@ class Reuse:
 
     def site_bytes(self) -> int:
         """The size of every file this build wrote or kept (models' files and shared files)."""
-        return (sum(size for entry in self.new.values() for size, _ in entry["files"].values())
-                + sum(entry[1] for entry in self.new_shared.values()))
-
-    @property
-    def changed(self) -> bool:
-        return (self.rendered > 0 or self.new.keys() != self.old.keys()
-                or self.new_shared != self.old_shared or self.new_groups != self.old_groups)
+        return self.model_bytes + sum(entry[1] for entry in self.new_shared.values())
 
     def save(self) -> None:
-        """Write this build's manifest (only if anything changed: reused entries are the same)."""
-        if self.manifest is not None and self.changed:
-            write_cache(self.manifest, marshal.dumps({"version": MANIFEST_VERSION, "models": self.new,
-                                                       "shared": self.new_shared, "groups": self.new_groups}))
+        """Commit this build's manifest: rows of models gone are deleted, the shared files' state replaced."""
+        if self.manifest is None:
+            return
+        if self.db.count("models") != len(self.models):
+            self.db.keep_only("models", "id", self.models)
+        state = {"shared": self.new_shared, "groups": self.new_groups}
+        if state != {"shared": self.old_shared, "groups": self.old_groups}:
+            self.db.write("INSERT OR REPLACE INTO state VALUES (?, ?)", [("shared", marshal.dumps(state))])
+        self.db.commit()
 
 
-def _load(manifest: Path) -> dict[str, dict]:
-    """The previous manifest's ``models`` and ``shared`` entries, or nothing where it cannot be used."""
+def _state(db: CacheDB) -> dict:
+    """The shared files' and groups' entries of the last build, or nothing where they cannot be used."""
+    row = db.row("SELECT value FROM state WHERE name = 'shared'")
     try:
-        data = marshal.loads(manifest.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
+        state = marshal.loads(row[0]) if row is not None else {}
+    except (ValueError, EOFError, TypeError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+    if not isinstance(state, dict):
         return {}
-    models, shared, groups = data.get("models"), data.get("shared"), data.get("groups")
-    if not isinstance(models, dict) or not isinstance(shared, dict) or not isinstance(groups, dict):
+    shared, groups = state.get("shared"), state.get("groups")
+    if not isinstance(shared, dict) or not isinstance(groups, dict):
         return {}
-    return {"models": models, "shared": shared, "groups": groups}
+    if not all(_site_path(rel) and isinstance(e, tuple) and len(e) == 4 and isinstance(e[1], int)
+               and isinstance(e[2], int) for rel, e in shared.items()):
+        return {}
+    if not all(isinstance(e, tuple) and len(e) == 2 and isinstance(e[1], list) and all(map(_site_path, e[1]))
+               for e in groups.values()):
+        return {}
+    return {"shared": shared, "groups": groups}
+
+
+def _entry(files: object, parts: object) -> tuple[dict, dict] | None:
+    """A model's files and parts from their stored bytes, or None where they are not in the right shape."""
+    try:
+        files, parts = marshal.loads(files), marshal.loads(parts)  # type: ignore[arg-type]
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(files, dict) or not isinstance(parts, dict) or parts.keys() != _PARTS.keys():
+        return None
+    if not all(isinstance(parts[k], kind) for k, kind in _PARTS.items()):
+        return None
+    for rel, stat in files.items():
+        if not (_site_path(rel) and isinstance(stat, tuple) and len(stat) == 2
+                and all(isinstance(n, int) for n in stat)):
+            return None
+    return files, parts
+
+
+def _site_path(rel: object) -> bool:
+    """Whether ``rel`` can name a file of the site: a relative POSIX path that never climbs out of it
+    (the staged update links kept files by these names)."""
+    return (isinstance(rel, str) and bool(rel) and not rel.startswith("/") and "\x00" not in rel
+            and all(part not in ("", ".", "..") for part in rel.split("/")))
