@@ -22,7 +22,8 @@ from modelreg.torrent.magnet import magnet_link
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.parsecache import full_torrent
-from modelreg.site.records import Paths, file_list, file_tree, model_record, visitor_notes
+from modelreg.site.records import (Paths, file_infos, file_list, file_tree, file_tree_html, model_record,
+                                   visitor_notes)
 from modelreg.site.reuse import Reuse
 from modelreg.site.listing import ROOT, linker, slug, write_listing
 from modelreg.site.search import index_files, summary
@@ -243,7 +244,8 @@ def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Pa
                   out: Path, digest: str) -> None:
     if not config.torrent_url:
         _write(out / paths.torrent_file, _served_torrent(model, config, digest))
-    detail = dict(record, files=file_list(model, config))
+    infos = file_infos(model, config)
+    detail = dict(record, files=file_list(infos))
     _write(out / paths.api, _json(detail) + "\n")
     meta = model.meta
     card = None
@@ -252,9 +254,10 @@ def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Pa
     torrent_href = record["torrent"]
     if "://" not in torrent_href:
         torrent_href = _relative_root(paths.page) + torrent_href
+    tree = file_tree(model.torrent.name, infos)
     html = env.get_template("model.html").render(
-        model=model, meta=meta, record=record, tree=file_tree(model, config), card=card, config=config,
-        notes=visitor_notes(model),
+        model=model, meta=meta, record=record, tree=tree, card=card, config=config, notes=visitor_notes(model),
+        files_html=file_tree_html(tree, model, record["torrent_url"] or model.torrent_path.name),
         hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page), torrent_href=torrent_href,
     )
     _write(out / paths.page / "index.html", html)
