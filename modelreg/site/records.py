@@ -8,6 +8,7 @@ whether the site is served by a web server (``models/org/name/``) or browsed fro
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,6 +238,14 @@ def file_tree(name: str, infos: list[FileInfo]) -> Folder:
     return root
 
 
+_HTML_SPECIAL = re.compile("[&<>\"']")
+
+
+def _escape(text: str) -> str:
+    """``markupsafe.escape`` as text, without making a copy of the (commonest) text that needs none."""
+    return str(escape(text)) if _HTML_SPECIAL.search(text) else text
+
+
 def file_tree_html(tree: Folder, model: Model, ref: str) -> Markup:
     """The file tree of ``model.html`` (its ``#files`` list), made here in one pass: as Jinja macros, one
     call per file and folder, it was most of the time of rendering a model page.
@@ -246,27 +255,27 @@ def file_tree_html(tree: Folder, model: Model, ref: str) -> Markup:
     """
     out: list[str] = []
     single = model.torrent.single_file
-    aria_ref = escape(shlex.quote(ref))
+    aria_ref = _escape(shlex.quote(ref))
     if model.revision is None:
         at = ""
     elif model.pinned:
-        at = f"commit {escape(model.revision[:12])}"
+        at = f"commit {_escape(model.revision[:12])}"
     else:
-        at = str(escape(model.revision))
+        at = _escape(model.revision)
 
     def folder(node: Folder, depth: int) -> None:
         out.append('<ul class="tree">\n')
         opened = " open" if depth < 1 or node.count <= 40 else ""
         for sub in node.sorted_folders():
-            out.append(f'<li class="dir"><details{opened}><summary><span class="fname">{escape(sub.name)}/</span>'
-                       f'<span class="fsize">{escape(plural(sub.count, "file"))} · {escape(human_size(sub.size))}'
+            out.append(f'<li class="dir"><details{opened}><summary><span class="fname">{_escape(sub.name)}/</span>'
+                       f'<span class="fsize">{plural(sub.count, "file")} · {human_size(sub.size)}'
                        "</span></summary>\n")
             folder(sub, depth + 1)
             out.append("\n</details></li>\n")
         for f in node.files:
-            name = escape(f.name)
+            name = _escape(f.name)
             out.append(f'<li class="file"><details class="fget"><summary><span class="fname">{name}</span>'
-                       f'<span class="fsize" title="{f.size:,} bytes">{escape(human_size(f.size))}</span></summary>\n'
+                       f'<span class="fsize" title="{f.size:,} bytes">{human_size(f.size)}</span></summary>\n'
                        '<div class="fbody">\n')
             if f.index and not single:
                 out.append(f"<p>Only this file, with aria2c:</p>\n"
@@ -274,10 +283,10 @@ def file_tree_html(tree: Folder, model: Model, ref: str) -> Markup:
                            '</code></pre><button type="button" class="btn copy-btn js-only" data-copy-code '
                            f'aria-label="Copy the aria2c {name} command">Copy</button></div>\n\n')
             if f.url:
-                out.append(f'<p><a href="{escape(f.url)}" rel="nofollow noopener">{name} on Hugging Face</a> '
+                out.append(f'<p><a href="{_escape(f.url)}" rel="nofollow noopener">{name} on Hugging Face</a> '
                            f'<span class="muted">(over HTTP, at {at})</span></p>')
             if f.sha256:
-                out.append(f'<p>SHA-256 <code class="wrap-any sha">{escape(f.sha256)}</code></p>')
+                out.append(f'<p>SHA-256 <code class="wrap-any sha">{_escape(f.sha256)}</code></p>')
             out.append("</div></details></li>\n\n")
         out.append("</ul>\n")
 

@@ -242,11 +242,14 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
 
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
                   out: Path, digest: str) -> None:
+    page = os.path.join(out, paths.page)
+    os.makedirs(page, exist_ok=True)  # once for the page and the .torrent beside it
     if not config.torrent_url:
-        _write(out / paths.torrent_file, _served_torrent(model, config, digest))
+        _put(os.path.join(out, paths.torrent_file), _served_torrent(model, config, digest))
     infos = file_infos(model, config)
-    detail = dict(record, files=file_list(infos))
-    _write(out / paths.api, _json(detail) + "\n")
+    api = os.path.join(out, paths.api)
+    os.makedirs(os.path.dirname(api), exist_ok=True)
+    _put(api, (_json(dict(record, files=file_list(infos))) + "\n").encode("utf-8"))
     meta = model.meta
     card = None
     if meta and meta.card_markdown:
@@ -260,7 +263,7 @@ def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Pa
         files_html=file_tree_html(tree, model, record["torrent_url"] or model.torrent_path.name),
         hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page), torrent_href=torrent_href,
     )
-    _write(out / paths.page / "index.html", html)
+    _put(os.path.join(page, "index.html"), html.encode("utf-8"))
 
 
 def _served_torrent(model: Model, config: Config, digest: str) -> bytes:
@@ -320,6 +323,12 @@ def _readable(folder: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
+
+
+def _put(path: str, data: bytes) -> None:
+    """Write a new file whose folder exists."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def _write(path: Path, content: str | bytes) -> None:
