@@ -8,9 +8,13 @@ whether the site is served by a web server (``models/org/name/``) or browsed fro
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+from markupsafe import Markup, escape
 
 from modelreg.config import Config
 from modelreg.hf.metadata import RepoFile
@@ -136,7 +140,7 @@ def model_record(model: Model, config: Config) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FileInfo:
     """One file of the torrent as a visitor fetches it alone."""
 
@@ -154,28 +158,31 @@ class FileInfo:
 
 
 def file_infos(model: Model, config: Config) -> list[FileInfo]:
-    """Every file of the torrent (pad files left out), in torrent order, with how to fetch it alone."""
+    """Every file of the torrent (pad files left out), in torrent order, with how to fetch it alone.
+
+    Computed once per rendered model: the API's file list and the page's file tree are both made from it.
+    """
     t, meta = model.torrent, model.meta
-    hf = {f.path: f for f in meta.files} if meta else {}
+    hf = {f.path: f for f in meta.files} if meta and meta.files else None
+    base = (f"{config.hf_endpoint}/{model.repo_id}/resolve/{quote(model.revision, safe='')}/"
+            if model.revision else None)
     indexes: dict[str, int] = {}
     if t.infohash_v1:  # aria2c reads the v1 file list, pad files included; it cannot read a v2-only torrent
-        indexes = {f.path_str: n for n, f in enumerate(t.layout, 1) if not f.is_pad}
+        indexes = {"/".join(f.path): n for n, f in enumerate(t.layout, 1) if not f.is_pad}
     infos = []
     for f in t.files:
-        repo_file: RepoFile | None = match_file(f.path_str, hf, t.single_file) if hf else None
-        repo_path = repo_file.path if repo_file else f.path_str
-        url = (f"{config.hf_endpoint}/{model.repo_id}/resolve/{quote(model.revision, safe='')}/"
-               f"{quote(repo_path)}") if model.revision else None
-        infos.append(FileInfo(f.path_str, f.size, indexes.get(f.path_str), url,
-                              repo_file.lfs_sha256 if repo_file else None))
+        path = "/".join(f.path)
+        repo_file: RepoFile | None = match_file(path, hf, t.single_file) if hf else None
+        url = f"{base}{quote(repo_file.path if repo_file else path)}" if base is not None else None
+        infos.append(FileInfo(path, f.size, indexes.get(path), url, repo_file.lfs_sha256 if repo_file else None))
     return infos
 
 
-def file_list(model: Model, config: Config) -> list[dict[str, Any]]:
+def file_list(infos: list[FileInfo]) -> list[dict[str, Any]]:
     """The torrent's files (pad files left out) for ``api/models/<org>/<name>.json``: path, size, SHA-256
     (where HF lists it), aria2c's ``--select-file`` index and HF's URL at the revision."""
     return [{"path": f.path, "size": f.size, "sha256": f.sha256, "select_file": f.index, "url": f.url}
-            for f in file_infos(model, config)]
+            for f in infos]
 
 
 def visitor_notes(model: Model) -> list[str]:
@@ -212,20 +219,79 @@ class Folder:
         return sorted(self.folders.values(), key=lambda f: f.name.lower())
 
 
-def file_tree(model: Model, config: Config) -> Folder:
-    """The torrent's files as nested folders (relative to the torrent's own folder). A single-file
-    torrent has no folder: its root holds the one file."""
-    root = Folder(model.torrent.name)
-    for f in file_infos(model, config):
+def file_tree(name: str, infos: list[FileInfo]) -> Folder:
+    """The torrent's files (:func:`file_infos`) as nested folders relative to the torrent's own folder,
+    ``name``. A single-file torrent has no folder: its root holds the one file."""
+    root = Folder(name)
+    for f in infos:
         node = root
         node.size += f.size
         node.count += 1
         for part in f.path.split("/")[:-1]:
-            node = node.folders.setdefault(part, Folder(part))
+            child = node.folders.get(part)
+            if child is None:
+                child = node.folders[part] = Folder(part)
+            node = child
             node.size += f.size
             node.count += 1
         node.files.append(f)
     return root
+
+
+_HTML_SPECIAL = re.compile("[&<>\"']")
+
+
+def _escape(text: str) -> str:
+    """``markupsafe.escape`` as text, without making a copy of the (commonest) text that needs none."""
+    return str(escape(text)) if _HTML_SPECIAL.search(text) else text
+
+
+def file_tree_html(tree: Folder, model: Model, ref: str) -> Markup:
+    """The file tree of ``model.html`` (its ``#files`` list), made here in one pass: as Jinja macros, one
+    call per file and folder, it was most of the time of rendering a model page.
+
+    Every value from the torrent or the metadata is escaped (``markupsafe.escape``, as the templates'
+    autoescape does). ``ref`` is how the page's commands name the .torrent (its URL or file name).
+    """
+    out: list[str] = []
+    single = model.torrent.single_file
+    aria_ref = _escape(shlex.quote(ref))
+    if model.revision is None:
+        at = ""
+    elif model.pinned:
+        at = f"commit {_escape(model.revision[:12])}"
+    else:
+        at = _escape(model.revision)
+
+    def folder(node: Folder, depth: int) -> None:
+        out.append('<ul class="tree">\n')
+        opened = " open" if depth < 1 or node.count <= 40 else ""
+        for sub in node.sorted_folders():
+            out.append(f'<li class="dir"><details{opened}><summary><span class="fname">{_escape(sub.name)}/</span>'
+                       f'<span class="fsize">{plural(sub.count, "file")} · {human_size(sub.size)}'
+                       "</span></summary>\n")
+            folder(sub, depth + 1)
+            out.append("\n</details></li>\n")
+        for f in node.files:
+            name = _escape(f.name)
+            out.append(f'<li class="file"><details class="fget"><summary><span class="fname">{name}</span>'
+                       f'<span class="fsize" title="{f.size:,} bytes">{human_size(f.size)}</span></summary>\n'
+                       '<div class="fbody">\n')
+            if f.index and not single:
+                out.append(f"<p>Only this file, with aria2c:</p>\n"
+                           f'<div class="snippet"><pre><code>aria2c --seed-time=0 --select-file={f.index} {aria_ref}'
+                           '</code></pre><button type="button" class="btn copy-btn js-only" data-copy-code '
+                           f'aria-label="Copy the aria2c {name} command">Copy</button></div>\n\n')
+            if f.url:
+                out.append(f'<p><a href="{_escape(f.url)}" rel="nofollow noopener">{name} on Hugging Face</a> '
+                           f'<span class="muted">(over HTTP, at {at})</span></p>')
+            if f.sha256:
+                out.append(f'<p>SHA-256 <code class="wrap-any sha">{_escape(f.sha256)}</code></p>')
+            out.append("</div></details></li>\n\n")
+        out.append("</ul>\n")
+
+    folder(tree, 0)
+    return Markup("".join(out))
 
 
 def human_size(n: int | None) -> str:

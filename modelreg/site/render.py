@@ -24,7 +24,8 @@ from modelreg.torrent.magnet import magnet_link
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.parsecache import full_torrent
-from modelreg.site.records import Paths, file_list, file_tree, model_record, visitor_notes
+from modelreg.site.records import (Paths, file_infos, file_list, file_tree, file_tree_html, model_record,
+                                   visitor_notes)
 from modelreg.site.reuse import Reuse
 from modelreg.site.listing import ROOT, linker, slug, write_listing
 from modelreg.site.search import index_files, summary
@@ -308,10 +309,14 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
 
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
                   out: Path, digest: str) -> None:
+    page = os.path.join(out, paths.page)
+    os.makedirs(page, exist_ok=True)  # once for the page and the .torrent beside it
     if not config.torrent_url:
-        _write(out / paths.torrent_file, _served_torrent(model, config, digest))
-    detail = dict(record, files=file_list(model, config))
-    _write(out / paths.api, _json(detail) + "\n")
+        _put(os.path.join(out, paths.torrent_file), _served_torrent(model, config, digest))
+    infos = file_infos(model, config)
+    api = os.path.join(out, paths.api)
+    os.makedirs(os.path.dirname(api), exist_ok=True)
+    _put(api, (_json(dict(record, files=file_list(infos))) + "\n").encode("utf-8"))
     meta = model.meta
     card = None
     if meta and meta.card_markdown:
@@ -319,12 +324,13 @@ def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Pa
     torrent_href = record["torrent"]
     if "://" not in torrent_href:
         torrent_href = _relative_root(paths.page) + torrent_href
+    tree = file_tree(model.torrent.name, infos)
     html = env.get_template("model.html").render(
-        model=model, meta=meta, record=record, tree=file_tree(model, config), card=card, config=config,
-        notes=visitor_notes(model),
+        model=model, meta=meta, record=record, tree=tree, card=card, config=config, notes=visitor_notes(model),
+        files_html=file_tree_html(tree, model, record["torrent_url"] or model.torrent_path.name),
         hf_url=_hf_url(config, model, "tree"), root=_relative_root(paths.page), torrent_href=torrent_href,
     )
-    _write(out / paths.page / "index.html", html)
+    _put(os.path.join(page, "index.html"), html.encode("utf-8"))
 
 
 def _served_torrent(model: Model, config: Config, digest: str) -> bytes:
@@ -384,6 +390,12 @@ def _readable(folder: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
+
+
+def _put(path: str, data: bytes) -> None:
+    """Write a new file whose folder exists."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def _write(path: Path, content: str | bytes) -> None:

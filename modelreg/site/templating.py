@@ -34,7 +34,8 @@ class Theme:
         self.dirs = [d for d in (self.overrides, TEMPLATES) if d is not None]
 
     def environment(self, config: Config | None = None) -> jinja2.Environment:
-        """Autoescaping (HTML and XML) environment with the site's filters.
+        """Autoescaping (HTML and XML) environment with the site's filters, for one build (templates are
+        read once: a change to one during the build is seen by the next build).
 
         ``link`` makes every link to a page (see :func:`modelreg.site.records.link`), as ``config`` says.
         """
@@ -44,6 +45,9 @@ class Theme:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            # one environment per build: a template is read once, not checked on disk at each of the
+            # thousands of get_template() calls of a build (model pages, imports, listing pages)
+            auto_reload=False,
         )
         env.filters["size"] = human_size
         env.filters["count"] = human_count

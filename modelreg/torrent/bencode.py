@@ -1,53 +1,29 @@
-"""Strict bencode decoding on top of bencode.py, keeping the exact bytes of the ``info`` dict.
+"""Strict bencode decoding that keeps the exact bytes of the ``info`` dict; encoding by bencode.py.
 
-bencode.py's decoder trusts its input more than a registry of strangers' files allows: it takes
-``int()``'s liberal syntax (``+5``, ``1_0``, spaces) and negative string lengths, which can make it walk
-backwards forever. :class:`StrictDecoder` accepts only canonical bencode integers and lengths, and
+Bencode from a registry of strangers' files is decoded strictly: only canonical integers (``i0e``, ``i-5e``;
+never ``i+5e``, ``i05e``, ``i-0e``, ``i1_0e`` or spaces, which ``int()`` would take) and canonical string
+lengths (at most 20 digits, no leading zero), every string within the data, dictionary keys that are
+strings, at most :data:`MAX_DEPTH` nested lists and dictionaries, nothing after the value.
 :func:`decode_torrent` also returns where the top-level ``info`` value starts and ends, because the
 infohash is the hash of those bytes exactly as stored, never of a re-encoding.
+
+The decoder is one function per container kind with strings and integers read inline (a registry's build
+decodes every torrent: a hybrid torrent is hundreds of small strings, dictionaries and integers).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import bencodepy
-from bencodepy.decoder import BencodeDecoder
 
-_INT = re.compile(rb"i(0|-?[1-9][0-9]*)e")
-_LEN = re.compile(rb"(0|[1-9][0-9]*):")
 MAX_DEPTH = 64
+#: The longest canonical string length a decoder reads (20 digits, more than any file holds).
+_LEN_DIGITS = 20
 
 
 class BencodeError(ValueError):
     """The bytes are not valid bencode; the message says where."""
-
-
-class StrictDecoder(BencodeDecoder):
-    """bencode.py's decoder with canonical integers and string lengths only."""
-
-    def __init__(self) -> None:
-        super().__init__(max_depth=MAX_DEPTH)
-
-    def decode_int(self, x: bytes, f: int, **kwargs: Any) -> tuple[int, int]:
-        m = _INT.match(x, f)
-        if m is None:
-            raise BencodeError(f"invalid integer at byte {f}")
-        return int(m.group(1)), m.end()
-
-    def decode_string(self, x: bytes, f: int, kind: str = "value", **kwargs: Any) -> tuple[bytes, int]:
-        m = _LEN.match(x, f, f + 21)
-        if m is None:
-            raise BencodeError(f"invalid string length at byte {f}")
-        start = m.end()
-        end = start + int(m.group(1))
-        if end > len(x):
-            raise BencodeError(f"string at byte {f} runs past the end of the data (truncated?)")
-        return x[start:end], end
-
-
-_DECODER = StrictDecoder()
 
 
 def decode(data: bytes) -> Any:
@@ -73,40 +49,141 @@ def decode_torrent(data: bytes) -> tuple[dict[bytes, Any], tuple[int, int] | Non
     top: dict[bytes, Any] = {}
     span = None
     f = 1
+    size = len(data)
     try:
         while data[f : f + 1] != b"e":
-            if f >= len(data):
+            if f >= size:
                 raise BencodeError("the data ends inside the top-level dictionary (truncated?)")
-            key, f = _DECODER.decode_string(data, f, kind="key")
+            key, f = _string(data, f)
             start = f
             top[key], f = _decode_at(data, f)
             if key == b"info":
                 span = (start, f)
-    except IndexError as exc:
-        raise BencodeError("the data ends unexpectedly (truncated?)") from exc
-    if f + 1 != len(data):
-        raise BencodeError(f"{len(data) - f - 1} bytes of trailing data after the dictionary")
+    except IndexError:
+        raise BencodeError("the data ends unexpectedly (truncated?)") from None
+    if f + 1 != size:
+        raise BencodeError(f"{size - f - 1} bytes of trailing data after the dictionary")
     return top, span
-
-
-def _decode_at(data: bytes, f: int) -> tuple[Any, int]:
-    func = _DECODER.decode_func.get(data[f : f + 1])
-    if func is None:
-        if f >= len(data):
-            raise BencodeError("the data ends unexpectedly (truncated?)")
-        raise BencodeError(f"unexpected byte {data[f:f + 1]!r} at byte {f}")
-    try:
-        return func(data, f)
-    except BencodeError:
-        raise
-    except bencodepy.BencodeDecodeError as exc:
-        raise BencodeError(str(exc)) from exc
-    except RecursionError as exc:
-        raise BencodeError("nested too deeply") from exc
-    except (IndexError, KeyError, TypeError, ValueError) as exc:
-        raise BencodeError("malformed or truncated bencode") from exc
 
 
 def encode(value: Any) -> bytes:
     """Encode a value with bencode.py (dict keys are sorted, as the format requires)."""
     return bencodepy.encode(value)
+
+
+def _decode_at(data: bytes, f: int) -> tuple[Any, int]:
+    """The value at ``f`` (the top-level one's containers at depth 0) and where it ends.
+
+    Raises:
+        BencodeError: anything malformed, truncated or nested too deeply.
+    """
+    try:
+        return _value(data, f, 0)
+    except BencodeError:
+        raise
+    except IndexError:
+        raise BencodeError("the data ends unexpectedly (truncated?)") from None
+    except (ValueError, TypeError) as exc:  # int() of more digits than Python converts
+        raise BencodeError("malformed bencode") from exc
+
+
+def _string(data: bytes, f: int) -> tuple[bytes, int]:
+    colon = data.find(b":", f, f + _LEN_DIGITS + 1)
+    if colon < 0 or not (digits := data[f:colon]).isdigit() or (digits[0] == 48 and colon != f + 1):
+        raise BencodeError(f"invalid string length at byte {f}")
+    end = colon + 1 + int(digits)
+    if end > len(data):
+        raise BencodeError(f"string at byte {f} runs past the end of the data (truncated?)")
+    return data[colon + 1 : end], end
+
+
+def _int(data: bytes, f: int) -> tuple[int, int]:
+    end = data.find(b"e", f + 1)
+    if end < 0 or not _canonical_int(digits := data[f + 1 : end]):
+        raise BencodeError(f"invalid integer at byte {f}")
+    return int(digits), end + 1
+
+
+def _canonical_int(digits: bytes) -> bool:
+    """``0`` or an optional ``-`` and digits without a leading zero (ASCII digits only: ``bytes.isdigit``)."""
+    if digits[:1] == b"-":
+        digits = digits[1:]
+        return digits.isdigit() and digits[0] != 48
+    return digits.isdigit() and (digits[0] != 48 or len(digits) == 1)
+
+
+def _value(data: bytes, f: int, depth: int) -> tuple[Any, int]:
+    c = data[f]
+    if 48 <= c <= 57:
+        return _string(data, f)
+    if c == 100:  # d
+        return _dict(data, f, depth)
+    if c == 108:  # l
+        return _list(data, f, depth)
+    if c == 105:  # i
+        return _int(data, f)
+    raise BencodeError(f"unexpected byte {data[f:f + 1]!r} at byte {f}")
+
+
+def _dict(data: bytes, f: int, depth: int) -> tuple[dict[bytes, Any], int]:
+    if depth > MAX_DEPTH:
+        raise BencodeError("nested too deeply")
+    size = len(data)
+    find = data.find
+    out: dict[bytes, Any] = {}
+    f += 1
+    while (c := data[f]) != 101:  # e
+        # the key: a string (any order, a repeated key's last value kept)
+        colon = find(b":", f, f + _LEN_DIGITS + 1)
+        if colon < 0 or not (digits := data[f:colon]).isdigit() or (c == 48 and colon != f + 1):
+            raise BencodeError(f"invalid string length at byte {f}")
+        f = colon + 1 + int(digits)
+        if f > size:
+            raise BencodeError(f"string at byte {colon - len(digits)} runs past the end of the data (truncated?)")
+        key = data[colon + 1 : f]
+        c = data[f]
+        if 48 <= c <= 57:  # the commonest values, strings and integers, read here
+            colon = find(b":", f, f + _LEN_DIGITS + 1)
+            if colon < 0 or not (digits := data[f:colon]).isdigit() or (c == 48 and colon != f + 1):
+                raise BencodeError(f"invalid string length at byte {f}")
+            f = colon + 1 + int(digits)
+            if f > size:
+                raise BencodeError(f"string at byte {colon - len(digits)} runs past the end of the data (truncated?)")
+            out[key] = data[colon + 1 : f]
+        elif c == 105:
+            colon = find(b"e", f + 1)  # the end of a length or a count: canonical and positive, read here
+            if colon > 0 and (digits := data[f + 1 : colon]).isdigit() and (digits[0] != 48 or colon == f + 2):
+                out[key] = int(digits)
+                f = colon + 1
+            else:
+                out[key], f = _int(data, f)
+        elif c == 100:
+            out[key], f = _dict(data, f, depth + 1)
+        elif c == 108:
+            out[key], f = _list(data, f, depth + 1)
+        else:
+            raise BencodeError(f"unexpected byte {data[f:f + 1]!r} at byte {f}")
+    return out, f + 1
+
+
+def _list(data: bytes, f: int, depth: int) -> tuple[list[Any], int]:
+    if depth > MAX_DEPTH:
+        raise BencodeError("nested too deeply")
+    size = len(data)
+    find = data.find
+    out: list[Any] = []
+    append = out.append
+    f += 1
+    while (c := data[f]) != 101:  # e
+        if 48 <= c <= 57:
+            colon = find(b":", f, f + _LEN_DIGITS + 1)
+            if colon < 0 or not (digits := data[f:colon]).isdigit() or (c == 48 and colon != f + 1):
+                raise BencodeError(f"invalid string length at byte {f}")
+            f = colon + 1 + int(digits)
+            if f > size:
+                raise BencodeError(f"string at byte {colon - len(digits)} runs past the end of the data (truncated?)")
+            append(data[colon + 1 : f])
+        else:
+            value, f = _value(data, f, depth + 1)
+            append(value)
+    return out, f + 1
