@@ -7,16 +7,16 @@ import gc
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
-from modelreg.registry.catalog import Catalog, Model, find_torrents, load_catalog
 from modelreg.config import Config
-from modelreg.registry.crosscheck import compare_files
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update, switch_path
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
+from modelreg.registry.catalog import Catalog, Model, find_torrents, load_catalog
+from modelreg.registry.crosscheck import compare_files
 from modelreg.registry.health import HealthStore, join_health
 from modelreg.registry.metacache import MAIN, MetaCache
 from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh

@@ -76,7 +76,7 @@ def last_modified(model: Model) -> str | None:
         return _iso(_parse_iso(model.meta.last_modified))
     for when in (model.torrent.creation_date, model.committed):
         if when is not None:
-            return _iso(dt.datetime.fromtimestamp(max(0, when), dt.timezone.utc))
+            return _iso(dt.datetime.fromtimestamp(max(0, when), dt.UTC))
     return None
 
 
@@ -84,8 +84,8 @@ def _parse_iso(text: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return dt.datetime.fromtimestamp(0, dt.timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(0, dt.UTC)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _iso(when: dt.datetime) -> str:
@@ -210,12 +210,12 @@ class Folder:
     """A folder of the file tree, with its total size and file count for the ``<summary>``."""
 
     name: str
-    folders: dict[str, "Folder"] = field(default_factory=dict)
+    folders: dict[str, Folder] = field(default_factory=dict)
     files: list[FileInfo] = field(default_factory=list)
     size: int = 0
     count: int = 0
 
-    def sorted_folders(self) -> list["Folder"]:
+    def sorted_folders(self) -> list[Folder]:
         return sorted(self.folders.values(), key=lambda f: f.name.lower())
 
 

@@ -5,31 +5,30 @@ from __future__ import annotations
 import array
 import gc
 import hashlib
+import itertools
 import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-from urllib.parse import quote
+from typing import Any
 
 import jinja2
 
-from modelreg.registry.catalog import Catalog, Model
 from modelreg.config import Config
-from modelreg.site.sanitize import render_card
 from modelreg.errors import BuildError
-from modelreg.torrent.magnet import magnet_link
-from modelreg.torrent.metainfo import Torrent, torrent_with_extras
+from modelreg.registry.catalog import Catalog, Model
 from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
-from modelreg.site.parsecache import full_torrent
-from modelreg.site.records import (Paths, file_infos, file_list, file_tree, file_tree_html, model_record,
-                                   visitor_notes)
-from modelreg.site.reuse import Reuse
 from modelreg.site.listing import ROOT, linker, slug, write_listing
+from modelreg.site.parsecache import full_torrent
+from modelreg.site.records import Paths, file_infos, file_list, file_tree, file_tree_html, model_record, visitor_notes
+from modelreg.site.reuse import Reuse
+from modelreg.site.sanitize import render_card
 from modelreg.site.search import index_files, summary
 from modelreg.site.templating import Theme
+from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 
 
 @dataclass
@@ -238,7 +237,7 @@ class Rows:
             base = self.offsets[start]
             data = os.pread(self.file.fileno(), self.offsets[stop] - base, base)
             bounds = self.offsets[start:stop + 1]
-            return [data[a - base:b - base].decode("utf-8") for a, b in zip(bounds, bounds[1:])]
+            return [data[a - base:b - base].decode("utf-8") for a, b in itertools.pairwise(bounds)]
         self.file.flush()
         start = self.offsets[k]
         return os.pread(self.file.fileno(), self.offsets[k + 1] - start, start).decode("utf-8")

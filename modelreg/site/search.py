@@ -39,7 +39,8 @@ import datetime as dt
 import json
 import re
 from collections import defaultdict
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 SEARCH_VERSION = 3
 #: A term shard whose JSON would be larger than this is split by one more character of prefix.
@@ -200,7 +201,7 @@ def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: 
 
 
 def _deltas(docs: list[int]) -> list[int]:
-    return [d - p for d, p in zip(docs, [0, *docs[:-1]])]
+    return [d - p for d, p in zip(docs, [0, *docs[:-1]], strict=True)]
 
 
 def _dump(value: Any) -> str:
@@ -212,7 +213,7 @@ def _days(iso: str | None) -> int:
     if not iso:
         return -1
     try:
-        when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         return -1
     return int(when.timestamp() // 86400)
