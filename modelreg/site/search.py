@@ -36,6 +36,7 @@ within a rank by the chosen sort, then by name.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 from collections import defaultdict
@@ -201,7 +202,7 @@ def _shards(postings: dict[str, list[int]], prefix: str, words: list[str], out: 
 
 
 def _deltas(docs: list[int]) -> list[int]:
-    return [d - p for d, p in zip(docs, [0, *docs[:-1]], strict=True)]
+    return [d - p for p, d in itertools.pairwise([0, *docs])]
 
 
 def _dump(value: Any) -> str:
