@@ -27,11 +27,16 @@ from synth import generate  # noqa: E402
 COUNT = 240
 
 
+def _generated(tmp_path: Path, monkeypatch, count: int, seed: int) -> Path:
+    """A synthetic registry of ``count`` models, its build caches kept in ``tmp_path``."""
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
+    generate(tmp_path / "registry", count, corpus=None, seed=seed)
+    return tmp_path / "registry"
+
+
 @pytest.fixture
 def registry(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
-    generate(tmp_path / "registry", COUNT, corpus=None, seed=3)
-    return tmp_path / "registry"
+    return _generated(tmp_path, monkeypatch, COUNT, seed=3)
 
 
 def inodes(site: Path) -> dict[str, int]:
@@ -192,9 +197,7 @@ SMALL = 30
 
 @pytest.fixture
 def small(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
-    generate(tmp_path / "registry", SMALL, corpus=None, seed=5)
-    return tmp_path / "registry"
+    return _generated(tmp_path, monkeypatch, SMALL, seed=5)
 
 
 def _caches(tmp_path: Path) -> tuple[Path, Path]:
