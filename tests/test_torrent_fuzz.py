@@ -91,3 +91,20 @@ def test_values_replaced(seed, data):
 def test_deep_nesting_is_an_error_not_a_crash():
     for data in (b"d4:info" + b"l" * 100000 + b"e" * 100000 + b"e", b"l" * 5000):
         read(data)
+
+
+_BVALUES = st.recursive(
+    st.integers(min_value=-(10**30), max_value=10**30) | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.binary(max_size=12), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@FUZZ
+@given(value=_BVALUES)
+def test_decoder_reads_what_the_encoder_wrote(value):
+    """The decoder reads strings and integers inline in dictionaries and lists (for speed) and through
+    its helpers elsewhere: every path must give back exactly what bencode.py encoded."""
+    data = bencoding.encode(value)
+    assert bencoding.decode(data) == value
+    assert bencoding.decode(bencoding.encode([value, {b"k": value}])) == [value, {b"k": value}]
