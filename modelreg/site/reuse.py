@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from modelreg.site.parsecache import CacheDB
+from modelreg.site.cachedb import CacheDB
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
 MANIFEST_VERSION = [7, *sys.version_info[:2]]
@@ -38,7 +38,7 @@ _PARTS = {"json": str, "entry": str, "summary": list, "dated": list, "problems":
 class Reuse:
     """The previous build's manifest, and the one being written for this build.
 
-    The manifest is a SQLite file (:class:`~modelreg.site.parsecache.CacheDB`): a row per model (its key,
+    The manifest is a SQLite file (:class:`~modelreg.site.cachedb.CacheDB`): a row per model (its key,
     files and parts), read when the model is looked up and replaced when it is rendered again, in one
     transaction that :meth:`save` commits once the new site is in place; the shared files' and groups'
     entries (a few thousand) are one row, read whole. Memory holds neither the old manifest nor the new.
