@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from modelreg.site.cachedb import CacheDB
+from modelreg.torrent.paths import path_problem
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
 MANIFEST_VERSION = [7, *sys.version_info[:2]]
@@ -219,5 +220,4 @@ def _entry(files: object, parts: object) -> tuple[dict, dict] | None:
 def _site_path(rel: object) -> bool:
     """Whether ``rel`` can name a file of the site: a relative POSIX path that never climbs out of it
     (the staged update links kept files by these names)."""
-    return (isinstance(rel, str) and bool(rel) and not rel.startswith("/") and "\x00" not in rel
-            and all(part not in ("", ".", "..") for part in rel.split("/")))
+    return isinstance(rel, str) and path_problem(rel.split("/")) is None
