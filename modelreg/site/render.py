@@ -98,7 +98,8 @@ def render_site(
             record = model_record(model, config)
             _render_model(env, model, record, paths, config, out, _inputs(model, digests)["torrent"])
             row = entry.render(r=_rooted(record))
-            _write(out / paths.page / ROW_FILE, json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False))
+            _put(os.path.join(out, paths.page, ROW_FILE),  # beside the page _render_model wrote
+                 json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False).encode("utf-8"))
             parts = {
                 "json": _json(record),
                 "entry": row,
@@ -396,8 +397,3 @@ def _put(path: str, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
 
-
-def _write(path: Path, content: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(content.encode("utf-8") if isinstance(content, str) else content)
