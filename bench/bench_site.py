@@ -75,11 +75,14 @@ def build(registry: Path, out: Path, cache: Path) -> dict:
 
 
 def touch_one(registry: Path) -> Path:
-    """Change one torrent's bytes (its creation date), as a re-made torrent would."""
+    """Change one torrent's bytes (its creation date), as a re-made torrent would: a new file renamed
+    over the old one, as git and editors do, so a hard-linked copy of the registry is left as it was."""
     path = sorted(registry.rglob("*.torrent"))[len(list(registry.iterdir())) // 2]
     top = bencoding.decode(path.read_bytes())
     top[b"creation date"] = top.get(b"creation date", 0) + 1
-    path.write_bytes(bencoding.encode(top))
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(bencoding.encode(top))
+    os.replace(fresh, path)
     return path
 
 
