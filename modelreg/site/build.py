@@ -15,7 +15,7 @@ from modelreg.config import Config
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update, switch_path
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
-from modelreg.registry.catalog import Catalog, Model, find_torrents, load_catalog
+from modelreg.registry.catalog import Catalog, Model, load_catalog, scan_registry
 from modelreg.registry.crosscheck import compare_files
 from modelreg.registry.health import HealthStore, join_health
 from modelreg.registry.metacache import MAIN, MetaCache
@@ -114,12 +114,12 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     parsed = ParseCache(cache / "torrents.sqlite" if cache else None)
     # closed however the build ends: a failed build's writes are rolled back, never left holding a lock
     caches.callback(parsed.db.close)
-    paths = find_torrents(registry) if registry.is_dir() else None
-    if cache and paths:
-        parsed.prefetch(paths)
     # The catalog holds every model without its file list; render_site takes one model at a time
     # through prepare(), which reads its files and joins its metadata, so memory holds one model's files.
-    catalog: Catalog = load_catalog(registry, read=parsed.read_light, paths=paths)
+    # The parse cache keeps the catalog's entries: only torrents whose files changed are read.
+    catalog: Catalog = load_catalog(registry, read=parsed.read_light,
+                                    paths=scan_registry(registry) if registry.is_dir() else None,
+                                    store=parsed, prefetch=parsed.prefetch if cache else None)
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)
         raise BuildError(f"{len(catalog.errors)} problem(s) in {registry} (--strict, nothing written):\n{problems}")

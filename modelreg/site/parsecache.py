@@ -1,12 +1,19 @@
-"""A cache of parsed torrents, so that a rebuild reads only the torrents that changed.
+"""A cache of parsed torrents and of the catalog's entries, so that a rebuild reads only the torrents that changed.
 
-Entries are keyed by the file's absolute path, size and ``st_mtime_ns`` (as make and git do), and keep
+Entries are keyed by the file's absolute path, size, ``st_mtime_ns`` (as make and git do), inode and
+``st_ctime_ns`` (a file renamed over another, with its size and modification time, as ``rsync`` does), and keep
 the SHA-256 of the file's bytes, which the render step uses to decide whether a model's pages are
 still current. Cached torrents are kept without their piece hashes and raw bytes (the site never shows
 them); :func:`full_torrent` reads the file again where a served torrent must be written. The cache is a
 SQLite file (:class:`~modelreg.site.cachedb.CacheDB`) of plain data in ``marshal`` format (fast, and loading it runs no code),
 one row per torrent; a damaged file, or one written by another Python or for another shape of
 :class:`Torrent`, is ignored and rebuilt.
+
+Beside them it keeps the catalog's entries (:class:`~modelreg.registry.catalog.CatalogStore`): each
+torrent's model as :func:`~modelreg.registry.catalog.load_catalog` built it, without the file list, under
+the stamp of every file it was made from. They are read all at once (a rebuild of 100,000 models asks
+for every one), in a few hundred rows of a few hundred entries each, so that a rebuild after one change
+rewrites one row.
 """
 
 from __future__ import annotations
@@ -22,15 +29,16 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from modelreg.errors import ModelregError
-from modelreg.registry.catalog import read_torrent
+from modelreg.registry.catalog import REPO_ID, Entry, Model, is_revision, read_torrent
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -51,17 +59,84 @@ class ParseCache:
         self.db = CacheDB(file, _SCHEMA, _HEADER)
         self.digests: dict[str, str] = {}
         self.hits = self.misses = 0
+        #: The catalog's entries not asked for yet (path -> raw entry), read at the first :meth:`recall`.
+        self._entries: dict[str, tuple] | None = None
+        #: Entries built in this run, and paths whose old entry is not kept.
+        self._fresh: dict[str, tuple] = {}
+        self._dropped: set[str] = set()
 
-    def prefetch(self, paths: list[Path], workers: int | None = None) -> None:
+    def recall(self, path: str, stamp: tuple) -> Entry | None:
+        """The catalog's entry of ``path`` if it was built from files with this very ``stamp`` (see
+        :class:`~modelreg.registry.catalog.CatalogStore`), checked; None for any other or damaged entry."""
+        if self._entries is None:
+            self._entries = self._read_entries()
+        found = self._entries.pop(path, None)
+        if found is None:
+            return None
+        entry = _entry(found, stamp)
+        if entry is None:
+            self._dropped.add(path)
+            return None
+        self.digests[os.path.abspath(path)] = found[1]
+        self.hits += 1
+        return entry
+
+    def remember(self, path: str, stamp: tuple, model: Model) -> None:
+        """Keep ``model``'s entry (its torrent was read by this cache: its digest is known)."""
+        digest = self.digests.get(os.path.abspath(path))
+        if digest is None:
+            return
+        light = tuple(getattr(model.torrent, name) for name in _KEPT)
+        self._fresh[path] = (stamp, digest, model.repo_id, model.revision, model.revision_source, model.sidecar,
+                             model.problems, light)
+
+    def _read_entries(self) -> dict[str, tuple]:
+        entries: dict[str, tuple] = {}
+        for blob, in self.db.rows("SELECT entries FROM catalog"):
+            try:
+                found = marshal.loads(blob)
+            except (ValueError, TypeError, EOFError):  # a damaged row: its models are read again
+                continue
+            if isinstance(found, dict):
+                entries.update(found)
+        return entries
+
+    def _save_entries(self) -> None:
+        """Write the rows whose entries changed: new ones, and those of torrents gone or changed."""
+        gone = set(self._entries or ()) | self._dropped
+        if not self._fresh and not gone:
+            return
+        buckets: dict[int, list[str]] = {}
+        for path in (*gone, *self._fresh):
+            buckets.setdefault(_bucket(path), []).append(path)
+        rows = []
+        for bucket, paths in buckets.items():
+            row = self.db.row("SELECT entries FROM catalog WHERE bucket = ?", (bucket,))
+            try:
+                entries = marshal.loads(row[0]) if row else {}
+            except (ValueError, TypeError, EOFError):
+                entries = {}
+            if not isinstance(entries, dict):
+                entries = {}
+            for path in paths:
+                entries.pop(path, None)
+                if path in self._fresh:
+                    entries[path] = self._fresh[path]
+            rows.append((bucket, marshal.dumps(entries)))
+        self.db.write("INSERT OR REPLACE INTO catalog VALUES (?, ?)", rows)
+
+    def prefetch(self, paths: list[str] | list[Path], workers: int | None = None) -> None:
         """Parse the torrents that are not cached yet in worker processes (one per core).
 
         Only the slim, packed result comes back; a torrent that fails to parse is left for
         :meth:`read`, which raises its error as usual.
         """
+        if min(workers or os.cpu_count() or 1, len(paths) // _PER_WORKER) < 2:
+            return  # too few to be worth starting processes: not even looked at
         known: dict[str, tuple[int, int]] = {}
-        for path, size, mtime in self.db.rows("SELECT path, size, mtime FROM torrents"):
-            if isinstance(path, str) and isinstance(size, int) and isinstance(mtime, int):
-                known[path] = (size, mtime)
+        for path, size, mtime, ino, ctime in self.db.rows("SELECT path, size, mtime, ino, ctime FROM torrents"):
+            if isinstance(path, str):
+                known[path] = (size, mtime, ino, ctime)
         todo = []
         for path in paths:
             key = os.path.abspath(path)
@@ -69,7 +144,7 @@ class ParseCache:
                 st = os.stat(key)
             except OSError:
                 continue
-            if known.get(key) != (st.st_size, st.st_mtime_ns):
+            if known.get(key) != _identity(st):
                 todo.append(key)
         del known
         workers = min(workers or os.cpu_count() or 1, len(todo) // _PER_WORKER)
@@ -87,21 +162,21 @@ class ParseCache:
             self._store(batch)
 
     def _store(self, rows: list[tuple]) -> None:
-        self.db.write("INSERT OR REPLACE INTO torrents VALUES (?, ?, ?, ?, ?, ?)",
-                      [(key, size, mtime, digest, marshal.dumps(values), layout)
-                       for key, size, mtime, digest, (values, layout) in rows])
+        self.db.write("INSERT OR REPLACE INTO torrents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      [(key, *identity, digest, marshal.dumps(values), layout)
+                       for key, identity, digest, (values, layout) in rows])
 
     def _cached(self, key: str, st: os.stat_result, files: bool) -> Torrent | None:
         """The cached torrent of ``key`` if its entry is for this size and modification time and sound."""
-        row = self.db.row("SELECT size, mtime, digest, light" + (", layout" if files else "")
+        row = self.db.row("SELECT size, mtime, ino, ctime, digest, light" + (", layout" if files else "")
                           + " FROM torrents WHERE path = ?", (key,))
-        if row is None or row[0] != st.st_size or row[1] != st.st_mtime_ns:
+        if row is None or row[:4] != _identity(st):
             return None
-        digest = row[2]
+        digest = row[4]
         if not (isinstance(digest, str) and len(digest) == 64):
             return None
         try:
-            torrent = _unpack((marshal.loads(row[3]), row[4] if files else None), files=files)
+            torrent = _unpack((marshal.loads(row[5]), row[6] if files else None), files=files)
         except (ValueError, TypeError, EOFError):  # a damaged or foreign entry: parse the file again
             return None
         self.digests[key] = digest
@@ -117,7 +192,7 @@ class ParseCache:
         self.misses += 1
         torrent = read_torrent(path)
         digest = hashlib.sha256(torrent.raw).hexdigest()
-        self._store([(key, st.st_size, st.st_mtime_ns, digest, _pack(torrent))])
+        self._store([(key, _identity(st), digest, _pack(torrent))])
         self.digests[key] = digest
         return torrent
 
@@ -138,6 +213,7 @@ class ParseCache:
         """Commit the entries of the torrents read in this run, forgetting those not read (removed)."""
         if self.db.count("torrents") != len(self.digests):
             self.db.keep_only("torrents", "path", self.digests)
+        self._save_entries()
         self.db.commit()
 
 
@@ -172,17 +248,22 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _parse(key: str) -> tuple[int, int, str, tuple] | None:
-    """Worker: (size, mtime_ns, digest, packed torrent), or None if the file cannot be read or parsed."""
+def _parse(key: str) -> tuple[tuple[int, int, int, int], str, tuple] | None:
+    """Worker: (file identity, digest, packed torrent), or None if the file cannot be read or parsed."""
     try:
         st = os.stat(key)
         torrent = read_torrent(key)
         after = os.stat(key)
     except (OSError, ModelregError):
         return None
-    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or st.st_size != len(torrent.raw):
+    if _identity(after) != _identity(st) or st.st_size != len(torrent.raw):
         return None  # changed while being read: let read() take it
-    return st.st_size, st.st_mtime_ns, hashlib.sha256(torrent.raw).hexdigest(), _pack(torrent)
+    return _identity(st), hashlib.sha256(torrent.raw).hexdigest(), _pack(torrent)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a file's version: size, modification time, inode, change time."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def _pack(torrent: Torrent) -> tuple:
@@ -205,11 +286,17 @@ def _unpack(packed: tuple, files: bool = True) -> Torrent:
         raise ValueError("not a packed torrent")
     layout = tuple(FileEntry(path, size, offset, None, pad, attr)
                    for path, size, offset, pad, attr in (marshal.loads(blob) if files else ()))
-    return Torrent(
-        **dict(zip(_KEPT, values, strict=True)),
-        files=tuple(f for f in layout if not f.is_pad),
-        layout=layout, pieces=b"", piece_layers={}, info_bytes=b"", raw=b"",
-    )
+    # what Torrent(...) does (its __init__ only sets each field), in a third of its time: a rebuild of
+    # 100,000 models makes each of their torrents
+    torrent = _new(Torrent)
+    state = torrent.__dict__
+    state.update(zip(_KEPT, values, strict=True))
+    state.update(files=tuple(f for f in layout if not f.is_pad), layout=layout, pieces=b"", piece_layers={},
+                 info_bytes=b"", raw=b"")
+    return torrent
+
+
+_new = object.__new__
 
 
 def full_torrent(torrent: Torrent, path: Path) -> Torrent:
@@ -217,5 +304,32 @@ def full_torrent(torrent: Torrent, path: Path) -> Torrent:
     return torrent if torrent.raw else read_torrent(path)
 
 
-_SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, digest TEXT, light BLOB,"
-           " layout BLOB);")
+#: The catalog's entries are spread over this many rows, by a hash of their path.
+_BUCKETS = 256
+
+
+def _bucket(path: str) -> int:
+    return zlib.crc32(path.encode("utf-8", "surrogateescape")) % _BUCKETS
+
+
+def _entry(found: object, stamp: tuple) -> Entry | None:
+    """The catalog's entry of a raw stored one, if it is for ``stamp`` and of the shape
+    :meth:`ParseCache.remember` writes (and its id and revision ones the catalog accepts), else None."""
+    if not (isinstance(found, tuple) and len(found) == 8 and found[0] == stamp):
+        return None
+    _, digest, repo_id, revision, source, sidecar, problems, light = found
+    if not (isinstance(digest, str) and len(digest) == 64 and isinstance(repo_id, str) and REPO_ID.fullmatch(repo_id)
+            and (revision is None or is_revision(revision)) and isinstance(source, str)
+            and isinstance(sidecar, dict) and isinstance(problems, tuple)
+            and all(isinstance(p, str) for p in problems)):
+        return None
+    try:
+        torrent = _unpack((light, None), files=False)
+    except (ValueError, TypeError):
+        return None
+    return repo_id, revision, source, sidecar, problems, torrent
+
+
+_SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER,"
+           " digest TEXT, light BLOB,"
+           " layout BLOB); CREATE TABLE catalog (bucket INTEGER PRIMARY KEY, entries BLOB);")
