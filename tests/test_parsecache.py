@@ -7,8 +7,10 @@ import marshal
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
+from modelreg.registry import catalog as catalog_module
 from modelreg.registry.catalog import Catalog, load_catalog, scan_registry, sidecar_of
 from modelreg.site.parsecache import ParseCache
 from modelreg.torrent import bencode
@@ -192,7 +194,7 @@ def test_removed_torrents_leave_the_store(tmp_path):
     catalog, reads = _load(registry, tmp_path / "cache")
     assert reads == [] and len(catalog.models) == 4
     kept = ParseCache(tmp_path / "cache")
-    entries = kept._read_entries()
+    entries = kept.entries._read()
     kept.db.close()
     assert set(entries) == {m.path for m in catalog.models}
 
@@ -240,3 +242,99 @@ def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
     assert _unpack((values, None), files=False) == Torrent(**light)
     assert _unpack((values, None), files=False).piece_layers is not _unpack((values, None), files=False).piece_layers
     assert len(values) == len(_KEPT)
+
+
+# The folders' names kept in the parse cache: a rebuild lists only the folders that changed.
+
+def _scan(registry: Path, file: Path) -> tuple[list[str], set[str], list[str]]:
+    """The walk as a build makes it, through a parse cache kept in ``file``: torrents, .json names, and
+    the folders it listed."""
+    cache, listed = ParseCache(file), []
+    real = catalog_module._read_folder
+
+    def read(folder):
+        listed.append(folder)
+        return real(folder)
+
+    catalog_module._read_folder = read
+    try:
+        listing = scan_registry(registry, cache)
+    finally:
+        catalog_module._read_folder = real
+    cache.save()
+    cache.db.close()
+    return listing.torrents, listing.jsons, listed
+
+
+def _aged(registry: Path) -> None:
+    """Every folder's modification time a minute back, so that a change now is seen even within one tick of
+    the file system's clock (what RECENT_NS guards against outside tests)."""
+    when = time.time_ns() - 60_000_000_000
+    for folder in [registry, *(p for p in registry.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        os.utime(folder, ns=(when, when))
+
+
+def test_unchanged_folders_are_not_listed_again_and_changed_ones_are(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    registry = _registry(tmp_path)
+    _aged(registry)
+    plain = scan_registry(registry)
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    assert (torrents, jsons) == (plain.torrents, plain.jsons) and len(listed) > 6
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    assert (torrents, jsons, listed) == (plain.torrents, plain.jsons, [])
+    # a torrent and a sidecar added to a folder, a new folder, a torrent removed from another
+    one = Path(plain.torrents[0])
+    (one.parent / "Extra.torrent").write_bytes(one.read_bytes())
+    (one.parent / "Extra.json").write_text("{}")
+    (registry / "New" / "Folder").mkdir(parents=True)
+    (registry / "New" / "Folder" / "N.torrent").write_bytes(one.read_bytes())
+    Path(plain.torrents[1]).unlink()
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    again = scan_registry(registry)
+    assert (torrents, jsons) == (again.torrents, again.jsons)
+    assert str(one.parent / "Extra.torrent") in torrents and str(registry / "New/Folder/N.torrent") in torrents
+    assert str(one.parent / "Extra.json").casefold() in jsons and plain.torrents[1] not in torrents
+    assert sorted(listed) == sorted(map(str, [registry, one.parent, Path(plain.torrents[1]).parent,
+                                              registry / "New", registry / "New/Folder"]))
+
+
+def test_recent_folders_and_folders_with_links_are_always_listed(tmp_path, monkeypatch):
+    registry = _registry(tmp_path)
+    # just made: may change again within the same tick of the clock, so not kept
+    assert len(_scan(registry, tmp_path / "cache")[2]) == len(_scan(registry, tmp_path / "cache")[2]) > 6
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (registry / "Linked").symlink_to(target)
+    _aged(registry)
+    _scan(registry, tmp_path / "cache")
+    listed = _scan(registry, tmp_path / "cache")[2]
+    assert listed == [str(registry)]  # the folder holding the link; the linked one is unchanged
+    # the link's target gets a torrent, and is a folder of its own: listed again as it changed
+    source = sorted(registry.rglob("*.torrent"))[0]
+    (target / "T.torrent").write_bytes(source.read_bytes())
+    torrents, _, listed = _scan(registry, tmp_path / "cache")
+    assert str(registry / "Linked" / "T.torrent") in torrents and torrents == scan_registry(registry).torrents
+
+
+def test_damaged_or_hostile_folder_entries_are_misses(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    registry = _registry(tmp_path, count=12)
+    _aged(registry)
+    plain = scan_registry(registry)
+    _scan(registry, tmp_path / "cache")
+    with sqlite3.connect(tmp_path / "cache") as db:
+        rows = db.execute("SELECT bucket, entries FROM folders ORDER BY bucket").fetchall()
+        assert len(rows) > 3
+        db.execute("UPDATE folders SET entries = x'00ff' WHERE bucket = ?", (rows[0][0],))
+        hostile = {}
+        for k, (folder, (identity, folders, torrents, sidecars)) in enumerate(marshal.loads(rows[1][1]).items()):
+            hostile[folder] = [(identity, ("..",), torrents, sidecars), (identity, folders, ("../../x.torrent",), sidecars),
+                               (identity, folders, ("bad\0.torrent",), sidecars), (identity, folders, torrents),
+                               (identity, [], torrents, sidecars), (identity, folders, (7,), sidecars)][k % 6]
+        db.execute("UPDATE folders SET entries = ? WHERE bucket = ?", (marshal.dumps(hostile), rows[1][0]))
+    spoiled = len(marshal.loads(rows[0][1])) + len(hostile)
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    assert (torrents, jsons) == (plain.torrents, plain.jsons) and len(listed) == spoiled
+    assert _scan(registry, tmp_path / "cache")[2] == []  # and the rows are sound again

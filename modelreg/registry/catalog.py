@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -97,40 +98,80 @@ class Listing:
     jsons: set[str]
 
 
-def scan_registry(registry: str | Path) -> Listing:
+#: A folder changed this recently (nanoseconds) may change again within the same tick of the file system's
+#: clock, its modification time unchanged: its listing is not kept.
+RECENT_NS = 2_000_000_000
+
+
+def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Listing:
     """Every ``.torrent`` regular file below the registry folder, in a stable order, and the ``.json`` names
     beside them.
 
     Links are followed, but each real folder (device and inode) is read once, so links that loop, or
     that reach one folder by several ways, neither hang the walk nor list a torrent twice.
+
+    With a ``store``, a folder whose device, inode, modification and change times are those it had at
+    the last walk is not read again: its names come from the store (adding, removing or renaming an
+    entry changes a folder's times). A folder that holds links (their targets change without it), or
+    that changed in the last :data:`RECENT_NS`, is read each time.
     """
     found: list[str] = []
     jsons: set[str] = set()
     seen: set[tuple[int, int]] = set()
+    recent = time.time_ns() - RECENT_NS
     todo = [str(registry)]
     while todo:
         folder = todo.pop()
         try:
             st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            entries = list(os.scandir(folder))
         except OSError:
             continue  # gone, unreadable or a dangling link: nothing to list
-        for entry in entries:  # the entry's type comes with it: a stat only for links
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        names = store.recall_folder(folder, identity) if store is not None else None
+        if names is None:
             try:
-                if entry.is_dir():
-                    todo.append(entry.path)
-                elif entry.name.endswith(".torrent"):
-                    if entry.is_file():
-                        found.append(entry.path)
-                elif entry.name.casefold().endswith(".json"):
-                    jsons.add(entry.path.casefold())  # whatever it is: reading it tells
+                names, steady = _read_folder(folder)
             except OSError:
                 continue
+            if store is not None and steady and st.st_mtime_ns < recent and st.st_ctime_ns < recent:
+                store.remember_folder(folder, identity, names)
+        folders, torrents, sidecars = names
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
+        todo += [prefix + name for name in folders]
+        found += [prefix + name for name in torrents]
+        jsons.update([(prefix + name).casefold() for name in sidecars])
     found.sort()
     return Listing(found, jsons)
+
+
+#: A folder's names: its folders (links to folders included), ``.torrent`` files and ``.json`` names.
+Names = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def _read_folder(folder: str) -> tuple[Names, bool]:
+    """The folder's :data:`Names`, and whether they depend on it alone (no links, no entry of unknown type).
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
+    folders, torrents, sidecars, steady = [], [], [], True
+    for entry in list(os.scandir(folder)):  # the entry's type comes with it: a stat only for links
+        try:
+            if entry.is_symlink():
+                steady = False
+            if entry.is_dir():
+                folders.append(entry.name)
+            elif entry.name.endswith(".torrent"):
+                if entry.is_file():
+                    torrents.append(entry.name)
+            elif entry.name.casefold().endswith(".json"):
+                sidecars.append(entry.name)  # whatever it is: reading it tells
+        except OSError:
+            steady = False
+    return (tuple(folders), tuple(torrents), tuple(sidecars)), steady
 
 
 def find_torrents(registry: Path) -> list[Path]:
@@ -153,16 +194,22 @@ Entry = tuple[str, "str | None", str, dict[str, Any], tuple[str, ...], Torrent]
 
 
 class CatalogStore(Protocol):
-    """Where :func:`load_catalog` keeps the entries it built, so that a torrent none of whose files changed
-    is not read again: each entry under its torrent's path, with the :func:`stamp` of the files it was
-    made from. What it gives back is untrusted like any cache: a store checks it, and a damaged entry is
-    a miss."""
+    """Where :func:`load_catalog` keeps what it read, so that a rebuild reads only what changed: each
+    torrent's entry under its path, with the :func:`stamp` of the files it was made from, and each
+    folder's names (:func:`scan_registry`). What it gives back is untrusted like any cache: a store checks
+    it, and a damaged entry is a miss."""
 
     def recall(self, path: str, stamp: tuple) -> Entry | None:
         """The entry kept for ``path`` under this very ``stamp``, or None."""
 
     def remember(self, path: str, stamp: tuple, model: Model) -> None:
         """Keep the entry of ``model`` (built from ``path``'s files as they were at ``stamp``)."""
+
+    def recall_folder(self, folder: str, identity: tuple) -> Names | None:
+        """The names kept for ``folder`` under this very ``identity``, each one a single path component."""
+
+    def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
+        """Keep the names of ``folder`` (listed when it had this ``identity``)."""
 
 
 def stamp(path: str, rel: str, jsons: set[str] | None) -> tuple | None:
@@ -204,7 +251,7 @@ def load_catalog(registry: str | Path, read: Any = read_torrent, paths: Listing 
     registry = Path(registry)
     if not registry.is_dir():
         raise CatalogError(registry, "the registry folder does not exist")
-    listing = scan_registry(registry) if paths is None else paths
+    listing = scan_registry(registry, store) if paths is None else paths
     if isinstance(listing, Listing):
         torrents, jsons = listing.torrents, listing.jsons
     else:

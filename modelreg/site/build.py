@@ -118,7 +118,7 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     # through prepare(), which reads its files and joins its metadata, so memory holds one model's files.
     # The parse cache keeps the catalog's entries: only torrents whose files changed are read.
     catalog: Catalog = load_catalog(registry, read=parsed.read_light,
-                                    paths=scan_registry(registry) if registry.is_dir() else None,
+                                    paths=scan_registry(registry, parsed) if registry.is_dir() else None,
                                     store=parsed, prefetch=parsed.prefetch if cache else None)
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)

@@ -34,11 +34,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from modelreg.errors import ModelregError
-from modelreg.registry.catalog import REPO_ID, Entry, Model, is_revision, read_torrent
+from modelreg.registry.catalog import REPO_ID, Entry, Model, Names, is_revision, read_torrent
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -59,23 +59,19 @@ class ParseCache:
         self.db = CacheDB(file, _SCHEMA, _HEADER)
         self.digests: dict[str, str] = {}
         self.hits = self.misses = 0
-        #: The catalog's entries not asked for yet (path -> raw entry), read at the first :meth:`recall`.
-        self._entries: dict[str, tuple] | None = None
-        #: Entries built in this run, and paths whose old entry is not kept.
-        self._fresh: dict[str, tuple] = {}
-        self._dropped: set[str] = set()
+        #: The catalog's entries and the registry's folders' names (see CatalogStore).
+        self.entries = _Bucketed(self.db, "catalog")
+        self.folders = _Bucketed(self.db, "folders")
 
     def recall(self, path: str, stamp: tuple) -> Entry | None:
         """The catalog's entry of ``path`` if it was built from files with this very ``stamp`` (see
         :class:`~modelreg.registry.catalog.CatalogStore`), checked; None for any other or damaged entry."""
-        if self._entries is None:
-            self._entries = self._read_entries()
-        found = self._entries.pop(path, None)
+        found = self.entries.take(path)
         if found is None:
             return None
         entry = _entry(found, stamp)
         if entry is None:
-            self._dropped.add(path)
+            self.entries.drop(path)
             return None
         self.digests[os.path.abspath(path)] = found[1]
         self.hits += 1
@@ -87,43 +83,22 @@ class ParseCache:
         if digest is None:
             return
         light = tuple(getattr(model.torrent, name) for name in _KEPT)
-        self._fresh[path] = (stamp, digest, model.repo_id, model.revision, model.revision_source, model.sidecar,
-                             model.problems, light)
+        self.entries.put(path, (stamp, digest, model.repo_id, model.revision, model.revision_source, model.sidecar,
+                                model.problems, light))
 
-    def _read_entries(self) -> dict[str, tuple]:
-        entries: dict[str, tuple] = {}
-        for blob, in self.db.rows("SELECT entries FROM catalog"):
-            try:
-                found = marshal.loads(blob)
-            except (ValueError, TypeError, EOFError):  # a damaged row: its models are read again
-                continue
-            if isinstance(found, dict):
-                entries.update(found)
-        return entries
+    def recall_folder(self, folder: str, identity: tuple) -> Names | None:
+        """The names of ``folder`` kept under this very ``identity``, checked: single path components only."""
+        found = self.folders.take(folder)
+        if found is None:
+            return None
+        if isinstance(found, tuple) and len(found) == 4 and found[0] == identity and _are_names(found[1]) \
+                and _are_names(found[2]) and _are_names(found[3]):
+            return found[1:]
+        self.folders.drop(folder)
+        return None
 
-    def _save_entries(self) -> None:
-        """Write the rows whose entries changed: new ones, and those of torrents gone or changed."""
-        gone = set(self._entries or ()) | self._dropped
-        if not self._fresh and not gone:
-            return
-        buckets: dict[int, list[str]] = {}
-        for path in (*gone, *self._fresh):
-            buckets.setdefault(_bucket(path), []).append(path)
-        rows = []
-        for bucket, paths in buckets.items():
-            row = self.db.row("SELECT entries FROM catalog WHERE bucket = ?", (bucket,))
-            try:
-                entries = marshal.loads(row[0]) if row else {}
-            except (ValueError, TypeError, EOFError):
-                entries = {}
-            if not isinstance(entries, dict):
-                entries = {}
-            for path in paths:
-                entries.pop(path, None)
-                if path in self._fresh:
-                    entries[path] = self._fresh[path]
-            rows.append((bucket, marshal.dumps(entries)))
-        self.db.write("INSERT OR REPLACE INTO catalog VALUES (?, ?)", rows)
+    def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
+        self.folders.put(folder, (identity, *names))
 
     def prefetch(self, paths: list[str] | list[Path], workers: int | None = None) -> None:
         """Parse the torrents that are not cached yet in worker processes (one per core).
@@ -213,7 +188,8 @@ class ParseCache:
         """Commit the entries of the torrents read in this run, forgetting those not read (removed)."""
         if self.db.count("torrents") != len(self.digests):
             self.db.keep_only("torrents", "path", self.digests)
-        self._save_entries()
+        self.entries.save()
+        self.folders.save()
         self.db.commit()
 
 
@@ -284,18 +260,22 @@ def _unpack(packed: tuple, files: bool = True) -> Torrent:
     values, blob = packed
     if not isinstance(values, tuple) or len(values) != len(_KEPT):
         raise ValueError("not a packed torrent")
-    layout = tuple(FileEntry(path, size, offset, None, pad, attr)
-                   for path, size, offset, pad, attr in (marshal.loads(blob) if files else ()))
     # what Torrent(...) does (its __init__ only sets each field), in a third of its time: a rebuild of
     # 100,000 models makes each of their torrents
     torrent = _new(Torrent)
     state = torrent.__dict__
-    state.update(zip(_KEPT, values, strict=True))
-    state.update(files=tuple(f for f in layout if not f.is_pad), layout=layout, pieces=b"", piece_layers={},
-                 info_bytes=b"", raw=b"")
+    state.update(zip(_KEPT, values, strict=False))  # the lengths are checked above
+    state.update(_SLIM)
+    state["piece_layers"] = {}
+    if files:
+        layout = tuple(FileEntry(path, size, offset, None, pad, attr)
+                       for path, size, offset, pad, attr in marshal.loads(blob))
+        state.update(files=tuple(f for f in layout if not f.is_pad), layout=layout)
     return torrent
 
 
+#: What a cached torrent holds in place of what the site does not show (and of its files, until read).
+_SLIM = {"files": (), "layout": (), "pieces": b"", "info_bytes": b"", "raw": b""}
 _new = object.__new__
 
 
@@ -304,12 +284,91 @@ def full_torrent(torrent: Torrent, path: Path) -> Torrent:
     return torrent if torrent.raw else read_torrent(path)
 
 
-#: The catalog's entries are spread over this many rows, by a hash of their path.
+class _Bucketed:
+    """Entries of one table (key -> plain data), spread over :data:`_BUCKETS` rows by a hash of their key:
+    all read at once (one query, a few hundred ``marshal`` loads), and only the rows whose entries
+    changed written back.
+
+    An entry is taken out when asked for; what is never asked for by :meth:`save` is gone (a torrent or
+    folder removed) and leaves the table, as do entries dropped (stale, damaged).
+    """
+
+    def __init__(self, db: CacheDB, table: str):
+        self.db, self.table = db, table
+        self.left: dict[str, object] | None = None
+        self.fresh: dict[str, object] = {}
+        self.dropped: set[str] = set()
+
+    def take(self, key: str) -> object | None:
+        if self.left is None:
+            self.left = self._read()
+        return self.left.pop(key, None)
+
+    def drop(self, key: str) -> None:
+        self.dropped.add(key)
+
+    def put(self, key: str, value: object) -> None:
+        self.fresh[key] = value
+
+    def _read(self) -> dict[str, object]:
+        entries: dict[str, object] = {}
+        for blob, in self.db.rows(f"SELECT entries FROM {self.table}"):
+            try:
+                found = marshal.loads(blob)
+            except (ValueError, TypeError, EOFError):  # a damaged row: its entries are made again
+                continue
+            if isinstance(found, dict):
+                entries.update(found)
+        return entries
+
+    def save(self) -> None:
+        """Write the rows whose entries changed: new ones, and those of entries gone or dropped."""
+        if self.left is None:
+            self.left = self._read()
+        gone = self.left.keys() | self.dropped
+        if not self.fresh and not gone:
+            return
+        buckets: dict[int, list[str]] = {}
+        for key in (*gone, *self.fresh):
+            buckets.setdefault(_bucket(key), []).append(key)
+        rows = []
+        for bucket, keys in buckets.items():
+            row = self.db.row(f"SELECT entries FROM {self.table} WHERE bucket = ?", (bucket,))
+            try:
+                entries = marshal.loads(row[0]) if row else {}
+            except (ValueError, TypeError, EOFError):
+                entries = {}
+            if not isinstance(entries, dict):
+                entries = {}
+            for key in keys:
+                entries.pop(key, None)
+                if key in self.fresh:
+                    entries[key] = self.fresh[key]
+            rows.append((bucket, marshal.dumps(entries)))
+        self.db.write(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)", rows)
+        self.left, self.fresh, self.dropped = {}, {}, set()
+
+
+#: The catalog's entries (and the folders' names) are spread over this many rows, by a hash of their path.
 _BUCKETS = 256
 
 
 def _bucket(path: str) -> int:
     return zlib.crc32(path.encode("utf-8", "surrogateescape")) % _BUCKETS
+
+
+def _are_names(names: object) -> bool:
+    """Whether ``names`` is a tuple of single path components (what a folder's listing holds)."""
+    if not isinstance(names, tuple):
+        return False
+    if not names:
+        return True
+    try:
+        joined = "/".join(names)  # one check of all the names, not one call per name: 100,000 folders
+    except TypeError:
+        return False
+    return (joined.count("/") == len(names) - 1 and "\0" not in joined and (os.sep == "/" or os.sep not in joined)
+            and "" not in names and "." not in names and ".." not in names)
 
 
 def _entry(found: object, stamp: tuple) -> Entry | None:
@@ -321,7 +380,7 @@ def _entry(found: object, stamp: tuple) -> Entry | None:
     if not (isinstance(digest, str) and len(digest) == 64 and isinstance(repo_id, str) and REPO_ID.fullmatch(repo_id)
             and (revision is None or is_revision(revision)) and isinstance(source, str)
             and isinstance(sidecar, dict) and isinstance(problems, tuple)
-            and all(isinstance(p, str) for p in problems)):
+            and (not problems or all(isinstance(p, str) for p in problems))):
         return None
     try:
         torrent = _unpack((light, None), files=False)
@@ -332,4 +391,5 @@ def _entry(found: object, stamp: tuple) -> Entry | None:
 
 _SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER,"
            " digest TEXT, light BLOB,"
-           " layout BLOB); CREATE TABLE catalog (bucket INTEGER PRIMARY KEY, entries BLOB);")
+           " layout BLOB); CREATE TABLE catalog (bucket INTEGER PRIMARY KEY, entries BLOB);"
+           " CREATE TABLE folders (bucket INTEGER PRIMARY KEY, entries BLOB);")
