@@ -9,11 +9,11 @@ SQLite file (:class:`~modelreg.site.cachedb.CacheDB`) of plain data in ``marshal
 one row per torrent; a damaged file, or one written by another Python or for another shape of
 :class:`Torrent`, is ignored and rebuilt.
 
-Beside them it keeps the catalog's entries (:class:`~modelreg.registry.catalog.CatalogStore`): each
-torrent's model as :func:`~modelreg.registry.catalog.load_catalog` built it, without the file list, under
-the stamp of every file it was made from. They are read all at once (a rebuild of 100,000 models asks
-for every one), in a few hundred rows of a few hundred entries each, so that a rebuild after one change
-rewrites one row.
+Beside them it is the catalog's store (:class:`~modelreg.registry.catalog.CatalogStore`): each torrent's
+model as :func:`~modelreg.registry.catalog.load_catalog` built it, without the file list, under the stamp
+of every file it was made from, and each registry folder's names under the folder's identity. Both are
+read all at once (a rebuild of 100,000 models asks for every one), from a few hundred rows of a few
+hundred entries each, so that a rebuild after one change rewrites a row or two.
 """
 
 from __future__ import annotations
@@ -47,11 +47,12 @@ _HEADER = (CACHE_VERSION, tuple(sys.version_info[:2]), _FIELDS)
 
 
 class ParseCache:
-    """``read(path)`` for :func:`~modelreg.registry.catalog.load_catalog` that remembers what it parsed.
+    """``read(path)`` for :func:`~modelreg.registry.catalog.load_catalog` that remembers what it parsed, and
+    the catalog's store (``recall``, ``remember``: see :class:`~modelreg.registry.catalog.CatalogStore`).
 
-    The entries live in a SQLite file (``file``), read row by row as torrents are asked for and written
-    in one transaction that :meth:`save` commits: memory holds the digests, not the parsed torrents, and a
-    rebuild reads only the rows of the torrents it reads. A build that fails never commits.
+    The parsed torrents live in a SQLite file (``file``), read row by row as torrents are asked for; the
+    catalog's entries and folders are read at once. All is written in one transaction that :meth:`save`
+    commits: a build that fails never commits.
     """
 
     def __init__(self, file: Path | None):
