@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import marshal
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from modelreg.registry import catalog as catalog_module
+from modelreg.registry.catalog import Catalog, load_catalog, scan_registry, sidecar_of
 from modelreg.site.parsecache import ParseCache
+from modelreg.torrent import bencode
 from modelreg.torrent.create import create_torrent, write_torrent
 from modelreg.torrent.metainfo import Torrent
 from modelreg.torrent.source import LocalSource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from synth import generate  # noqa: E402
 
 
 def test_a_cached_torrent_keeps_its_pad_files(tmp_path):
@@ -28,3 +42,299 @@ def test_a_cached_torrent_keeps_its_pad_files(tmp_path):
     shape = lambda fs: [(f.path, f.size, f.offset, f.is_pad) for f in fs]  # noqa: E731
     assert shape(cached.layout) == shape(fresh.layout)
     assert shape(cached.files) == shape(fresh.files)
+
+
+# The catalog's entries kept in the parse cache: a rebuild reads only the torrents whose files changed,
+# and notices every change of a file an entry is made from.
+
+def _registry(tmp_path: Path, count: int = 6) -> Path:
+    generate(tmp_path / "registry", count, corpus=None, seed=7)
+    return tmp_path / "registry"
+
+
+def _load(registry: Path, file: Path) -> tuple[Catalog, list[str]]:
+    """The catalog as a build loads it, through a parse cache kept in ``file``; and the torrents it read."""
+    cache, reads = ParseCache(file), []
+
+    def read(path):
+        reads.append(os.path.basename(path))
+        return cache.read_light(path)
+
+    catalog = load_catalog(registry, read=read, store=cache)
+    cache.save()
+    cache.db.close()
+    return catalog, reads
+
+
+def _plain(registry: Path) -> Catalog:
+    """The same catalog without a store (light torrents, as the store gives them back)."""
+    return load_catalog(registry, read=ParseCache(None).read_light)
+
+
+def _same(catalog: Catalog, registry: Path) -> None:
+    plain = _plain(registry)
+    assert catalog.models == plain.models
+    assert [str(e) for e in catalog.errors] == [str(e) for e in plain.errors]
+
+
+def _renamed_over(path: Path, data: bytes, like: Path | None = None) -> None:
+    """``data`` written to a new file renamed over ``path`` (a new inode); with ``like``, that file's size
+    and times, so that only the inode tells."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(data)
+    if like is not None:
+        st = like.stat()
+        os.utime(fresh, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(fresh, path)
+
+
+def test_an_unchanged_registry_is_not_read_again(tmp_path):
+    registry = _registry(tmp_path)
+    first, reads = _load(registry, tmp_path / "cache")
+    assert len(reads) == 6 and not first.errors
+    again, reads = _load(registry, tmp_path / "cache")
+    assert reads == [] and again.models == first.models
+    _same(again, registry)
+
+
+def test_a_torrent_rewritten_in_place_or_renamed_over_is_read_again(tmp_path):
+    registry = _registry(tmp_path)
+    _load(registry, tmp_path / "cache")
+    paths = sorted(registry.rglob("*.torrent"))
+    # in place: same inode, a new modification time
+    top = bencode.decode(paths[0].read_bytes())
+    before = paths[0].stat()
+    paths[0].write_bytes(bencode.encode({**top, b"comment": b"in place"}))
+    os.utime(paths[0], ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    # renamed over, with the same size and times as the old file: only its inode and change time differ
+    top = bencode.decode(paths[1].read_bytes())
+    saved = tmp_path / "old"
+    os.link(paths[1], saved)
+    _renamed_over(paths[1], bencode.encode({**top, b"created by": top[b"created by"][::-1]}), like=saved)
+    assert paths[1].stat().st_size == saved.stat().st_size  # (the size kept by reversing a field)
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert sorted(reads) == sorted([paths[0].name, paths[1].name])
+    _same(catalog, registry)
+    assert {m.torrent.comment for m in catalog.models} >= {"in place"}
+
+
+def test_a_sidecar_added_changed_or_removed_is_noticed(tmp_path):
+    registry = _registry(tmp_path)
+    _load(registry, tmp_path / "cache")
+    path = sorted(registry.rglob("*.torrent"))[2]
+    side = path.with_suffix(".json")
+    side.write_text(json.dumps({"repo_id": "Side/Car-One", "revision": "a" * 40}))
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [path.name] and "Side/Car-One" in catalog.by_id()
+    _same(catalog, registry)
+    # changed in place to the same size and a new modification time
+    before = side.stat()
+    side.write_text(json.dumps({"repo_id": "Side/Car-Two", "revision": "b" * 40}))
+    os.utime(side, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [path.name] and "Side/Car-Two" in catalog.by_id()
+    _same(catalog, registry)
+    # renamed over with the same size and times
+    saved = tmp_path / "old.json"
+    os.link(side, saved)
+    _renamed_over(side, json.dumps({"repo_id": "Side/Car-Six", "revision": "c" * 40}).encode(), like=saved)
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [path.name] and "Side/Car-Six" in catalog.by_id()
+    side.unlink()
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [path.name] and not any(m.repo_id.startswith("Side/") for m in catalog.models)
+    _same(catalog, registry)
+    # a sidecar that turns bad is the torrent's error, and its old entry is not used again
+    side.write_text("{not json")
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [path.name] and len(catalog.errors) == 1 and "not valid JSON" in str(catalog.errors[0])
+    _same(catalog, registry)
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [path.name] and len(catalog.errors) == 1
+
+
+def test_a_sidecar_named_in_another_case_is_looked_for(tmp_path):
+    # a case-insensitive file system opens Model.JSON for Model.json: the listing must not rule it out
+    registry = _registry(tmp_path)
+    path = sorted(registry.rglob("*.torrent"))[0]
+    upper = path.with_name(path.stem + ".JSON")
+    upper.write_text(json.dumps({"repo_id": "Upper/Case"}))
+    listing = scan_registry(registry)
+    assert sidecar_of(str(path)).casefold() in listing.jsons
+    _same(_load(registry, tmp_path / "cache")[0], registry)
+
+
+def test_the_sidecar_name_is_the_one_path_gives():
+    for name in ("a.torrent", "a.b.torrent", ".torrent", "..torrent", " .torrent", "x.json.torrent"):
+        assert sidecar_of(f"/r/x/{name}") == str(Path(f"/r/x/{name}").with_suffix(".json"))
+
+
+def test_a_new_registry_root_or_a_moved_torrent_is_read_again(tmp_path):
+    registry = _registry(tmp_path)
+    _load(registry, tmp_path / "cache")
+    path = sorted(registry.rglob("*.torrent"))[0]
+    moved = registry / "Moved" / "Here" / path.name
+    moved.parent.mkdir(parents=True)
+    path.rename(moved)
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [path.name] and any(m.rel_path == f"Moved/Here/{path.name}" for m in catalog.models)
+    _same(catalog, registry)
+    # the same files seen from a folder above: other relative paths, so other entries
+    catalog, reads = _load(registry.parent, tmp_path / "cache")
+    assert len(reads) == 6 and all(m.rel_path.startswith("registry/") for m in catalog.models)
+    _same(catalog, registry.parent)
+
+
+def test_removed_torrents_leave_the_store(tmp_path):
+    registry = _registry(tmp_path)
+    _load(registry, tmp_path / "cache")
+    gone = sorted(registry.rglob("*.torrent"))[:2]
+    for path in gone:
+        path.unlink()
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert reads == [] and len(catalog.models) == 4
+    kept = ParseCache(tmp_path / "cache")
+    entries = kept.entries._read()
+    kept.db.close()
+    assert set(entries) == {m.path for m in catalog.models}
+
+
+def test_damaged_or_foreign_entries_are_misses(tmp_path):
+    registry = _registry(tmp_path, count=12)
+    first, _ = _load(registry, tmp_path / "cache")
+    with sqlite3.connect(tmp_path / "cache") as db:
+        rows = db.execute("SELECT bucket, entries FROM catalog ORDER BY bucket").fetchall()
+        assert len(rows) > 3
+        db.execute("UPDATE catalog SET entries = x'00ff' WHERE bucket = ?", (rows[0][0],))
+        db.execute("UPDATE catalog SET entries = 'text' WHERE bucket = ?", (rows[1][0],))
+        db.execute("UPDATE catalog SET entries = ? WHERE bucket = ?", (marshal.dumps([1, 2]), rows[2][0]))
+        # well-formed rows holding entries of the wrong shape, or naming a repository that leaves the site
+        hostile = {}
+        for k, (path, entry) in enumerate(marshal.loads(rows[3][1]).items()):
+            bad = [entry[:7], (*entry[:2], "../../outside", *entry[3:]), (*entry[:1], 7, *entry[2:]),
+                   (*entry[:7], ("short",))][k % 4]
+            hostile[path] = bad
+        db.execute("UPDATE catalog SET entries = ? WHERE bucket = ?", (marshal.dumps(hostile), rows[3][0]))
+    spoiled = sum(len(marshal.loads(blob)) for _, blob in rows[:4])
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert len(reads) == spoiled and catalog.models == first.models
+    _same(catalog, registry)
+    assert _load(registry, tmp_path / "cache")[1] == []  # and the rows are sound again
+
+
+def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
+    # _unpack fills a Torrent's fields without calling __init__ (a rebuild makes 100,000 of them): that
+    # holds only while __init__ does nothing but set them
+    import dataclasses
+
+    from modelreg.site.parsecache import _KEPT, _pack, _unpack
+
+    assert not hasattr(Torrent, "__post_init__") and not hasattr(Torrent, "__slots__")
+    path = _registry(tmp_path, count=1).rglob("*.torrent").__next__()
+    fresh = Torrent.read(path)
+    values, layout = _pack(fresh)
+    light = {f.name: getattr(fresh, f.name) for f in dataclasses.fields(Torrent)}
+    light.update(pieces=b"", piece_layers={}, info_bytes=b"", raw=b"")
+    for name in ("files", "layout"):  # the cache keeps no v2 pieces roots
+        light[name] = tuple(dataclasses.replace(f, pieces_root=None) for f in light[name])
+    assert _unpack((values, layout)) == Torrent(**light)
+    light.update(files=(), layout=())
+    assert _unpack((values, None), files=False) == Torrent(**light)
+    assert _unpack((values, None), files=False).piece_layers is not _unpack((values, None), files=False).piece_layers
+    assert len(values) == len(_KEPT)
+
+
+# The folders' names kept in the parse cache: a rebuild lists only the folders that changed.
+
+def _scan(registry: Path, file: Path) -> tuple[list[str], set[str], list[str]]:
+    """The walk as a build makes it, through a parse cache kept in ``file``: torrents, .json names, and
+    the folders it listed."""
+    cache, listed = ParseCache(file), []
+    real = catalog_module._read_folder
+
+    def read(folder):
+        listed.append(folder)
+        return real(folder)
+
+    catalog_module._read_folder = read
+    try:
+        listing = scan_registry(registry, cache)
+    finally:
+        catalog_module._read_folder = real
+    cache.save()
+    cache.db.close()
+    return listing.torrents, listing.jsons, listed
+
+
+def _aged(registry: Path) -> None:
+    """Every folder's modification time a minute back, so that a change now is seen even within one tick of
+    the file system's clock (what RECENT_NS guards against outside tests)."""
+    when = time.time_ns() - 60_000_000_000
+    for folder in [registry, *(p for p in registry.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        os.utime(folder, ns=(when, when))
+
+
+def test_unchanged_folders_are_not_listed_again_and_changed_ones_are(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    registry = _registry(tmp_path)
+    _aged(registry)
+    plain = scan_registry(registry)
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    assert (torrents, jsons) == (plain.torrents, plain.jsons) and len(listed) > 6
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    assert (torrents, jsons, listed) == (plain.torrents, plain.jsons, [])
+    # a torrent and a sidecar added to a folder, a new folder, a torrent removed from another
+    one = Path(plain.torrents[0])
+    (one.parent / "Extra.torrent").write_bytes(one.read_bytes())
+    (one.parent / "Extra.json").write_text("{}")
+    (registry / "New" / "Folder").mkdir(parents=True)
+    (registry / "New" / "Folder" / "N.torrent").write_bytes(one.read_bytes())
+    Path(plain.torrents[1]).unlink()
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    again = scan_registry(registry)
+    assert (torrents, jsons) == (again.torrents, again.jsons)
+    assert str(one.parent / "Extra.torrent") in torrents and str(registry / "New/Folder/N.torrent") in torrents
+    assert str(one.parent / "Extra.json").casefold() in jsons and plain.torrents[1] not in torrents
+    assert sorted(listed) == sorted(map(str, [registry, one.parent, Path(plain.torrents[1]).parent,
+                                              registry / "New", registry / "New/Folder"]))
+
+
+def test_recent_folders_and_folders_with_links_are_always_listed(tmp_path, monkeypatch):
+    registry = _registry(tmp_path)
+    # just made: may change again within the same tick of the clock, so not kept
+    assert len(_scan(registry, tmp_path / "cache")[2]) == len(_scan(registry, tmp_path / "cache")[2]) > 6
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (registry / "Linked").symlink_to(target)
+    _aged(registry)
+    _scan(registry, tmp_path / "cache")
+    listed = _scan(registry, tmp_path / "cache")[2]
+    assert listed == [str(registry)]  # the folder holding the link; the linked one is unchanged
+    # the link's target gets a torrent, and is a folder of its own: listed again as it changed
+    source = sorted(registry.rglob("*.torrent"))[0]
+    (target / "T.torrent").write_bytes(source.read_bytes())
+    torrents, _, listed = _scan(registry, tmp_path / "cache")
+    assert str(registry / "Linked" / "T.torrent") in torrents and torrents == scan_registry(registry).torrents
+
+
+def test_damaged_or_hostile_folder_entries_are_misses(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    registry = _registry(tmp_path, count=12)
+    _aged(registry)
+    plain = scan_registry(registry)
+    _scan(registry, tmp_path / "cache")
+    with sqlite3.connect(tmp_path / "cache") as db:
+        rows = db.execute("SELECT bucket, entries FROM folders ORDER BY bucket").fetchall()
+        assert len(rows) > 3
+        db.execute("UPDATE folders SET entries = x'00ff' WHERE bucket = ?", (rows[0][0],))
+        hostile = {}
+        for k, (folder, (identity, folders, torrents, sidecars)) in enumerate(marshal.loads(rows[1][1]).items()):
+            hostile[folder] = [(identity, ("..",), torrents, sidecars), (identity, folders, ("../../x.torrent",), sidecars),
+                               (identity, folders, ("bad\0.torrent",), sidecars), (identity, folders, torrents),
+                               (identity, [], torrents, sidecars), (identity, folders, (7,), sidecars)][k % 6]
+        db.execute("UPDATE folders SET entries = ? WHERE bucket = ?", (marshal.dumps(hostile), rows[1][0]))
+    spoiled = len(marshal.loads(rows[0][1])) + len(hostile)
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    assert (torrents, jsons) == (plain.torrents, plain.jsons) and len(listed) == spoiled
+    assert _scan(registry, tmp_path / "cache")[2] == []  # and the rows are sound again

@@ -192,6 +192,29 @@ def test_new_metadata_renders_its_model_again_and_equals_a_full_build(registry: 
     assert again.rendered == 0 and sorted(again.model_problems) == sorted(report.model_problems)
 
 
+def test_metadata_fingerprints_are_those_of_one_lstat_each(registry: Path, tmp_path: Path):
+    # the listing of the cache folder spares the lstat of models whose org has no folder in it: what it
+    # gives must be what lstat tells, whether the folder, the org or the file is there or not
+    models = load_catalog(registry).models[:4]
+    cache = MetaCache.for_registry(registry)
+
+    def same() -> None:
+        fingerprint = build_module.metadata_fingerprints(cache)
+        for model in models:
+            assert fingerprint(model) == build_module.metadata_fingerprint(cache, model)
+
+    same()  # no cache folder
+    cache.root.mkdir()
+    same()  # an empty one
+    model = models[0]
+    cache.store_meta(ModelMeta(model.repo_id, model.revision, commit=model.revision), "2026-01-01T00:00:00Z")
+    same()  # one org there, with its file
+    (cache.root / models[1].repo_id.split("/")[0].upper()).mkdir()
+    same()  # an org in another case, without files
+    (cache.root / "stray").write_text("")
+    same()
+
+
 SMALL = 30
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from modelreg.errors import CatalogError, ModelregError
@@ -49,7 +51,9 @@ class Model(RepoIdParts):
     revision: str | None
     revision_source: str
     torrent: Torrent
-    torrent_path: Path
+    #: The torrent file as found below the registry (text: a catalog of 100,000 models builds no
+    #: :class:`Path` it does not use; :attr:`torrent_path` is the same as a path).
+    path: str
     rel_path: str
     sidecar: dict[str, Any] = field(default_factory=dict)
     #: Hugging Face metadata joined from the cache, or None where none is cached.
@@ -60,6 +64,10 @@ class Model(RepoIdParts):
     committed: int | None = None
     #: The last swarm and web-seed check (registry/.health/), or None where never checked.
     health: Health | None = None
+
+    @cached_property
+    def torrent_path(self) -> Path:
+        return Path(self.path)
 
     @property
     def pinned(self) -> bool:
@@ -78,64 +86,216 @@ class Catalog:
         return {m.repo_id: m for m in self.models}
 
 
-def find_torrents(registry: Path) -> list[Path]:
-    """Every ``.torrent`` regular file below the registry folder, in a stable order.
+@dataclass
+class Listing:
+    """What one walk of a registry folder found: its torrent files, and the names its sidecars may have."""
+
+    #: Every ``.torrent`` regular file below the folder, in a stable order.
+    torrents: list[str]
+    #: Every ``.json`` name seen in the folders walked (full paths, case-folded: a case-insensitive file
+    #: system opens ``Model.JSON`` for ``Model.json``). A torrent whose sidecar is not among them has
+    #: none, and is not looked for.
+    jsons: set[str]
+
+
+#: A folder changed this recently (nanoseconds) may change again within the same tick of the file system's
+#: clock, its modification time unchanged: its listing is not kept.
+RECENT_NS = 2_000_000_000
+
+
+def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Listing:
+    """Every ``.torrent`` regular file below the registry folder, in a stable order, and the ``.json`` names
+    beside them.
 
     Links are followed, but each real folder (device and inode) is read once, so links that loop, or
     that reach one folder by several ways, neither hang the walk nor list a torrent twice.
+
+    With a ``store``, a folder whose device, inode, modification and change times are those it had at
+    the last walk is not read again: its names come from the store (adding, removing or renaming an
+    entry changes a folder's times). A folder that holds links (their targets change without it), or
+    that changed in the last :data:`RECENT_NS`, is read each time.
     """
     found: list[str] = []
+    jsons: set[str] = set()
     seen: set[tuple[int, int]] = set()
+    recent = time.time_ns() - RECENT_NS
     todo = [str(registry)]
     while todo:
         folder = todo.pop()
         try:
             st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            entries = list(os.scandir(folder))
         except OSError:
             continue  # gone, unreadable or a dangling link: nothing to list
-        for entry in entries:  # the entry's type comes with it: a stat only for links
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        names = store.recall_folder(folder, identity) if store is not None else None
+        if names is None:
             try:
-                if entry.is_dir():
-                    todo.append(entry.path)
-                elif entry.name.endswith(".torrent") and entry.is_file():
-                    found.append(entry.path)
+                names, steady = _read_folder(folder)
             except OSError:
                 continue
-    return [Path(p) for p in sorted(found)]
+            if store is not None and steady and st.st_mtime_ns < recent and st.st_ctime_ns < recent:
+                store.remember_folder(folder, identity, names)
+        folders, torrents, sidecars = names
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
+        todo += [prefix + name for name in folders]
+        found += [prefix + name for name in torrents]
+        jsons.update([(prefix + name).casefold() for name in sidecars])
+    found.sort()
+    return Listing(found, jsons)
+
+
+#: A folder's names: its folders (links to folders included), ``.torrent`` files and ``.json`` names.
+Names = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def _read_folder(folder: str) -> tuple[Names, bool]:
+    """The folder's :data:`Names`, and whether they depend on it alone (no links, no entry of unknown type).
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
+    folders, torrents, sidecars, steady = [], [], [], True
+    for entry in list(os.scandir(folder)):  # the entry's type comes with it: a stat only for links
+        try:
+            if entry.is_symlink():
+                steady = False
+            if entry.is_dir():
+                folders.append(entry.name)
+            elif entry.name.endswith(".torrent"):
+                if entry.is_file():
+                    torrents.append(entry.name)
+            elif entry.name.casefold().endswith(".json"):
+                sidecars.append(entry.name)  # whatever it is: reading it tells
+        except OSError:
+            steady = False
+    return (tuple(folders), tuple(torrents), tuple(sidecars)), steady
+
+
+def find_torrents(registry: Path) -> list[Path]:
+    """Every ``.torrent`` regular file below the registry folder, in a stable order (:func:`scan_registry`)."""
+    return [Path(p) for p in scan_registry(registry).torrents]
+
+
+def sidecar_of(path: str) -> str:
+    """The sidecar of a torrent file: ``Path(path).with_suffix(".json")``, without building a path."""
+    if path == ".torrent" or path.endswith((os.sep + ".torrent", "/.torrent")):  # no suffix, only a name
+        return path + ".json"
+    return path[:-len(".torrent")] + ".json"
 
 
 #: The catalog's reader of a torrent file (bounded, regular files only): :meth:`Torrent.read`.
 read_torrent = Torrent.read
 
+#: What :meth:`CatalogStore.recall` gives back: repo id, revision, its source, sidecar, problems, torrent.
+Entry = tuple[str, "str | None", str, dict[str, Any], tuple[str, ...], Torrent]
 
-def load_catalog(registry: str | Path, read: Any = read_torrent, paths: list[Path] | None = None) -> Catalog:
+
+class CatalogStore(Protocol):
+    """Where :func:`load_catalog` keeps what it read, so that a rebuild reads only what changed: each
+    torrent's entry under its path, with the :func:`stamp` of the files it was made from, and each
+    folder's names (:func:`scan_registry`). What it gives back is untrusted like any cache: a store checks
+    it, and a damaged entry is a miss."""
+
+    def recall(self, path: str, stamp: tuple) -> Entry | None:
+        """The entry kept for ``path`` under this very ``stamp``, or None."""
+
+    def remember(self, path: str, stamp: tuple, model: Model) -> None:
+        """Keep the entry of ``model`` (built from ``path``'s files as they were at ``stamp``)."""
+
+    def recall_folder(self, folder: str, identity: tuple) -> Names | None:
+        """The names kept for ``folder`` under this very ``identity``, each one a single path component."""
+
+    def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
+        """Keep the names of ``folder`` (listed when it had this ``identity``)."""
+
+
+def stamp(path: str, rel: str, jsons: set[str] | None) -> tuple | None:
+    """The identity of everything :func:`model_from` builds a torrent's entry from: its path in the registry
+    (the entry's ``rel_path`` and folder-derived id), the torrent file and its sidecar or its absence.
+
+    A file by its device, inode, size, modification and change times (``stat``, links followed: a file
+    rewritten in place or renamed over changes them). ``jsons`` (:attr:`Listing.jsons`) spares looking for
+    sidecars that are not there. None where a file cannot be looked at: its entry is built, never kept.
+    """
+    try:
+        st = os.stat(path)
+        side = sidecar_of(path)
+        found = None
+        if jsons is None or side.casefold() in jsons:
+            try:
+                s = os.stat(side)
+                found = (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+            except FileNotFoundError:  # also a dangling link: read as no sidecar
+                pass
+    except OSError:
+        return None
+    return rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, found
+
+
+def load_catalog(registry: str | Path, read: Any = read_torrent, paths: Listing | list[Path] | None = None,
+                 store: CatalogStore | None = None, prefetch: Callable[[list[str]], object] | None = None) -> Catalog:
     """Read every torrent below ``registry``; bad files become errors, the good ones models.
 
     ``read`` turns a path into a :class:`Torrent` (a caching reader can be passed in); ``paths`` spares
-    a second scan where the caller has listed the torrents already.
+    a second walk where the caller has walked the registry already (a :class:`Listing`; or a list of
+    paths, whose sidecars are then looked for one by one). ``store`` keeps the entries built: a torrent
+    whose files are unchanged since (:func:`stamp`) is not read again. ``prefetch`` is told the torrents
+    that will be read, before they are (a caching reader can parse many of them in parallel).
+
+    Raises:
+        CatalogError: the registry folder does not exist.
     """
     registry = Path(registry)
     if not registry.is_dir():
         raise CatalogError(registry, "the registry folder does not exist")
-    models, errors = [], []
-    for path in find_torrents(registry) if paths is None else paths:
+    listing = scan_registry(registry, store) if paths is None else paths
+    if isinstance(listing, Listing):
+        torrents, jsons = listing.torrents, listing.jsons
+    else:
+        torrents, jsons = [str(p) for p in listing], None
+    # the dates are known before the models are made: each is made once, with its date
+    dates = commit_dates(registry) if torrents else {}
+    top = str(registry)
+    found: list[Model | None] = []
+    todo: list[tuple[int, str, str, tuple | None]] = []
+    for path in torrents:
+        rel = _relative(path, top, registry)
+        now = stamp(path, rel, jsons) if store is not None else None
+        entry = store.recall(path, now) if store is not None and now is not None else None
+        if entry is None:
+            todo.append((len(found), path, rel, now))
+            found.append(None)
+            continue
+        repo_id, revision, source, sidecar, problems, torrent = entry
+        found.append(Model(repo_id, revision, source, torrent, path, rel, sidecar, None, problems, dates.get(rel)))
+    if todo and prefetch is not None:
+        prefetch([path for _, path, _, _ in todo])
+    errors: list[ModelregError] = []
+    for i, path, rel, now in todo:
         try:
-            models.append(model_from(path, registry, read(path)))
+            model = model_from(path, registry, read(path))
         except ModelregError as exc:
             errors.append(exc)
-    models, dup_errors = _without_duplicates(models)
-    dates = commit_dates(registry) if models else {}
-    if dates:
-        models = [replace(m, committed=dates.get(m.rel_path)) for m in models]
+            continue
+        if store is not None and now is not None:
+            store.remember(path, now, model)
+        found[i] = replace(model, committed=dates[rel]) if rel in dates else model
+    models, dup_errors = _without_duplicates([m for m in found if m is not None])
     models.sort(key=lambda m: m.repo_id.lower())
     return Catalog(models, errors + dup_errors)
 
 
-def model_from(path: Path, registry: Path, torrent: Torrent) -> Model:
+def _relative(path: str, top: str, registry: Path) -> str:
+    """``path`` relative to the registry folder ``top``, as posix text."""
+    if os.sep == "/" and path.startswith(top + "/") and top not in ("", "/"):
+        return path[len(top) + 1:]  # what relative_to gives, without its cost (100,000 models at each build)
+    return Path(path).relative_to(registry).as_posix()
+
+
+def model_from(path: str | Path, registry: Path, torrent: Torrent) -> Model:
     """The model of one torrent file, with its repository and revision found as the module says.
 
     A creation date no calendar can show (before 1970, after 9999) is dropped, with a problem noted.
@@ -143,12 +303,9 @@ def model_from(path: Path, registry: Path, torrent: Torrent) -> Model:
     Raises:
         CatalogError: a bad sidecar, or no repository can be told.
     """
-    text, top = str(path), str(registry)
-    if os.sep == "/" and text.startswith(top + "/") and top not in ("", "/"):
-        rel = text[len(top) + 1:]  # what relative_to gives, without its cost (100,000 models at each build)
-    else:
-        rel = path.relative_to(registry).as_posix()
-    sidecar = _read_sidecar(path.with_suffix(".json"))
+    text = str(path)
+    rel = _relative(text, str(registry), registry)
+    sidecar = _read_sidecar(sidecar_of(text))
     if sidecar.get("repo_id") is not None:
         repo_id, revision, source = sidecar["repo_id"], sidecar.get("revision"), "sidecar"
     else:
@@ -156,14 +313,14 @@ def model_from(path: Path, registry: Path, torrent: Torrent) -> Model:
         if found:
             repo_id, revision, source = (*found, "web seed")
         else:
-            repo_id, revision, source = _repo_from_folder(path, registry), None, "folder"
+            repo_id, revision, source = _repo_from_folder(Path(text), registry), None, "folder"
     problems: tuple[str, ...] = ()
     date = torrent.creation_date
     if date is not None and not 0 <= date <= _LATEST_DATE:
         torrent = replace(torrent, creation_date=None)
         problems = (f"the torrent's creation date {date} is out of range (seconds since 1970 up to the year "
                     "9999); it is ignored",)
-    return Model(repo_id, revision, source if revision else "default branch", torrent, path, rel, sidecar,
+    return Model(repo_id, revision, source if revision else "default branch", torrent, text, rel, sidecar,
                  problems=problems)
 
 
@@ -209,7 +366,7 @@ def _repo_from_folder(path: Path, registry: Path) -> str:
     return repo_id
 
 
-def _read_sidecar(path: Path) -> dict[str, Any]:
+def _read_sidecar(path: str) -> dict[str, Any]:
     try:
         data = json.loads(read_regular(path, SIDECAR_MAX_BYTES, "sidecar"))
     except FileNotFoundError:
@@ -235,12 +392,18 @@ def _without_duplicates(models: list[Model]) -> tuple[list[Model], list[Modelreg
     kept, errors = [], []
     for model in models:
         t = model.torrent
-        keys = [k for k in (t.infohash_v1, t.infohash_v2) if k] + ["repo:" + model.repo_id.lower()]
-        clash = next((seen[k] for k in keys if k in seen), None)
-        if clash is None:
+        repo = "repo:" + model.repo_id.lower()
+        # the first clash in this order names the message: v1 infohash, v2 infohash, repository
+        clash = (t.infohash_v1 and seen.get(t.infohash_v1)) or (t.infohash_v2 and seen.get(t.infohash_v2)) \
+            or seen.get(repo)
+        if not clash:
             kept.append(model)
-            seen.update(dict.fromkeys(keys, model))
+            seen[repo] = model
+            if t.infohash_v1:
+                seen[t.infohash_v1] = model
+            if t.infohash_v2:
+                seen[t.infohash_v2] = model
             continue
         what = "the same repository" if clash.repo_id.lower() == model.repo_id.lower() else "the same infohash"
-        errors.append(CatalogError(model.torrent_path, f"{what} as {clash.rel_path} ({clash.repo_id}); skipped"))
+        errors.append(CatalogError(model.path, f"{what} as {clash.rel_path} ({clash.repo_id}); skipped"))
     return kept, errors

@@ -243,6 +243,8 @@ def join_health(models: list[Model], store: HealthStore) -> list[Model]:
         orgs = set()
     except OSError:
         orgs = None  # not listable: look for each file, which reports the problem
+    if orgs is not None and not orgs:
+        return list(models)  # never checked: nothing to join (a registry of 100,000 models)
     for model in models:
         if orgs is not None and model.repo_id.split("/", 1)[0].casefold() not in orgs:
             joined.append(model)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from modelreg.config import Config
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update, switch_path
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
-from modelreg.registry.catalog import Catalog, Model, find_torrents, load_catalog
+from modelreg.registry.catalog import Catalog, Model, load_catalog, scan_registry
 from modelreg.registry.crosscheck import compare_files
 from modelreg.registry.health import HealthStore, join_health
 from modelreg.registry.metacache import MAIN, MetaCache
@@ -114,12 +115,12 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     parsed = ParseCache(cache / "torrents.sqlite" if cache else None)
     # closed however the build ends: a failed build's writes are rolled back, never left holding a lock
     caches.callback(parsed.db.close)
-    paths = find_torrents(registry) if registry.is_dir() else None
-    if cache and paths:
-        parsed.prefetch(paths)
     # The catalog holds every model without its file list; render_site takes one model at a time
     # through prepare(), which reads its files and joins its metadata, so memory holds one model's files.
-    catalog: Catalog = load_catalog(registry, read=parsed.read_light, paths=paths)
+    # The parse cache keeps the catalog's entries: only torrents whose files changed are read.
+    catalog: Catalog = load_catalog(registry, read=parsed.read_light,
+                                    paths=scan_registry(registry, parsed) if registry.is_dir() else None,
+                                    store=parsed, prefetch=parsed.prefetch if cache else None)
     if strict and catalog.errors:
         problems = "\n".join(f"  - {e}" for e in catalog.errors)
         raise BuildError(f"{len(catalog.errors)} problem(s) in {registry} (--strict, nothing written):\n{problems}")
@@ -144,7 +145,7 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
 
     with staged_update(out, state=cache / "update" if cache else None) as stage:
         stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests, prepare=prepare,
-                            fingerprint=lambda model: metadata_fingerprint(metacache, model))
+                            fingerprint=metadata_fingerprints(metacache))
         stage.kept.update(reuse.kept)
     parsed.save()
     reuse.save()
@@ -190,6 +191,26 @@ def metadata_fingerprint(cache: MetaCache, model: Model) -> tuple:
         seen.append((st.st_mode, st.st_ino) if i else (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
                                                        st.st_ctime_ns))
     return (str(cache.root), model.repo_id, model.revision, tuple(seen))
+
+
+def metadata_fingerprints(cache: MetaCache) -> Callable[[Model], tuple]:
+    """:func:`metadata_fingerprint` for each model of a build, sparing the ``lstat`` of every model whose
+    org has no folder in the cache (one listing of the cache folder, taken now, tells: names compared
+    case-folded, as a case-insensitive file system finds them); the same tuple as ``lstat`` gives then."""
+    try:
+        orgs: set[str] | None = {name.casefold() for name in os.listdir(cache.root)}
+    except FileNotFoundError:
+        orgs = set()
+    except OSError:
+        orgs = None  # not a listable folder: lstat tells each model what it is
+    root = str(cache.root)
+
+    def fingerprint(model: Model) -> tuple:
+        if orgs is not None and model.repo_id.split("/", 1)[0].casefold() not in orgs:
+            return (root, model.repo_id, model.revision, (errno.ENOENT,))
+        return metadata_fingerprint(cache, model)
+
+    return fingerprint
 
 
 def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:

@@ -1,12 +1,19 @@
-"""A cache of parsed torrents, so that a rebuild reads only the torrents that changed.
+"""A cache of parsed torrents and of the catalog's entries, so that a rebuild reads only the torrents that changed.
 
-Entries are keyed by the file's absolute path, size and ``st_mtime_ns`` (as make and git do), and keep
+Entries are keyed by the file's absolute path, size, ``st_mtime_ns`` (as make and git do), inode and
+``st_ctime_ns`` (a file renamed over another, with its size and modification time, as ``rsync`` does), and keep
 the SHA-256 of the file's bytes, which the render step uses to decide whether a model's pages are
 still current. Cached torrents are kept without their piece hashes and raw bytes (the site never shows
 them); :func:`full_torrent` reads the file again where a served torrent must be written. The cache is a
 SQLite file (:class:`~modelreg.site.cachedb.CacheDB`) of plain data in ``marshal`` format (fast, and loading it runs no code),
 one row per torrent; a damaged file, or one written by another Python or for another shape of
 :class:`Torrent`, is ignored and rebuilt.
+
+Beside them it is the catalog's store (:class:`~modelreg.registry.catalog.CatalogStore`): each torrent's
+model as :func:`~modelreg.registry.catalog.load_catalog` built it, without the file list, under the stamp
+of every file it was made from, and each registry folder's names under the folder's identity. Both are
+read all at once (a rebuild of 100,000 models asks for every one), from a few hundred rows of a few
+hundred entries each, so that a rebuild after one change rewrites a row or two.
 """
 
 from __future__ import annotations
@@ -22,15 +29,16 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from modelreg.errors import ModelregError
-from modelreg.registry.catalog import read_torrent
+from modelreg.registry.catalog import REPO_ID, Entry, Model, Names, is_revision, read_torrent
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 6
+CACHE_VERSION = 8
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -39,11 +47,12 @@ _HEADER = (CACHE_VERSION, tuple(sys.version_info[:2]), _FIELDS)
 
 
 class ParseCache:
-    """``read(path)`` for :func:`~modelreg.registry.catalog.load_catalog` that remembers what it parsed.
+    """``read(path)`` for :func:`~modelreg.registry.catalog.load_catalog` that remembers what it parsed, and
+    the catalog's store (``recall``, ``remember``: see :class:`~modelreg.registry.catalog.CatalogStore`).
 
-    The entries live in a SQLite file (``file``), read row by row as torrents are asked for and written
-    in one transaction that :meth:`save` commits: memory holds the digests, not the parsed torrents, and a
-    rebuild reads only the rows of the torrents it reads. A build that fails never commits.
+    The parsed torrents live in a SQLite file (``file``), read row by row as torrents are asked for; the
+    catalog's entries and folders are read at once. All is written in one transaction that :meth:`save`
+    commits: a build that fails never commits.
     """
 
     def __init__(self, file: Path | None):
@@ -51,17 +60,59 @@ class ParseCache:
         self.db = CacheDB(file, _SCHEMA, _HEADER)
         self.digests: dict[str, str] = {}
         self.hits = self.misses = 0
+        #: The catalog's entries and the registry's folders' names (see CatalogStore).
+        self.entries = _Bucketed(self.db, "catalog")
+        self.folders = _Bucketed(self.db, "folders")
 
-    def prefetch(self, paths: list[Path], workers: int | None = None) -> None:
+    def recall(self, path: str, stamp: tuple) -> Entry | None:
+        """The catalog's entry of ``path`` if it was built from files with this very ``stamp`` (see
+        :class:`~modelreg.registry.catalog.CatalogStore`), checked; None for any other or damaged entry."""
+        found = self.entries.take(path)
+        if found is None:
+            return None
+        entry = _entry(found, stamp)
+        if entry is None:
+            self.entries.drop(path)
+            return None
+        self.digests[os.path.abspath(path)] = found[1]
+        self.hits += 1
+        return entry
+
+    def remember(self, path: str, stamp: tuple, model: Model) -> None:
+        """Keep ``model``'s entry (its torrent was read by this cache: its digest is known)."""
+        digest = self.digests.get(os.path.abspath(path))
+        if digest is None:
+            return
+        light = tuple(getattr(model.torrent, name) for name in _KEPT)
+        self.entries.put(path, (stamp, digest, model.repo_id, model.revision, model.revision_source, model.sidecar,
+                                model.problems, light))
+
+    def recall_folder(self, folder: str, identity: tuple) -> Names | None:
+        """The names of ``folder`` kept under this very ``identity``, checked: single path components only."""
+        found = self.folders.take(folder)
+        if found is None:
+            return None
+        if isinstance(found, tuple) and len(found) == 4 and found[0] == identity and _are_names(found[1]) \
+                and _are_names(found[2]) and _are_names(found[3]):
+            return found[1:]
+        self.folders.drop(folder)
+        return None
+
+    def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
+        self.folders.put(folder, (identity, *names))
+
+    def prefetch(self, paths: list[str] | list[Path], workers: int | None = None) -> None:
         """Parse the torrents that are not cached yet in worker processes (one per core).
 
         Only the slim, packed result comes back; a torrent that fails to parse is left for
         :meth:`read`, which raises its error as usual.
         """
+        if min(workers or os.cpu_count() or 1, len(paths) // _PER_WORKER) < 2:
+            return  # too few to be worth starting processes: not even looked at
         known: dict[str, tuple[int, int]] = {}
-        for path, size, mtime in self.db.rows("SELECT path, size, mtime FROM torrents"):
-            if isinstance(path, str) and isinstance(size, int) and isinstance(mtime, int):
-                known[path] = (size, mtime)
+        for path, size, mtime, ino, ctime in self.db.rows("SELECT path, size, mtime, ino, ctime FROM torrents"):
+            if isinstance(path, str):
+                known[path] = (size, mtime, ino, ctime)
         todo = []
         for path in paths:
             key = os.path.abspath(path)
@@ -69,7 +120,7 @@ class ParseCache:
                 st = os.stat(key)
             except OSError:
                 continue
-            if known.get(key) != (st.st_size, st.st_mtime_ns):
+            if known.get(key) != _identity(st):
                 todo.append(key)
         del known
         workers = min(workers or os.cpu_count() or 1, len(todo) // _PER_WORKER)
@@ -87,21 +138,21 @@ class ParseCache:
             self._store(batch)
 
     def _store(self, rows: list[tuple]) -> None:
-        self.db.write("INSERT OR REPLACE INTO torrents VALUES (?, ?, ?, ?, ?, ?)",
-                      [(key, size, mtime, digest, marshal.dumps(values), layout)
-                       for key, size, mtime, digest, (values, layout) in rows])
+        self.db.write("INSERT OR REPLACE INTO torrents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      [(key, *identity, digest, marshal.dumps(values), layout)
+                       for key, identity, digest, (values, layout) in rows])
 
     def _cached(self, key: str, st: os.stat_result, files: bool) -> Torrent | None:
         """The cached torrent of ``key`` if its entry is for this size and modification time and sound."""
-        row = self.db.row("SELECT size, mtime, digest, light" + (", layout" if files else "")
+        row = self.db.row("SELECT size, mtime, ino, ctime, digest, light" + (", layout" if files else "")
                           + " FROM torrents WHERE path = ?", (key,))
-        if row is None or row[0] != st.st_size or row[1] != st.st_mtime_ns:
+        if row is None or row[:4] != _identity(st):
             return None
-        digest = row[2]
+        digest = row[4]
         if not (isinstance(digest, str) and len(digest) == 64):
             return None
         try:
-            torrent = _unpack((marshal.loads(row[3]), row[4] if files else None), files=files)
+            torrent = _unpack((marshal.loads(row[5]), row[6] if files else None), files=files)
         except (ValueError, TypeError, EOFError):  # a damaged or foreign entry: parse the file again
             return None
         self.digests[key] = digest
@@ -117,7 +168,7 @@ class ParseCache:
         self.misses += 1
         torrent = read_torrent(path)
         digest = hashlib.sha256(torrent.raw).hexdigest()
-        self._store([(key, st.st_size, st.st_mtime_ns, digest, _pack(torrent))])
+        self._store([(key, _identity(st), digest, _pack(torrent))])
         self.digests[key] = digest
         return torrent
 
@@ -138,6 +189,8 @@ class ParseCache:
         """Commit the entries of the torrents read in this run, forgetting those not read (removed)."""
         if self.db.count("torrents") != len(self.digests):
             self.db.keep_only("torrents", "path", self.digests)
+        self.entries.save()
+        self.folders.save()
         self.db.commit()
 
 
@@ -172,17 +225,22 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _parse(key: str) -> tuple[int, int, str, tuple] | None:
-    """Worker: (size, mtime_ns, digest, packed torrent), or None if the file cannot be read or parsed."""
+def _parse(key: str) -> tuple[tuple[int, int, int, int], str, tuple] | None:
+    """Worker: (file identity, digest, packed torrent), or None if the file cannot be read or parsed."""
     try:
         st = os.stat(key)
         torrent = read_torrent(key)
         after = os.stat(key)
     except (OSError, ModelregError):
         return None
-    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or st.st_size != len(torrent.raw):
+    if _identity(after) != _identity(st) or st.st_size != len(torrent.raw):
         return None  # changed while being read: let read() take it
-    return st.st_size, st.st_mtime_ns, hashlib.sha256(torrent.raw).hexdigest(), _pack(torrent)
+    return _identity(st), hashlib.sha256(torrent.raw).hexdigest(), _pack(torrent)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a file's version: size, modification time, inode, change time."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def _pack(torrent: Torrent) -> tuple:
@@ -203,13 +261,23 @@ def _unpack(packed: tuple, files: bool = True) -> Torrent:
     values, blob = packed
     if not isinstance(values, tuple) or len(values) != len(_KEPT):
         raise ValueError("not a packed torrent")
-    layout = tuple(FileEntry(path, size, offset, None, pad, attr)
-                   for path, size, offset, pad, attr in (marshal.loads(blob) if files else ()))
-    return Torrent(
-        **dict(zip(_KEPT, values, strict=True)),
-        files=tuple(f for f in layout if not f.is_pad),
-        layout=layout, pieces=b"", piece_layers={}, info_bytes=b"", raw=b"",
-    )
+    # what Torrent(...) does (its __init__ only sets each field), in a third of its time: a rebuild of
+    # 100,000 models makes each of their torrents
+    torrent = _new(Torrent)
+    state = torrent.__dict__
+    state.update(zip(_KEPT, values, strict=False))  # the lengths are checked above
+    state.update(_SLIM)
+    state["piece_layers"] = {}
+    if files:
+        layout = tuple(FileEntry(path, size, offset, None, pad, attr)
+                       for path, size, offset, pad, attr in marshal.loads(blob))
+        state.update(files=tuple(f for f in layout if not f.is_pad), layout=layout)
+    return torrent
+
+
+#: What a cached torrent holds in place of what the site does not show (and of its files, until read).
+_SLIM = {"files": (), "layout": (), "pieces": b"", "info_bytes": b"", "raw": b""}
+_new = object.__new__
 
 
 def full_torrent(torrent: Torrent, path: Path) -> Torrent:
@@ -217,5 +285,112 @@ def full_torrent(torrent: Torrent, path: Path) -> Torrent:
     return torrent if torrent.raw else read_torrent(path)
 
 
-_SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, digest TEXT, light BLOB,"
-           " layout BLOB);")
+class _Bucketed:
+    """Entries of one table (key -> plain data), spread over :data:`_BUCKETS` rows by a hash of their key:
+    all read at once (one query, a few hundred ``marshal`` loads), and only the rows whose entries
+    changed written back.
+
+    An entry is taken out when asked for; what is never asked for by :meth:`save` is gone (a torrent or
+    folder removed) and leaves the table, as do entries dropped (stale, damaged).
+    """
+
+    def __init__(self, db: CacheDB, table: str):
+        self.db, self.table = db, table
+        self.left: dict[str, object] | None = None
+        self.fresh: dict[str, object] = {}
+        self.dropped: set[str] = set()
+
+    def take(self, key: str) -> object | None:
+        if self.left is None:
+            self.left = self._read()
+        return self.left.pop(key, None)
+
+    def drop(self, key: str) -> None:
+        self.dropped.add(key)
+
+    def put(self, key: str, value: object) -> None:
+        self.fresh[key] = value
+
+    def _read(self) -> dict[str, object]:
+        entries: dict[str, object] = {}
+        for blob, in self.db.rows(f"SELECT entries FROM {self.table}"):
+            try:
+                found = marshal.loads(blob)
+            except (ValueError, TypeError, EOFError):  # a damaged row: its entries are made again
+                continue
+            if isinstance(found, dict):
+                entries.update(found)
+        return entries
+
+    def save(self) -> None:
+        """Write the rows whose entries changed: new ones, and those of entries gone or dropped."""
+        if self.left is None:
+            self.left = self._read()
+        gone = self.left.keys() | self.dropped
+        if not self.fresh and not gone:
+            return
+        buckets: dict[int, list[str]] = {}
+        for key in (*gone, *self.fresh):
+            buckets.setdefault(_bucket(key), []).append(key)
+        rows = []
+        for bucket, keys in buckets.items():
+            row = self.db.row(f"SELECT entries FROM {self.table} WHERE bucket = ?", (bucket,))
+            try:
+                entries = marshal.loads(row[0]) if row else {}
+            except (ValueError, TypeError, EOFError):
+                entries = {}
+            if not isinstance(entries, dict):
+                entries = {}
+            for key in keys:
+                entries.pop(key, None)
+                if key in self.fresh:
+                    entries[key] = self.fresh[key]
+            rows.append((bucket, marshal.dumps(entries)))
+        self.db.write(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)", rows)
+        self.left, self.fresh, self.dropped = {}, {}, set()
+
+
+#: The catalog's entries (and the folders' names) are spread over this many rows, by a hash of their path.
+_BUCKETS = 256
+
+
+def _bucket(path: str) -> int:
+    return zlib.crc32(path.encode("utf-8", "surrogateescape")) % _BUCKETS
+
+
+def _are_names(names: object) -> bool:
+    """Whether ``names`` is a tuple of single path components (what a folder's listing holds)."""
+    if not isinstance(names, tuple):
+        return False
+    if not names:
+        return True
+    try:
+        joined = "/".join(names)  # one check of all the names, not one call per name: 100,000 folders
+    except TypeError:
+        return False
+    return (joined.count("/") == len(names) - 1 and "\0" not in joined and (os.sep == "/" or os.sep not in joined)
+            and "" not in names and "." not in names and ".." not in names)
+
+
+def _entry(found: object, stamp: tuple) -> Entry | None:
+    """The catalog's entry of a raw stored one, if it is for ``stamp`` and of the shape
+    :meth:`ParseCache.remember` writes (and its id and revision ones the catalog accepts), else None."""
+    if not (isinstance(found, tuple) and len(found) == 8 and found[0] == stamp):
+        return None
+    _, digest, repo_id, revision, source, sidecar, problems, light = found
+    if not (isinstance(digest, str) and len(digest) == 64 and isinstance(repo_id, str) and REPO_ID.fullmatch(repo_id)
+            and (revision is None or is_revision(revision)) and isinstance(source, str)
+            and isinstance(sidecar, dict) and isinstance(problems, tuple)
+            and (not problems or all(isinstance(p, str) for p in problems))):
+        return None
+    try:
+        torrent = _unpack((light, None), files=False)
+    except (ValueError, TypeError):
+        return None
+    return repo_id, revision, source, sidecar, problems, torrent
+
+
+_SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER,"
+           " digest TEXT, light BLOB,"
+           " layout BLOB); CREATE TABLE catalog (bucket INTEGER PRIMARY KEY, entries BLOB);"
+           " CREATE TABLE folders (bucket INTEGER PRIMARY KEY, entries BLOB);")

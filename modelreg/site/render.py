@@ -291,14 +291,15 @@ class Subset:
 
 def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
     """Everything a model's outputs are made from besides the config and the templates."""
-    path = os.path.abspath(model.torrent_path)
-    digest = (digests or {}).get(path)
+    digests = digests or {}
+    # a build's paths are absolute already: abspath only where they are not
+    digest = digests.get(model.path) or digests.get(os.path.abspath(model.path))
     if digest is None:
         digest = hashlib.sha256(full_torrent(model.torrent, model.torrent_path).raw).hexdigest()
     return {
         "torrent": digest,
         "committed": model.committed,  # last_modified falls back to it
-        "file": model.torrent_path.name,
+        "file": os.path.basename(model.path),
         "repo": [model.repo_id, model.revision, model.revision_source, model.rel_path],
         "sidecar": model.sidecar,
         "meta": repr(model.meta),
