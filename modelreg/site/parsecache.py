@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from modelreg.errors import ModelregError
 from modelreg.registry.catalog import read_torrent
@@ -46,10 +47,14 @@ class ParseCache:
     rebuild reads only the rows of the torrents it reads. A build that fails never commits.
     """
 
-    def __init__(self, file: Path | None):
+    def __init__(self, file: Path | None, readonly: bool = False):
         self.file = file
-        self.db = CacheDB(file, _SCHEMA, _HEADER)
+        self.db = CacheDB(file, _SCHEMA, _HEADER, readonly=readonly)
         self.digests: dict[str, str] = {}
+        #: The stat of each torrent read in this run, as :func:`identity`, when it was read: a file whose
+        #: stat is still this one holds the bytes parsed (its ctime changes with any write), so they need
+        #: not be read and hashed again.
+        self.identities: dict[str, tuple[int, int, int, int]] = {}
         self.hits = self.misses = 0
 
     def prefetch(self, paths: list[Path], workers: int | None = None) -> None:
@@ -91,7 +96,7 @@ class ParseCache:
                       [(key, size, mtime, digest, marshal.dumps(values), layout)
                        for key, size, mtime, digest, (values, layout) in rows])
 
-    def _cached(self, key: str, st: os.stat_result, files: bool) -> Torrent | None:
+    def _cached(self, key: str, st: os.stat_result | _Stat, files: bool) -> Torrent | None:
         """The cached torrent of ``key`` if its entry is for this size and modification time and sound."""
         row = self.db.row("SELECT size, mtime, digest, light" + (", layout" if files else "")
                           + " FROM torrents WHERE path = ?", (key,))
@@ -105,7 +110,14 @@ class ParseCache:
         except (ValueError, TypeError, EOFError):  # a damaged or foreign entry: parse the file again
             return None
         self.digests[key] = digest
+        # the first read of the run is the one the model's record is made from
+        self.identities.setdefault(key, identity(st))
         return torrent
+
+    def committed(self, path: Path, parsed: tuple[int, int, int, int]) -> Torrent | None:
+        """The torrent of ``path`` with its files, from the committed cache (as a worker reads it), if its
+        entry is for the size and modification time of ``parsed`` (its :func:`identity` when read)."""
+        return self._cached(os.path.abspath(path), _Stat(*parsed), files=True)
 
     def read(self, path: Path) -> Torrent:
         key = os.path.abspath(path)
@@ -119,6 +131,7 @@ class ParseCache:
         digest = hashlib.sha256(torrent.raw).hexdigest()
         self._store([(key, st.st_size, st.st_mtime_ns, digest, _pack(torrent))])
         self.digests[key] = digest
+        self.identities[key] = identity(st)
         return torrent
 
     def read_light(self, path: Path) -> Torrent:
@@ -139,6 +152,21 @@ class ParseCache:
         if self.db.count("torrents") != len(self.digests):
             self.db.keep_only("torrents", "path", self.digests)
         self.db.commit()
+
+
+class _Stat(NamedTuple):
+    """The fields of a stat result that :func:`identity` keeps."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_ctime_ns: int
+
+
+def identity(st: os.stat_result | _Stat) -> tuple[int, int, int, int]:
+    """What tells a file's bytes unchanged without reading them: size, modification time, inode and
+    change time (which no program can set back: any write or rename over the file changes one of them)."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 #: Fewer new torrents than this per worker are parsed in-process.
