@@ -243,3 +243,22 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_worker_that_dies_fails_the_build_with_one_line(registry: Path, tmp_path: Path, monkeypatch):
+    from modelreg.site import workers
+
+    config = _config(tmp_path, registry, "site")
+    build_site(config, jobs=1)
+    before = _tree(tmp_path / "site")
+    (tmp_path / "cache").rename(tmp_path / "old-cache")
+    monkeypatch.setattr(workers, "_render_batch", _die)
+    with pytest.raises(BuildError, match="a render worker process ended abruptly") as failed:
+        build_site(config, jobs=2)
+    assert failed.value.__cause__ is None
+    assert _tree(tmp_path / "site") == before
+    assert multiprocessing.active_children() == []
+
+
+def _die(batch: list) -> list:
+    os._exit(3)

@@ -21,6 +21,7 @@ import pickle
 import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ class RenderPool:
 
         Raises:
             ModelregError: preparing or rendering the model failed (a torrent changed, ...).
+            BuildError: a worker died.
         """
         number, index = ticket
         if self.futures[number] is None:
@@ -117,6 +119,9 @@ class RenderPool:
             results = future.result()
         except ModelregError as exc:
             raise exc.with_traceback(None) from None  # the worker's traceback is no help to a user
+        except BrokenProcessPool:
+            raise BuildError("a render worker process ended abruptly (killed, or out of memory?); "
+                             "the site was left as it was: build again") from None
         result = results[index]
         if index == len(results) - 1:
             self.futures[number] = None  # the batch is taken: free it
