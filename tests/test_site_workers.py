@@ -262,3 +262,24 @@ def test_a_worker_that_dies_fails_the_build_with_one_line(registry: Path, tmp_pa
 
 def _die(batch: list) -> list:
     os._exit(3)
+
+
+def test_by_default_workers_start_only_for_many_models(registry: Path, tmp_path: Path, monkeypatch):
+    from modelreg.site import workers
+
+    serial = build_site(_config(tmp_path, registry, "serial"), jobs=1)
+    started = []
+    executor = workers.ProcessPoolExecutor
+
+    def counted(*args, **kwargs):
+        started.append(args)
+        return executor(*args, **kwargs)
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", counted)
+    monkeypatch.setattr(workers, "default_jobs", lambda: 2)
+    build_site(_config(tmp_path, registry, "few"))  # fewer than START_AFTER: none started
+    assert started == [] and _tree(tmp_path / "few") == _tree(tmp_path / "serial")
+    monkeypatch.setattr(workers, "START_AFTER", 10)  # the first 10 here, the rest in workers
+    report = build_site(_config(tmp_path, registry, "many"))
+    assert len(started) == 1 and report.rendered == serial.rendered == COUNT
+    assert _tree(tmp_path / "many") == _tree(tmp_path / "serial")
