@@ -16,12 +16,14 @@ from modelreg.config import Config
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update, switch_path
 from modelreg.hf.client import HubClient, hub_endpoint, hub_token
-from modelreg.registry.catalog import Catalog, Model, load_catalog, scan_registry
+from modelreg.registry.catalog import Catalog, Model, load_catalog, read_torrent, scan_registry
 from modelreg.registry.crosscheck import compare_files
 from modelreg.registry.health import HealthStore, join_health
 from modelreg.registry.metacache import MAIN, MetaCache
 from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh
 from modelreg.site import ParseCache, Reuse, render_site
+from modelreg.site.parsecache import identity
+from modelreg.site.workers import RenderPool
 
 #: A site larger than this gets a warning: GitHub Pages publishes at most 1 GB.
 PAGES_WARN_BYTES = 800_000_000
@@ -93,20 +95,27 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 def build_site(config: Config, strict: bool = False, refresh_metadata: RefreshSettings | None = None,
-               incremental: bool = True) -> BuildReport:
+               incremental: bool = True, jobs: int | None = None) -> BuildReport:
     """Read the registry, join the cached Hugging Face metadata and render the site into ``config.out``.
 
     With ``strict``, any bad torrent fails the build before anything is written. Only with
     ``refresh_metadata`` does the build talk to the hub (to update the cache first); otherwise it reads
     the cache alone. ``incremental`` reuses parsed torrents and the files of unchanged models from the
-    previous build (see ``modelreg.site.reuse``).
+    previous build (see ``modelreg.site.reuse``). ``jobs`` processes render the models to render (None:
+    one per core, where there are enough of them; 1: this process alone; see ``modelreg.site.workers``).
+
+    Raises:
+        BuildError: ``jobs`` is below 1, a torrent changed during the build, or (``strict``) the registry
+            has problems.
     """
+    if jobs is not None and jobs < 1:
+        raise BuildError(f"jobs must be at least 1, not {jobs}")
     with _without_cyclic_gc(), contextlib.ExitStack() as caches:
-        return _build(config, strict, refresh_metadata, incremental, caches)
+        return _build(config, strict, refresh_metadata, incremental, caches, jobs)
 
 
 def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | None, incremental: bool,
-           caches: contextlib.ExitStack) -> BuildReport:
+           caches: contextlib.ExitStack, jobs: int | None) -> BuildReport:
     start = time.perf_counter()
     registry, out = config.path(config.registry), site_path(config)
     cache = cache_dir(out) if incremental else None
@@ -143,9 +152,14 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
             raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
         return _joined(full, metacache)
 
-    with staged_update(out, state=cache / "update" if cache else None) as stage:
+    # render workers read the file lists from the cache file: what this build parsed must be in it
+    parsed.db.commit()
+    with staged_update(out, state=cache / "update" if cache else None) as stage, \
+            RenderPool(jobs, config, stage.dir, WorkerPrepare(parsed.db.file, registry),
+                       parsed.identities) as pool:
         stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests, prepare=prepare,
-                            fingerprint=metadata_fingerprints(metacache))
+                            fingerprint=metadata_fingerprints(metacache),
+                            identities=parsed.identities, pool=pool)
         stage.kept.update(reuse.kept)
     parsed.save()
     reuse.save()
@@ -153,6 +167,47 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     return BuildReport(out, len(catalog.models), catalog.errors, time.perf_counter() - start,
                        model_problems=problems, refresh=refreshed, rendered=stats.rendered, reused=stats.reused,
                        site_bytes=stats.bytes)
+
+
+@dataclass(frozen=True)
+class WorkerPrepare:
+    """``prepare`` of :func:`_build` for a render worker (:mod:`modelreg.site.workers`), which has not the
+    build's caches open: it reads the model's files from the committed parse cache (``cache``), or parses
+    its torrent again, and joins the metadata cache of ``registry``."""
+
+    cache: Path | None
+    registry: Path
+
+    def __call__(self, model: Model, digest: str, parsed: tuple[int, int, int, int] | None) -> Model:
+        """The model with its files and metadata, from the torrent whose bytes are those of ``digest``
+        (read when its stat was ``parsed``).
+
+        Raises:
+            BuildError: the torrent changed since the build read it.
+            TorrentError: it changed and is no torrent any more.
+        """
+        opened = _prepared.get(self)
+        if opened is None:
+            opened = _prepared[self] = (ParseCache(self.cache, readonly=True), MetaCache.for_registry(self.registry))
+        cache, metacache = opened
+        torrent = None
+        try:
+            unchanged = parsed is not None and identity(os.stat(model.torrent_path)) == parsed
+        except OSError:
+            unchanged = False
+        if unchanged:
+            torrent = cache.committed(model.torrent_path, parsed)
+        if torrent is None:
+            torrent = read_torrent(model.torrent_path)  # served from these bytes: no second read
+            if hashlib.sha256(torrent.raw).hexdigest() != digest:
+                raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
+        # as in prepare(): the catalog checked the torrent's fields (a creation date out of range dropped)
+        torrent = replace(torrent, creation_date=model.torrent.creation_date)
+        return _joined(replace(model, torrent=torrent), metacache)
+
+
+#: Each worker's parse cache and metadata cache, opened by its first model.
+_prepared: dict[WorkerPrepare, tuple[ParseCache, MetaCache]] = {}
 
 
 def _drop_legacy(cache: Path) -> None:

@@ -22,11 +22,30 @@ class CacheDB:
     a file (``None``) it is an empty database in memory that is never saved.
     """
 
-    def __init__(self, file: Path | None, schema: str, header: object):
+    def __init__(self, file: Path | None, schema: str, header: object, readonly: bool = False):
         self.file = file
         self.header = repr(header)
         self.broken = False
-        self.db = self._open(file, schema)
+        #: Read-only (a worker's view): writes and commits are ignored, the file is never replaced.
+        self.readonly = readonly
+        self.db = self._reader(file, schema) if readonly else self._open(file, schema)
+
+    def _reader(self, file: Path | None, schema: str) -> sqlite3.Connection:
+        """Another process's view of the committed cache (a build's worker): each query reads what is
+        committed then, and holds no lock after it; a missing or foreign file is empty, never deleted."""
+        if file is not None:
+            try:
+                db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+                found = db.execute("SELECT value FROM header").fetchone()
+                if found is not None and found[0] == self.header:
+                    return db
+                db.close()
+            except (sqlite3.Error, OSError, ValueError):
+                pass
+        self.file = None
+        db = self._connect(None)
+        db.executescript(f"CREATE TABLE header (value TEXT); {schema}")
+        return db
 
     def _open(self, file: Path | None, schema: str) -> sqlite3.Connection:
         if file is not None:
@@ -97,7 +116,7 @@ class CacheDB:
             self.broken = True
 
     def write(self, query: str, rows: Iterable[tuple]) -> None:
-        if self.broken:
+        if self.broken or self.readonly:
             return
         try:
             self.db.executemany(query, rows)
@@ -123,7 +142,7 @@ class CacheDB:
 
     def commit(self) -> None:
         """Make this run's writes the cache; a damaged file is deleted instead (the next build is full)."""
-        if self.file is None:
+        if self.file is None or self.readonly:
             return
         if not self.broken:
             try:

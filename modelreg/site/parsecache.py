@@ -32,6 +32,7 @@ import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from modelreg.errors import ModelregError
 from modelreg.registry.catalog import REPO_ID, Entry, Model, Names, is_revision, read_torrent
@@ -55,10 +56,14 @@ class ParseCache:
     commits: a build that fails never commits.
     """
 
-    def __init__(self, file: Path | None):
+    def __init__(self, file: Path | None, readonly: bool = False):
         self.file = file
-        self.db = CacheDB(file, _SCHEMA, _HEADER)
+        self.db = CacheDB(file, _SCHEMA, _HEADER, readonly=readonly)
         self.digests: dict[str, str] = {}
+        #: The stat of each torrent read in this run, as :func:`identity`, when it was read: a file whose
+        #: stat is still this one holds the bytes parsed (its ctime changes with any write), so they need
+        #: not be read and hashed again.
+        self.identities: dict[str, tuple[int, int, int, int]] = {}
         self.hits = self.misses = 0
         #: The catalog's entries and the registry's folders' names (see CatalogStore).
         self.entries = _Bucketed(self.db, "catalog")
@@ -120,7 +125,7 @@ class ParseCache:
                 st = os.stat(key)
             except OSError:
                 continue
-            if known.get(key) != _identity(st):
+            if known.get(key) != identity(st):
                 todo.append(key)
         del known
         workers = min(workers or os.cpu_count() or 1, len(todo) // _PER_WORKER)
@@ -142,11 +147,11 @@ class ParseCache:
                       [(key, *identity, digest, marshal.dumps(values), layout)
                        for key, identity, digest, (values, layout) in rows])
 
-    def _cached(self, key: str, st: os.stat_result, files: bool) -> Torrent | None:
+    def _cached(self, key: str, st: os.stat_result | _Stat, files: bool) -> Torrent | None:
         """The cached torrent of ``key`` if its entry is for this size and modification time and sound."""
         row = self.db.row("SELECT size, mtime, ino, ctime, digest, light" + (", layout" if files else "")
                           + " FROM torrents WHERE path = ?", (key,))
-        if row is None or row[:4] != _identity(st):
+        if row is None or row[:4] != identity(st):
             return None
         digest = row[4]
         if not (isinstance(digest, str) and len(digest) == 64):
@@ -156,7 +161,14 @@ class ParseCache:
         except (ValueError, TypeError, EOFError):  # a damaged or foreign entry: parse the file again
             return None
         self.digests[key] = digest
+        # the first read of the run is the one the model's record is made from
+        self.identities.setdefault(key, identity(st))
         return torrent
+
+    def committed(self, path: Path, parsed: tuple[int, int, int, int]) -> Torrent | None:
+        """The torrent of ``path`` with its files, from the committed cache (as a worker reads it), if its
+        entry is for the size and modification time of ``parsed`` (its :func:`identity` when read)."""
+        return self._cached(os.path.abspath(path), _Stat(*parsed), files=True)
 
     def read(self, path: Path) -> Torrent:
         key = os.path.abspath(path)
@@ -168,8 +180,9 @@ class ParseCache:
         self.misses += 1
         torrent = read_torrent(path)
         digest = hashlib.sha256(torrent.raw).hexdigest()
-        self._store([(key, _identity(st), digest, _pack(torrent))])
+        self._store([(key, identity(st), digest, _pack(torrent))])
         self.digests[key] = digest
+        self.identities[key] = identity(st)
         return torrent
 
     def read_light(self, path: Path) -> Torrent:
@@ -192,6 +205,21 @@ class ParseCache:
         self.entries.save()
         self.folders.save()
         self.db.commit()
+
+
+class _Stat(NamedTuple):
+    """The fields of a stat result that :func:`identity` keeps."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_ctime_ns: int
+
+
+def identity(st: os.stat_result | _Stat) -> tuple[int, int, int, int]:
+    """What tells a file's bytes unchanged without reading them: size, modification time, inode and
+    change time (which no program can set back: any write or rename over the file changes one of them)."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 #: Fewer new torrents than this per worker are parsed in-process.
@@ -233,14 +261,9 @@ def _parse(key: str) -> tuple[tuple[int, int, int, int], str, tuple] | None:
         after = os.stat(key)
     except (OSError, ModelregError):
         return None
-    if _identity(after) != _identity(st) or st.st_size != len(torrent.raw):
+    if identity(after) != identity(st) or st.st_size != len(torrent.raw):
         return None  # changed while being read: let read() take it
-    return _identity(st), hashlib.sha256(torrent.raw).hexdigest(), _pack(torrent)
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What tells a file's version: size, modification time, inode, change time."""
-    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+    return identity(st), hashlib.sha256(torrent.raw).hexdigest(), _pack(torrent)
 
 
 def _pack(torrent: Torrent) -> tuple:

@@ -10,10 +10,11 @@ import json
 import os
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 
@@ -22,13 +23,32 @@ from modelreg.errors import BuildError
 from modelreg.registry.catalog import Catalog, Model
 from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.listing import ROOT, linker, slug, write_listing
-from modelreg.site.parsecache import full_torrent
+from modelreg.site.parsecache import full_torrent, identity
 from modelreg.site.records import Paths, file_infos, file_list, file_tree, file_tree_html, model_record, visitor_notes
 from modelreg.site.reuse import Reuse
 from modelreg.site.sanitize import render_card
 from modelreg.site.search import index_files, summary
 from modelreg.site.templating import Theme
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
+
+
+class Pool(Protocol):
+    """Renders models in other processes (:class:`modelreg.site.workers.RenderPool`)."""
+
+    #: How many models may wait for a worker before the build waits for the oldest.
+    window: int
+
+    def claims(self) -> bool:
+        """Whether the pool renders the next model that must be rendered."""
+
+    def submit(self, model: Model, digest: str) -> object:
+        """Queue a model (as the catalog has it) to be prepared and rendered; a ticket for its result."""
+
+    def done(self, ticket: object) -> bool:
+        """Whether the ticket's model is rendered."""
+
+    def result(self, ticket: object) -> tuple[dict[str, Any], tuple[str, ...], dict[str, tuple[int, int]]]:
+        """The model's parts, files written and their size and ``st_mtime_ns``; waits for them."""
 
 
 @dataclass
@@ -51,6 +71,8 @@ def render_site(
     digests: dict[str, str] | None = None,
     prepare: Callable[[Model], Model] | None = None,
     fingerprint: Callable[[Model], object] | None = None,
+    identities: dict[str, tuple[int, int, int, int]] | None = None,
+    pool: Pool | None = None,
 ) -> RenderStats:
     """Write every file of the site into ``out`` (an empty folder), but for unchanged models' files.
 
@@ -61,6 +83,10 @@ def render_site(
     before it is rendered (reads its files, joins its metadata), so only one model's files are in memory.
     ``fingerprint(model)`` stands for what ``prepare`` adds beyond the catalog (for example the identity
     of the metadata cache file it reads): with it, a model is prepared only when its key changed.
+    ``identities`` (absolute torrent path -> :func:`~modelreg.site.parsecache.identity` when it was
+    parsed) spares reading a torrent again to serve it while it is unchanged. With ``prepare`` and
+    ``fingerprint``, a ``pool`` (:class:`modelreg.site.workers.RenderPool`) renders the models it claims
+    in other processes.
 
     Raises:
         BuildError: a model's id would clash with the paged API's files.
@@ -81,43 +107,56 @@ def render_site(
     entries = Rows(tempfile.TemporaryFile(dir=out))
     api = ApiWriter(out, write)
     problems: list[tuple[str, str]] = []
+    # the models in catalog order, each with its parts or, where a worker renders it, its ticket: the
+    # shared files take them in this order however the workers finish
+    order: deque[tuple[str, str | None, Any]] = deque()
+
+    def drain(limit: int) -> None:
+        """Take the parts of the models at the head of ``order`` that are done (all while more than
+        ``limit`` wait)."""
+        while order:
+            model_id, key, parts = order[0]
+            if key is not None:  # a worker's ticket
+                if len(order) <= limit and not pool.done(parts):
+                    return
+                parts, files, stats = pool.result(parts)
+                reuse.written(model_id, key, out, files, parts, stats)
+            order.popleft()
+            problems.extend((model_id, problem) for problem in parts["problems"])
+            api.add(model_id, parts["json"])
+            summaries.append(parts["summary"])
+            entries.append(parts["entry"])
+            dated.append(parts["dated"])
+
     for model in catalog.models:
         if prepare is not None and fingerprint is not None:
             # the key of the model as the catalog has it, with a stand-in for what prepare() adds:
             # an unchanged model is neither prepared nor rendered
-            key = Reuse.key(common, _inputs(model, digests), fingerprint(model))
+            inputs = _inputs(model, digests)
+            key = Reuse.key(common, inputs, fingerprint(model))
             parts = reuse.lookup(model.repo_id, key)
+            if parts is None and pool is not None and pool.claims():
+                order.append((model.repo_id, key, pool.submit(model, inputs["torrent"])))
+                drain(pool.window)
+                continue
             if parts is None:
                 model = prepare(model)
         else:
             model = prepare(model) if prepare is not None else model
-            key = Reuse.key(common, _inputs(model, digests))
+            inputs = _inputs(model, digests)
+            key = Reuse.key(common, inputs)
             parts = reuse.lookup(model.repo_id, key)
         if parts is None:
-            paths = Paths(model)
-            record = model_record(model, config)
-            _render_model(env, model, record, paths, config, out, _inputs(model, digests)["torrent"])
-            row = entry.render(r=_rooted(record))
-            _put(os.path.join(out, paths.page, ROW_FILE),  # beside the page _render_model wrote
-                 json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False).encode("utf-8"))
-            parts = {
-                "json": _json(record),
-                "entry": row,
-                "summary": summary(record, (f.path_str for f in model.torrent.files)),
-                "dated": [record["page"], record["last_modified"]],
-                "problems": list(model.problems),
-            }
-            outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
-            reuse.written(model.repo_id, key, out, (*outputs, paths.page + ROW_FILE), parts)
+            parsed = (identities or {}).get(os.path.abspath(model.torrent_path))
+            parts, files = render_model(env, entry, model, config, out, inputs["torrent"], parsed)
+            reuse.written(model.repo_id, key, out, files, parts)
             # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
             # the build pauses the cyclic collector, so free them here: the youngest generation holds
             # only what this model made
             gc.collect(0)
-        problems += [(model.repo_id, problem) for problem in parts["problems"]]
-        api.add(model.repo_id, parts["json"])
-        summaries.append(parts["summary"])
-        entries.append(parts["entry"])
-        dated.append(parts["dated"])
+        order.append((model.repo_id, None, parts))
+        drain(pool.window if pool is not None else 0)
+    drain(0)
     api.close()
 
     site = {"config": config, "href": linker(config.use_directory_urls)}
@@ -308,12 +347,40 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
     }
 
 
+def render_model(env: jinja2.Environment, entry: jinja2.Template, model: Model, config: Config, out: Path,
+                 digest: str, parsed: tuple[int, int, int, int] | None) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Write a model's files into ``out``: its page, API record, row and .torrent; return its parts of
+    the shared files and the files written (relative to ``out``).
+
+    ``digest`` is the SHA-256 of the torrent's bytes the model was made from, ``parsed`` the torrent's
+    :func:`~modelreg.site.parsecache.identity` when they were read (None: unknown).
+
+    Raises:
+        BuildError: the torrent changed since it was read.
+    """
+    paths = Paths(model)
+    record = model_record(model, config)
+    _render_model(env, model, record, paths, config, out, digest, parsed)
+    row = entry.render(r=_rooted(record))
+    _put(os.path.join(out, paths.page, ROW_FILE),  # beside the page _render_model wrote
+         json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False).encode("utf-8"))
+    parts = {
+        "json": _json(record),
+        "entry": row,
+        "summary": summary(record, (f.path_str for f in model.torrent.files)),
+        "dated": [record["page"], record["last_modified"]],
+        "problems": list(model.problems),
+    }
+    outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
+    return parts, (*outputs, paths.page + ROW_FILE)
+
+
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
-                  out: Path, digest: str) -> None:
+                  out: Path, digest: str, parsed: tuple[int, int, int, int] | None) -> None:
     page = os.path.join(out, paths.page)
     os.makedirs(page, exist_ok=True)  # once for the page and the .torrent beside it
     if not config.torrent_url:
-        _put(os.path.join(out, paths.torrent_file), _served_torrent(model, config, digest))
+        _write_torrent(os.path.join(out, paths.torrent_file), model, config, digest, parsed)
     infos = file_infos(model, config)
     api = os.path.join(out, paths.api)
     os.makedirs(os.path.dirname(api), exist_ok=True)
@@ -334,23 +401,73 @@ def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Pa
     _put(os.path.join(page, "index.html"), html.encode("utf-8"))
 
 
-def _served_torrent(model: Model, config: Config, digest: str) -> bytes:
-    """The .torrent as served: the registry's bytes, with the config's trackers and web seeds if any.
+def _write_torrent(dest: str, model: Model, config: Config, digest: str,
+                   parsed: tuple[int, int, int, int] | None) -> None:
+    """Write the .torrent as served: the registry's bytes, with the config's trackers and web seeds if any.
 
-    A torrent that came slim from the parse cache is read again, and must still be the bytes the
-    record was made from.
+    A torrent that came slim from the parse cache is copied from the registry while its stat is still
+    ``parsed`` (the kernel copies it, unread and unhashed); otherwise it is read again, and must still be
+    the bytes the record was made from.
+
+    Raises:
+        BuildError: the torrent's bytes are no longer those of ``digest``.
     """
     torrent = model.torrent
+    if not torrent.raw and parsed is not None and not (config.trackers or config.webseeds) \
+            and _copy_unchanged(model.torrent_path, dest, parsed):
+        return
     data = torrent.raw
     if not data:
         data = model.torrent_path.read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
-    if not (config.trackers or config.webseeds):
-        return data
-    if not torrent.raw:
-        torrent = Torrent.from_bytes(data, source=str(model.torrent_path))
-    return torrent_with_extras(torrent, config.trackers, config.webseeds)
+    if config.trackers or config.webseeds:
+        if not torrent.raw:
+            torrent = Torrent.from_bytes(data, source=str(model.torrent_path))
+        data = torrent_with_extras(torrent, config.trackers, config.webseeds)
+    _put(dest, data)
+
+
+def _copy_unchanged(source: Path, dest: str, parsed: tuple[int, int, int, int]) -> bool:
+    """Copy ``source`` to the new file ``dest`` if its stat is ``parsed`` before and after; False (and
+    nothing written) where it is not, or it cannot be opened."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        if identity(os.fstat(fd)) != parsed:
+            return False
+        with open(dest, "wb") as f:
+            copied = _copy_file(fd, f.fileno(), parsed[0])
+        if copied == parsed[0] and identity(os.fstat(fd)) == parsed:
+            return True
+        os.unlink(dest)  # changed while copied: read and checked instead
+        return False
+    finally:
+        os.close(fd)
+
+
+def _copy_file(src: int, dst: int, size: int) -> int:
+    """Copy up to ``size`` bytes from the start of ``src`` into ``dst`` (the kernel's copy where it has
+    one); the number of bytes copied."""
+    done = 0
+    try:
+        while done < size:
+            n = os.copy_file_range(src, dst, size - done, done, done)
+            if n == 0:
+                break
+            done += n
+        return done
+    except (OSError, AttributeError):  # no copy_file_range here (old kernel, other system, file system)
+        pass
+    while done < size:
+        chunk = os.pread(src, min(size - done, 1 << 20), done)
+        if not chunk:
+            break
+        os.pwrite(dst, chunk, done)
+        done += len(chunk)
+    return done
 
 
 def _hf_url(config: Config, model: Model, kind: str) -> str:

@@ -96,13 +96,19 @@ class Reuse:
         self.reused += 1
         return parts
 
-    def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...], parts: dict) -> None:
-        """Record the files just rendered for a model (their stat survives the swap of the folder)."""
-        stats = {}
-        for rel in files:
-            st = (staging / rel).stat()
-            stats[rel] = (st.st_size, st.st_mtime_ns)
-            self.model_bytes += st.st_size
+    def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...], parts: dict,
+                stats: dict[str, tuple[int, int]] | None = None) -> None:
+        """Record the files just rendered for a model (their stat survives the swap of the folder).
+
+        ``stats`` (relative path -> size and ``st_mtime_ns``) spares a stat of each file, where the
+        process that wrote them (a render worker) took it.
+        """
+        if stats is None:
+            stats = {}
+            for rel in files:
+                st = (staging / rel).stat()
+                stats[rel] = (st.st_size, st.st_mtime_ns)
+        self.model_bytes += sum(size for size, _ in stats.values())
         self.db.write("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
                       [(model_id, key, marshal.dumps(stats), marshal.dumps(parts))])
         self.models.add(model_id)

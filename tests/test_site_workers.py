@@ -1,0 +1,285 @@
+"""Rendering in worker processes (modelreg.site.workers): the same site as one process makes, the same
+one-line errors, the previous site kept when a worker fails, and no process left behind."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from modelreg.config import Config
+from modelreg.errors import BuildError, ModelregError
+from modelreg.site import build as build_module
+from modelreg.site import render
+from modelreg.site.build import build_site
+from modelreg.site.cachedb import CacheDB
+from modelreg.site.parsecache import identity
+from modelreg.torrent import bencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from synth import generate  # noqa: E402
+
+COUNT = 60
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("MODELREG_CACHE_DIR", str(tmp_path / "cache"))
+    generate(tmp_path / "registry", COUNT, corpus=None, seed=5)
+    return tmp_path / "registry"
+
+
+def _config(tmp_path: Path, registry: Path, out: str) -> Config:
+    return Config(root=tmp_path).replace(registry=str(registry), out=out)
+
+
+def _tree(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """A torrent re-made: new bytes renamed over the old file (a new inode, as git and editors do)."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(data)
+    os.replace(fresh, path)
+
+
+def _torrents(registry: Path) -> list[Path]:
+    return sorted(registry.rglob("*.torrent"))
+
+
+def test_workers_make_the_site_one_process_makes(registry: Path, tmp_path: Path):
+    serial = build_site(_config(tmp_path, registry, "serial"), jobs=1)
+    parallel = build_site(_config(tmp_path, registry, "parallel"), jobs=2)
+    assert serial.rendered == parallel.rendered == COUNT
+    assert _tree(tmp_path / "serial") == _tree(tmp_path / "parallel")
+    assert multiprocessing.active_children() == []  # the workers ended with the build
+    # a rebuild renders only the changed model, in a worker, and still matches
+    path = _torrents(registry)[COUNT // 2]
+    top = bencode.decode(path.read_bytes())
+    top[b"creation date"] = top.get(b"creation date", 0) + 1
+    _replace(path, bencode.encode(top))
+    serial = build_site(_config(tmp_path, registry, "serial"), jobs=1)
+    parallel = build_site(_config(tmp_path, registry, "parallel"), jobs=2)
+    assert (serial.rendered, serial.reused) == (parallel.rendered, parallel.reused) == (1, COUNT - 1)
+    assert _tree(tmp_path / "serial") == _tree(tmp_path / "parallel")
+
+
+def test_workers_serve_the_torrents_of_a_build_without_a_cache(registry: Path, tmp_path: Path):
+    """Without the parse cache's file the workers parse the torrents themselves, and serve those bytes."""
+    build_site(_config(tmp_path, registry, "serial"), jobs=1, incremental=False)
+    build_site(_config(tmp_path, registry, "parallel"), jobs=2, incremental=False)
+    assert _tree(tmp_path / "serial") == _tree(tmp_path / "parallel")
+
+
+def _after_catalog(monkeypatch, change) -> None:
+    """Run ``change()`` once the catalog is read, before any model is rendered."""
+    load = build_module.load_catalog
+
+    def loading(*args, **kwargs):
+        catalog = load(*args, **kwargs)
+        change()
+        return catalog
+
+    monkeypatch.setattr(build_module, "load_catalog", loading)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_torrent_rewritten_during_the_build_fails_it_and_keeps_the_site(registry: Path, tmp_path: Path,
+                                                                          monkeypatch, jobs: int):
+    config = _config(tmp_path, registry, "site")
+    build_site(config, jobs=jobs)
+    before = _tree(tmp_path / "site")
+    path = _torrents(registry)[7]
+    top = bencode.decode(path.read_bytes())
+    top[b"comment"] = b"changed"
+    _after_catalog(monkeypatch, lambda: _replace(path, bencode.encode(top)))
+    (tmp_path / "cache").rename(tmp_path / "old-cache")  # a full build: every model is rendered
+    with pytest.raises(BuildError) as failed:
+        build_site(config, jobs=jobs)
+    assert str(failed.value) == f"{path}: the file changed during the build; build again"
+    assert failed.value.__cause__ is None  # no worker's traceback attached
+    assert _tree(tmp_path / "site") == before
+    assert multiprocessing.active_children() == []
+
+
+def test_a_torrent_broken_during_the_build_fails_with_one_line(registry: Path, tmp_path: Path, monkeypatch):
+    config = _config(tmp_path, registry, "site")
+    build_site(config, jobs=2)
+    before = _tree(tmp_path / "site")
+    path = _torrents(registry)[3]
+    _after_catalog(monkeypatch, lambda: _replace(path, b"d4:infoi1ee"))
+    (tmp_path / "cache").rename(tmp_path / "old-cache")
+    with pytest.raises(ModelregError) as failed:
+        build_site(config, jobs=2)
+    assert str(path) in str(failed.value) and "\n" not in str(failed.value)
+    assert _tree(tmp_path / "site") == before
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_torrent_touched_during_the_build_is_checked_and_served(registry: Path, tmp_path: Path, monkeypatch,
+                                                                  jobs: int):
+    """Same bytes in a new file with the old modification time (the parse cache's key unchanged, but
+    another inode and change time): read and hashed again, not copied unread."""
+    build_site(_config(tmp_path, registry, "expected"), jobs=1)
+    path = _torrents(registry)[11]
+    copied = []
+    copy = render._copy_unchanged
+    monkeypatch.setattr(render, "_copy_unchanged", lambda *args: copied.append(args) or copy(*args))
+
+    def touch() -> None:
+        st = path.stat()
+        _replace(path, path.read_bytes())
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    _after_catalog(monkeypatch, touch)
+    (tmp_path / "cache").rename(tmp_path / "old-cache")
+    build_site(_config(tmp_path, registry, "site"), jobs=jobs)
+    assert _tree(tmp_path / "site") == _tree(tmp_path / "expected")
+    if jobs == 1:  # every torrent copied but the touched one, refused by its identity
+        assert len(copied) == COUNT
+        assert [copy(*args) for args in copied if args[0] == path] == [False]
+
+
+def test_copy_unchanged_copies_only_the_file_parsed(tmp_path: Path):
+    source, dest = tmp_path / "a.torrent", tmp_path / "out.torrent"
+    source.write_bytes(b"x" * 100_000)
+    parsed = identity(source.stat())
+    assert render._copy_unchanged(source, str(dest), parsed)
+    assert dest.read_bytes() == source.read_bytes()
+    dest.unlink()
+    _replace(source, b"x" * 100_000)  # same size and bytes, another file
+    assert not render._copy_unchanged(source, str(dest), parsed) and not dest.exists()
+    assert not render._copy_unchanged(tmp_path / "missing", str(dest), parsed) and not dest.exists()
+
+
+def test_jobs_below_one_is_refused(registry: Path, tmp_path: Path):
+    with pytest.raises(BuildError, match="jobs must be at least 1, not 0"):
+        build_site(_config(tmp_path, registry, "site"), jobs=0)
+
+
+def test_a_read_only_cache_never_writes_or_deletes_its_file(tmp_path: Path):
+    foreign = tmp_path / "foreign.sqlite"
+    foreign.write_bytes(b"not sqlite at all")
+    db = CacheDB(foreign, "CREATE TABLE t (k TEXT);", "header", readonly=True)
+    assert db.row("SELECT count(*) FROM t") == (0,)  # empty, in memory
+    db.commit()
+    db.close()
+    assert foreign.read_bytes() == b"not sqlite at all"
+    good = tmp_path / "good.sqlite"
+    writer = CacheDB(good, "CREATE TABLE t (k TEXT);", "header")
+    writer.write("INSERT INTO t VALUES (?)", [("a",)])
+    writer.commit()
+    reader = CacheDB(good, "CREATE TABLE t (k TEXT);", "header", readonly=True)
+    writer.write("INSERT INTO t VALUES (?)", [("b",)])  # not committed: not seen
+    assert reader.row("SELECT k FROM t ORDER BY k") == ("a",) and reader.count("t") == 1
+    reader.write("INSERT INTO t VALUES (?)", [("c",)])
+    reader.commit()
+    writer.commit()
+    assert reader.count("t") == 2
+    reader.close()
+    writer.close()
+
+
+KILLED = r"""
+import sys
+from modelreg.config import Config
+from modelreg.site import workers
+from modelreg.site.build import build_site
+render_batch = workers._render_batch
+def slow(batch):  # long enough to be caught rendering
+    import time
+    time.sleep(0.2)
+    return render_batch(batch)
+workers._render_batch = slow
+build_site(Config().replace(registry=sys.argv[1], out=sys.argv[2]), jobs=2)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_render_workers_die_with_a_killed_build(registry: Path, tmp_path: Path):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen([sys.executable, "-c", KILLED, str(registry), str(tmp_path / "site")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and child.poll() is None and time.monotonic() < deadline:
+        workers = _children(child.pid)
+        time.sleep(0.005)
+    assert len(workers) == 2, "the build never started its render workers"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for pid in left:  # do not leak them into the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"render workers {left} outlived their killed build"
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_worker_that_dies_fails_the_build_with_one_line(registry: Path, tmp_path: Path, monkeypatch):
+    from modelreg.site import workers
+
+    config = _config(tmp_path, registry, "site")
+    build_site(config, jobs=1)
+    before = _tree(tmp_path / "site")
+    (tmp_path / "cache").rename(tmp_path / "old-cache")
+    monkeypatch.setattr(workers, "_render_batch", _die)
+    with pytest.raises(BuildError, match="a render worker process ended abruptly") as failed:
+        build_site(config, jobs=2)
+    assert failed.value.__cause__ is None
+    assert _tree(tmp_path / "site") == before
+    assert multiprocessing.active_children() == []
+
+
+def _die(batch: list) -> list:
+    os._exit(3)
+
+
+def test_by_default_workers_start_only_for_many_models(registry: Path, tmp_path: Path, monkeypatch):
+    from modelreg.site import workers
+
+    serial = build_site(_config(tmp_path, registry, "serial"), jobs=1)
+    started = []
+    executor = workers.ProcessPoolExecutor
+
+    def counted(*args, **kwargs):
+        started.append(args)
+        return executor(*args, **kwargs)
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", counted)
+    monkeypatch.setattr(workers, "default_jobs", lambda: 2)
+    build_site(_config(tmp_path, registry, "few"))  # fewer than START_AFTER: none started
+    assert started == [] and _tree(tmp_path / "few") == _tree(tmp_path / "serial")
+    monkeypatch.setattr(workers, "START_AFTER", 10)  # the first 10 here, the rest in workers
+    report = build_site(_config(tmp_path, registry, "many"))
+    assert len(started) == 1 and report.rendered == serial.rendered == COUNT
+    assert _tree(tmp_path / "many") == _tree(tmp_path / "serial")
