@@ -3,7 +3,7 @@ the previous version is kept, older ones are deleted."""
 
 from __future__ import annotations
 
-import json
+import marshal
 from pathlib import Path
 
 import pytest
@@ -55,7 +55,7 @@ def test_update_keeps_replaces_and_deletes(site, tmp_path):
         assert site.resolve() != before and before.is_dir()  # the previous version is kept
         assert len(versions(tmp_path)) == 2  # and older ones deleted
     assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "site", "state"]
-    record = json.loads((tmp_path / "state" / f"{site.resolve().name}.files").read_text())
+    record = marshal.loads((tmp_path / "state" / f"{site.resolve().name}.files").read_bytes())
     assert record == {rel: (site / rel).stat().st_ino for rel in tree(site)}
 
 
