@@ -106,6 +106,31 @@ def test_a_half_updated_version_without_a_record_is_walked(site, tmp_path):
     assert tree(site) == {"index.html": b"v1", "new.html": b"n"}
 
 
+def test_damaged_records_are_walked_and_never_name_a_path_out_of_the_version(site, tmp_path):
+    with staged_update(site, tmp_path / "state") as stage:  # two versions, each with a record
+        stage.keep("index.html")
+        stage.keep("models/a/one/index.html")
+    state = tmp_path / "state"
+    inactive = next(p for p in (tmp_path / ".site-versions").iterdir() if p.name in versions(tmp_path)
+                    and p != site.resolve())
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the site's")
+    record = marshal.loads((state / f"{inactive.name}.files").read_bytes())
+    # a record that names files out of the version (to be deleted as not kept): they stay
+    (state / f"{inactive.name}.files").write_bytes(marshal.dumps({**record, "../../outside.txt": 1,
+                                                                  str(outside): 2}))
+    (state / f"{site.resolve().name}.files").write_bytes(b"\x00not marshal")  # the live one: unreadable
+    with staged_update(site, state) as stage:
+        stage.keep("models/a/one/index.html")
+        write(stage.dir, "index.html", b"v3")
+    assert outside.read_bytes() == b"not the site's"
+    assert tree(site) == {"index.html": b"v3", "models/a/one/index.html": b"a1"}
+    # the records written are whole again: the next update needs no walk and is right
+    with staged_update(site, state) as stage:
+        stage.keep("index.html")
+    assert tree(site) == {"index.html": b"v3"}
+
+
 def test_a_file_becomes_a_folder_and_back(site, tmp_path):
     for _ in range(2):
         with staged_update(site, tmp_path / "state") as stage:

@@ -142,9 +142,10 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
             raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
         return _joined(full, metacache)
 
+    folders: dict[str, object] = {}
     with staged_update(out, state=cache / "update" if cache else None) as stage:
         stats = render_site(catalog, config, stage.dir, reuse=reuse, digests=parsed.digests, prepare=prepare,
-                            fingerprint=lambda model: metadata_fingerprint(metacache, model))
+                            fingerprint=lambda model: metadata_fingerprint(metacache, model, folders))
         stage.kept.update(reuse.kept)
     parsed.save()
     reuse.save()
@@ -168,27 +169,37 @@ def site_path(config: Config) -> Path:
     return switch_path(config.root / config.out)
 
 
-def metadata_fingerprint(cache: MetaCache, model: Model) -> tuple:
+def metadata_fingerprint(cache: MetaCache, model: Model, folders: dict[str, object] | None = None) -> tuple:
     """What identifies the metadata cache file that :func:`_joined` reads for ``model``, without reading it.
 
     The ``lstat`` of each component of its path below the cache folder (a link anywhere changes it) and
     the ``stat`` of the file: its inode, size, modification and change times (a file rewritten, in place
     or by rename, changes them). The rest of what ``_joined`` computes comes from the model's torrent and
-    sidecar, which its key covers already.
+    sidecar, which its key covers already. ``folders`` remembers the orgs' folders' identities during one
+    build (an org's folder is on the path of each of its models).
     """
     parts = [*model.repo_id.split("/"), *(model.revision or MAIN).split("/")]
     parts[-1] += ".json"
     here, seen = str(cache.root), []
     for i, part in enumerate(parts, 1 - len(parts)):
         here = os.path.join(here, part)
-        try:
-            st = os.lstat(here)
-        except OSError as exc:
-            seen.append(exc.errno)
+        memo = folders is not None and i != 0 and i == 1 - len(parts)
+        known = folders.get(here) if memo else None  # type: ignore[union-attr]
+        if known is None:
+            try:
+                st = os.lstat(here)
+            except OSError as exc:
+                known = exc.errno
+            else:
+                # a folder by what it is (its times change with every entry added beside), the file by its
+                # contents
+                known = (st.st_mode, st.st_ino) if i else (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
+                                                           st.st_ctime_ns)
+            if memo:
+                folders[here] = known  # type: ignore[index]
+        seen.append(known)
+        if isinstance(known, int):
             break
-        # a folder by what it is (its times change with every entry added beside), the file by its contents
-        seen.append((st.st_mode, st.st_ino) if i else (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
-                                                       st.st_ctime_ns))
     return (str(cache.root), model.repo_id, model.revision, tuple(seen))
 
 

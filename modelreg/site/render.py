@@ -305,7 +305,7 @@ class ApiWriter:
         """
         if self.missing:
             raise Damaged(self.missing)
-        whole = self.source is not None and self.runs == 1 and self.run is not None and not self.buffer[1:] and \
+        whole = self.source is not None and self.runs == 1 and self.run is not None and self.buffer == b"[\n" and \
             self.count == len(self.source[1]) and self.run[0] == 2 and self.run[1] + 3 == _size(self.live)
         if whole:  # every line of the live file, in its order: it stays
             os.close(self.fd)
