@@ -99,13 +99,13 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
                 # the key of the model as the catalog has it, with a stand-in for what prepare() adds:
                 # an unchanged model is neither prepared nor rendered
                 key = Reuse.key(common, _inputs(model, digests), fingerprint(model))
-                parts = reuse.lookup(model.repo_id, key)
+                parts = reuse.lookup(model.repo_id, key, _files(model, config))
                 if parts is None:
                     model = prepare(model)
             else:
                 model = prepare(model) if prepare is not None else model
                 key = Reuse.key(common, _inputs(model, digests))
-                parts = reuse.lookup(model.repo_id, key)
+                parts = reuse.lookup(model.repo_id, key, _files(model, config))
             if parts is None:
                 paths = Paths(model)
                 record = model_record(model, config)
@@ -120,8 +120,7 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
                     "dated": [record["page"], record["last_modified"]],
                     "problems": list(model.problems),
                 }
-                outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
-                reuse.written(model.repo_id, key, out, (*outputs, paths.page + ROW_FILE), parts)
+                reuse.written(model.repo_id, key, out, _files(model, config), parts)
                 # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
                 # the build pauses the cyclic collector, so free them here: the youngest generation holds
                 # only what this model made
@@ -419,6 +418,15 @@ class Rows:
 
 
 _API_PAGE_PATH = re.compile(r"^page/\d+$")
+
+
+def _files(model: Model, config: Config) -> tuple[str, ...]:
+    """Every file written for a model (beside its outputs, its search row)."""
+    paths = Paths(model)
+    outputs = paths.outputs()
+    if config.torrent_url:
+        outputs = tuple(rel for rel in outputs if rel != paths.torrent_file)
+    return (*outputs, paths.page + ROW_FILE)
 
 
 def _rooted(record: dict[str, Any]) -> dict[str, Any]:

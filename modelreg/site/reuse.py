@@ -2,9 +2,9 @@
 
 Each model gets a key: the SHA-256 of everything its outputs are made from (the torrent's bytes and
 modification time, its sidecar, metadata and problems, the config, and the fingerprint of templates and
-code). The manifest remembers, per model, the key, the files written with their size and
-``st_mtime_ns`` in the site, and the model's parts of the shared files (its API record, its index entry,
-its search summary). Shared files (listing pages, search shards, API pages) are remembered by the
+code). The manifest remembers, per model, the key, the size and ``st_mtime_ns`` of the files written in
+the site (which files they are follows from the model: the key stands for them), and the model's parts of
+the shared files (its API record, its index entry, its search summary). Shared files (listing pages, search shards, API pages) are remembered by the
 SHA-256 of their bytes: one whose new bytes are those of the live file, unchanged since it was written,
 stays in place too, so a rebuild after one change writes only the files that include that change. A
 shared file written with a key (the digest of what it is rendered from: for a listing page, the keys of
@@ -106,23 +106,25 @@ class Reuse:
         """SHA-256 of the parts' ``repr`` (plain data and frozen dataclasses print deterministically)."""
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
-    def lookup(self, model_id: str, key: str) -> dict | None:
+    def lookup(self, model_id: str, key: str, files: tuple[str, ...]) -> dict | None:
         """The model's light parts (:data:`LIGHT`) from the last build, if its key and its live files are
         unchanged, else None.
 
-        Its files then stay in place: they are listed in ``kept`` for the staged update. Its bulky parts
-        are read only if needed (:meth:`parts`).
+        ``files`` are the model's files, as :meth:`written` was given them (the key stands for them, so
+        the manifest keeps only their sizes and times, and holds no path to check). They then stay in
+        place: they are listed in ``kept`` for the staged update. Its bulky parts are read only if needed
+        (:meth:`parts`).
         """
         old = self.old.get(model_id)
         if old is None or old[0] != key or model_id in self.distrusted:
             return None
-        light = _light(old[1])
+        light = _light(old[1], len(files))
         if light is None:
             return None
-        files, parts = light
+        stats, parts = light
         # a live file edited or replaced since it was written is not trusted: its size or time differs
         prefix, size = self._prefix, 0
-        for rel, length, mtime_ns in files:
+        for rel, length, mtime_ns in zip(files, stats[::2], stats[1::2], strict=True):
             try:
                 st = os.stat(prefix + rel)
             except OSError:
@@ -130,7 +132,7 @@ class Reuse:
             if st.st_size != length or st.st_mtime_ns != mtime_ns:
                 return None
             size += length
-        self.kept.extend(rel for rel, _, _ in files)
+        self.kept.extend(files)
         self._sha[model_id] = parts.pop("sha")
         self.models.add(model_id)
         self.model_bytes += size
@@ -156,10 +158,10 @@ class Reuse:
 
     def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...], parts: dict) -> None:
         """Record the files just rendered for a model (their stat survives the swap of the folder)."""
-        stats = []
+        stats: list[int] = []
         for rel in files:
             st = (staging / rel).stat()
-            stats.append((rel, st.st_size, st.st_mtime_ns))
+            stats += (st.st_size, st.st_mtime_ns)
             self.model_bytes += st.st_size
         blob = marshal.dumps(parts)
         light = {"summary": parts["summary"][:-1], "searched": summary_digest(parts["summary"]),
@@ -322,23 +324,22 @@ def _api_state(db: CacheDB) -> tuple | None:
     return ids, offsets, size, mtime_ns
 
 
-def _light(data: object) -> tuple[tuple, dict] | None:
-    """A model's files and light parts from their stored bytes, or None where they are not in the right shape."""
+def _light(data: object, files: int) -> tuple[tuple, dict] | None:
+    """The sizes and times of a model's ``files`` files and its light parts from their stored bytes, or
+    None where they are not in the right shape."""
     try:
-        files, parts = marshal.loads(data)  # type: ignore[arg-type]
+        stats, parts = marshal.loads(data)  # type: ignore[arg-type]
     except (ValueError, EOFError, TypeError):
         return None
-    if not isinstance(files, tuple) or not isinstance(parts, dict) or parts.keys() != set(LIGHT):
+    if not (isinstance(stats, tuple) and len(stats) == 2 * files and all(type(n) is int for n in stats)):
+        return None
+    if not isinstance(parts, dict) or parts.keys() != set(LIGHT):
         return None
     if not (isinstance(parts["summary"], list) and isinstance(parts["searched"], bytes)
             and isinstance(parts["dated"], list) and isinstance(parts["problems"], list)
             and isinstance(parts["sha"], bytes)):
         return None
-    for entry in files:
-        if not (isinstance(entry, tuple) and len(entry) == 3 and _site_path(entry[0])
-                and type(entry[1]) is int and type(entry[2]) is int):
-            return None
-    return files, parts
+    return stats, parts
 
 
 def _site_path(rel: object) -> bool:
