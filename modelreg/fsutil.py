@@ -17,8 +17,10 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, filterfalse
+from operator import ne
 from pathlib import Path
 
 from modelreg.errors import SiteSwitchError, UnreadableFileError
@@ -216,7 +218,9 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
     else:
         held = _take_record(state, base.name)
         os.rename(base, new)
-        for rel in sorted((set(_files(new)) if held is None else held.keys()) - staged - stage.kept, reverse=True):
+        # the files of the recycled version that the new one has not (C-level filters: no set of them all)
+        gone = filterfalse(staged.__contains__, filterfalse(stage.kept.__contains__, _files(new) if held is None else held))
+        for rel in sorted(gone, reverse=True):
             if path_problem(rel.split("/")) is None:  # the record is read from disk: never a path out of it
                 _remove(new, rel)
         for rel in sorted(staged):
@@ -252,10 +256,15 @@ def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool,
     if held is not None and live is not None:
         # the kept files both records name with the same inode are in place: only the others are looked
         # at (set operations, no loop in Python over the files kept)
-        differ = {rel for rel, _ in live.items() - held.items()}
-        todo = sorted((kept - live.keys()) | (kept & differ))
-        ok = list(kept.difference(todo))
-        inodes = dict(zip(ok, map(live.__getitem__, ok), strict=True))
+        paths = list(live)
+        if paths == list(held):  # in the same order, as records made one from the other are: C-level
+            differ: Iterable[str] = compress(paths, map(ne, live.values(), held.values()))
+        else:
+            differ = (rel for rel, ino in live.items() if held.get(rel) != ino)
+        todo = sorted(kept.difference(live).union(kept.intersection(differ)))
+        inodes = dict(live)  # the new version's record: the live one's, less the files not kept
+        for rel in list(filterfalse(kept.__contains__, live)):
+            del inodes[rel]
     else:
         inodes, todo = {}, sorted(kept)
     for rel in todo:
