@@ -76,10 +76,6 @@ class Reuse:
         self.old_shared: dict[str, tuple] = state.get("shared", {})
         self.old_groups: dict[str, tuple] = state.get("groups", {})
         self.old_api = state.get("api")
-        #: id -> (key, light parts' bytes) of the last build's models: one query, not one per model.
-        self.old: dict[Any, tuple] = {}
-        if self.previous is not None:
-            self.old = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
         self._prefix = f"{self.previous}{os.sep}"
         #: Models whose bulky parts turned out damaged: rendered again (see :class:`Damaged`).
         self.distrusted: set[str] = set()
@@ -90,6 +86,11 @@ class Reuse:
     def restart(self, distrust: Iterable[str] = ()) -> None:
         """Forget what this build did so far (its staging folder is emptied), and never reuse ``distrust``."""
         self.distrusted.update(distrust)
+        #: id -> (key, light parts' bytes) of the last build's models: one query, not one per model; each
+        #: is dropped once looked up (read again if the build restarts: rows written since are misses).
+        self.old: dict[Any, tuple] = {}
+        if self.previous is not None:
+            self.old = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
         self.new_shared: dict[str, tuple] = {}
         self.new_groups: dict[str, tuple] = {}
         self.reused = self.rendered = 0
@@ -115,7 +116,7 @@ class Reuse:
         place: they are listed in ``kept`` for the staged update. Its bulky parts are read only if needed
         (:meth:`parts`).
         """
-        old = self.old.get(model_id)
+        old = self.old.pop(model_id, None)
         if old is None or old[0] != key or model_id in self.distrusted:
             return None
         light = _light(old[1], len(files))
