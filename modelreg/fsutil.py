@@ -226,7 +226,7 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
         for rel in sorted(staged):
             _place(stage.dir / rel, new, rel)
         shutil.rmtree(stage.dir, ignore_errors=True)
-    inodes = _link_kept(current, new, stage.kept - staged, base is None, held, live)
+    inodes = _link_kept(current, new, stage.kept - staged, base is None, held, live, staged)
     inodes.update((rel, os.lstat(os.path.join(new, rel)).st_ino) for rel in staged)
     _write_record(state, new.name, inodes)
     return new
@@ -243,13 +243,15 @@ def _recyclable(versions: Path, current: Path | None, state: Path | None) -> Pat
     return max(found, key=lambda p: (p.name in recorded, p.name))
 
 
-def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool,
-               held: dict[str, int] | None, live: dict[str, int] | None) -> dict[str, int]:
+def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool, held: dict[str, int] | None,
+               live: dict[str, int] | None, staged: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
     """Hard-link each kept file of the live tree into ``new``, unless it is that very file already.
 
     ``held`` and ``live`` are the records (path -> inode) of ``new`` before the update and of the live
     version: where both name the same inode for a path, nothing needs a system call. Returns the
-    kept files' inodes.
+    kept files' inodes, in the live record's order, with the ``staged`` files it has still in their
+    places (their inodes are the caller's to fill in): so the records of successive versions list their
+    files in the same order, which the next update compares fastest.
     """
     if current is None:
         return {}
@@ -263,7 +265,7 @@ def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool,
             differ = (rel for rel, ino in live.items() if held.get(rel) != ino)
         todo = sorted(kept.difference(live).union(kept.intersection(differ)))
         inodes = dict(live)  # the new version's record: the live one's, less the files not kept
-        for rel in list(filterfalse(kept.__contains__, live)):
+        for rel in list(filterfalse(staged.__contains__, filterfalse(kept.__contains__, live))):
             del inodes[rel]
     else:
         inodes, todo = {}, sorted(kept)
