@@ -93,71 +93,69 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     entries = Rows(tempfile.TemporaryFile(dir=out), reuse)
     api = ApiWriter(out, write, reuse)
     problems: list[tuple[str, str]] = []
-    try:
-        for model in catalog.models:
-            if prepare is not None and fingerprint is not None:
-                # the key of the model as the catalog has it, with a stand-in for what prepare() adds:
-                # an unchanged model is neither prepared nor rendered
-                key = Reuse.key(common, _inputs(model, digests), fingerprint(model))
-                parts = reuse.lookup(model.repo_id, key, _files(model, config))
-                if parts is None:
-                    model = prepare(model)
-            else:
-                model = prepare(model) if prepare is not None else model
-                key = Reuse.key(common, _inputs(model, digests))
-                parts = reuse.lookup(model.repo_id, key, _files(model, config))
+    for model in catalog.models:
+        if prepare is not None and fingerprint is not None:
+            # the key of the model as the catalog has it, with a stand-in for what prepare() adds:
+            # an unchanged model is neither prepared nor rendered
+            key = Reuse.key(common, _inputs(model, digests), fingerprint(model))
+            parts = reuse.lookup(model.repo_id, key, _files(model, config))
             if parts is None:
-                paths = Paths(model)
-                record = model_record(model, config)
-                _render_model(env, model, record, paths, config, out, _inputs(model, digests)["torrent"])
-                row = entry.render(r=_rooted(record))
-                _put(os.path.join(out, paths.page, ROW_FILE),  # beside the page _render_model wrote
-                     json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False).encode("utf-8"))
-                parts = {
-                    "json": _json(record),
-                    "entry": row,
-                    "summary": summary(record, (f.path_str for f in model.torrent.files)),
-                    "dated": [record["page"], record["last_modified"]],
-                    "problems": list(model.problems),
-                }
-                reuse.written(model.repo_id, key, out, _files(model, config), parts)
-                # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
-                # the build pauses the cyclic collector, so free them here: the youngest generation holds
-                # only what this model made
-                gc.collect(0)
-            # a reused model's parts are the light ones (reuse.LIGHT): its API line, row and search terms
-            # are read only where a file that includes them is made again
-            problems += [(model.repo_id, problem) for problem in parts["problems"]]
-            api.add(model.repo_id, key, parts.get("json"))
-            summaries.append(parts["summary"])
-            searched.append(parts["searched"] if "searched" in parts else summary_digest(parts["summary"]))
-            entries.append(model.repo_id, key, parts.get("entry"))
-            dated.append(parts["dated"])
-        api.close()
+                model = prepare(model)
+        else:
+            model = prepare(model) if prepare is not None else model
+            key = Reuse.key(common, _inputs(model, digests))
+            parts = reuse.lookup(model.repo_id, key, _files(model, config))
+        if parts is None:
+            paths = Paths(model)
+            record = model_record(model, config)
+            _render_model(env, model, record, paths, config, out, _inputs(model, digests)["torrent"])
+            row = entry.render(r=_rooted(record))
+            _put(os.path.join(out, paths.page, ROW_FILE),  # beside the page _render_model wrote
+                 json.dumps({"html": row.replace(ROOT, "")}, ensure_ascii=False).encode("utf-8"))
+            parts = {
+                "json": _json(record),
+                "entry": row,
+                "summary": summary(record, (f.path_str for f in model.torrent.files)),
+                "dated": [record["page"], record["last_modified"]],
+                "problems": list(model.problems),
+            }
+            reuse.written(model.repo_id, key, out, _files(model, config), parts)
+            # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
+            # the build pauses the cyclic collector, so free them here: the youngest generation holds
+            # only what this model made
+            gc.collect(0)
+        # a reused model's parts are the light ones (reuse.LIGHT): its API line, row and search terms
+        # are read only where a file that includes them is made again
+        problems += [(model.repo_id, problem) for problem in parts["problems"]]
+        api.add(model.repo_id, key, parts.get("json"))
+        summaries.append(parts["summary"])
+        searched.append(parts["searched"] if "searched" in parts else summary_digest(parts["summary"]))
+        entries.append(model.repo_id, key, parts.get("entry"))
+        dated.append(parts["dated"])
+    api.close()
 
-        site = {"config": config, "href": linker(config.use_directory_urls)}
-        facets = _facets(summaries)
-        front = env.get_template("index.html")
-        write_listing(env, write, "", entries, config.title, first_key=repr(facets), keys=entries.keys,
-                      first_page=lambda **values: front.render(facets=facets, **values), **site)
-        _group_listings(env, write, summaries, entries, site)
-        reuse.group("search", Reuse.key(common, hashlib.sha256(b"".join(searched)).hexdigest()),
-                    lambda: index_files(_complete(summaries, reuse)), out)
-        example = api.line(0) if api.count else None
-        write("api/index.html", env.get_template("api.html").render(
-            root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site))
-        newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
-                               for k, (s, d) in enumerate(zip(summaries, dated, strict=True))])
-        write("feed.xml", feed_xml(env, config, [json.loads(api.line(r["k"])) for r in newest[:FEED_ENTRIES]]))
-        sitemap = sitemap_xml(env, config, [{"page": page, "last_modified": when} for page, when in dated])
-        if sitemap is not None:
-            write("sitemap.xml", sitemap)
-        write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
-        for rel, path in theme.static_files():
-            write("static/" + rel, path.read_bytes())
-    finally:
-        entries.close()
-        api.release()
+    site = {"config": config, "href": linker(config.use_directory_urls)}
+    facets = _facets(summaries)
+    front = env.get_template("index.html")
+    write_listing(env, write, "", entries, config.title, first_key=repr(facets), keys=entries.keys,
+                  first_page=lambda **values: front.render(facets=facets, **values), **site)
+    _group_listings(env, write, summaries, entries, site)
+    reuse.group("search", Reuse.key(common, hashlib.sha256(b"".join(searched)).hexdigest()),
+                lambda: index_files(_complete(summaries, reuse)), out)
+    example = api.line(0) if api.count else None
+    write("api/index.html", env.get_template("api.html").render(
+        root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site))
+    newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
+                           for k, (s, d) in enumerate(zip(summaries, dated, strict=True))])
+    write("feed.xml", feed_xml(env, config, [json.loads(api.line(r["k"])) for r in newest[:FEED_ENTRIES]]))
+    sitemap = sitemap_xml(env, config, [{"page": page, "last_modified": when} for page, when in dated])
+    if sitemap is not None:
+        write("sitemap.xml", sitemap)
+    write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
+    for rel, path in theme.static_files():
+        write("static/" + rel, path.read_bytes())
+    entries.close()
+    api.release()
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
                        problems=problems)
 
@@ -208,7 +206,8 @@ class ApiWriter:
         self.reuse = reuse
         self.path = out / API_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+        # files, not descriptors: closed when dropped too, if the build fails before release()
+        self.file = open(self.path, "wb", buffering=0)  # noqa: SIM115
         self.buffer = bytearray(b"[")
         #: Bytes written or queued so far.
         self.size = 1
@@ -219,17 +218,17 @@ class ApiWriter:
         self.count = 0
         self.bytes = 0
         self.source = reuse.api_source()
-        self.live = -1
+        self.live: Any = None
         if self.source is not None:
             try:
-                self.live = os.open(self.source[0], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                self.live = open(self.source[0], "rb", buffering=0)  # noqa: SIM115
             except OSError:
                 self.source = None
         #: The run of the live file's lines to copy next: (start, end) in the live file.
         self.run: tuple[int, int] | None = None
         self.runs = 0
         self.missing: list[str] = []
-        self.reader = -1
+        self.reader: Any = None
 
     def add(self, model_id: str, key: str, line: str | None) -> None:
         """The next record: its line, or None for a reused model's, taken from the live file."""
@@ -274,7 +273,7 @@ class ApiWriter:
         with memoryview(self.buffer) as whole:
             view = whole
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[self.file.write(view):]
             view.release()
         self.buffer.clear()
 
@@ -287,10 +286,10 @@ class ApiWriter:
         self.run = None
         while start < end:
             try:
-                done = os.copy_file_range(self.live, self.fd, end - start, start)
+                done = os.copy_file_range(self.live.fileno(), self.file.fileno(), end - start, start)
             except OSError:  # not on this system or between these file systems
-                data = os.pread(self.live, min(end - start, 1 << 20), start)
-                done = os.write(self.fd, data) if data else 0
+                data = os.pread(self.live.fileno(), min(end - start, 1 << 20), start)
+                done = self.file.write(data) if data else 0
             if done == 0:
                 raise BuildError(f"{self.source[0] if self.source else API_FILE}: the file changed during the "
                                  "build; build again")
@@ -305,22 +304,21 @@ class ApiWriter:
         if self.missing:
             raise Damaged(self.missing)
         whole = self.source is not None and self.runs == 1 and self.run is not None and self.buffer == b"[\n" and \
-            self.count == len(self.source[1]) and self.run[0] == 2 and self.run[1] + 3 == _size(self.live)
+            self.count == len(self.source[1]) and self.run[0] == 2 and \
+            self.run[1] + 3 == os.fstat(self.live.fileno()).st_size
         if whole:  # every line of the live file, in its order: it stays
-            os.close(self.fd)
-            self.fd = -1
+            self.file.close()
             os.unlink(self.path)
             self.reuse.kept.append(API_FILE)
-            self.reader, self.live = self.live, -1
+            self.reader, self.live = self.live, None
         else:
             self._copy()
             self.buffer += b"\n]\n"
             self.size += 3
             self._drain()
-            self.reader, self.fd = self.fd, -1
-            os.close(self.reader)
-            self.reader = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        st = os.fstat(self.reader)
+            self.file.close()
+            self.reader = open(self.path, "rb", buffering=0)  # noqa: SIM115
+        st = os.fstat(self.reader.fileno())
         self.bytes = st.st_size
         self.reuse.api = {"ids": self.ids, "offsets": self.offsets.tobytes(), "size": st.st_size,
                           "mtime_ns": st.st_mtime_ns}
@@ -342,22 +340,17 @@ class ApiWriter:
         """The lines ``start`` to ``stop`` as a JSON list: in the file they are joined as a page joins them."""
         first = self.offsets[2 * start]
         end = self.offsets[2 * stop - 2] + self.offsets[2 * stop - 1]
-        return b"[\n" + os.pread(self.reader, end - first, first) + b"\n]\n"
+        return b"[\n" + os.pread(self.reader.fileno(), end - first, first) + b"\n]\n"
 
     def line(self, k: int) -> str:
         """The ``k``-th record's line, read back from the file written."""
-        return os.pread(self.reader, self.offsets[2 * k + 1], self.offsets[2 * k]).decode("utf-8")
+        return os.pread(self.reader.fileno(), self.offsets[2 * k + 1], self.offsets[2 * k]).decode("utf-8")
 
     def release(self) -> None:
-        """Close the files (also after a failure)."""
-        for fd in (self.fd, self.live, self.reader):
-            if fd >= 0:
-                os.close(fd)
-        self.fd = self.live = self.reader = -1
-
-
-def _size(fd: int) -> int:
-    return os.fstat(fd).st_size
+        """Close the files."""
+        for file in (self.file, self.live, self.reader):
+            if file is not None:
+                file.close()
 
 
 class Rows:
