@@ -3,7 +3,7 @@ the previous version is kept, older ones are deleted."""
 
 from __future__ import annotations
 
-import json
+import marshal
 from pathlib import Path
 
 import pytest
@@ -55,7 +55,7 @@ def test_update_keeps_replaces_and_deletes(site, tmp_path):
         assert site.resolve() != before and before.is_dir()  # the previous version is kept
         assert len(versions(tmp_path)) == 2  # and older ones deleted
     assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "site", "state"]
-    record = json.loads((tmp_path / "state" / f"{site.resolve().name}.files").read_text())
+    record = marshal.loads((tmp_path / "state" / f"{site.resolve().name}.files").read_bytes())
     assert record == {rel: (site / rel).stat().st_ino for rel in tree(site)}
 
 
@@ -104,6 +104,49 @@ def test_a_half_updated_version_without_a_record_is_walked(site, tmp_path):
         stage.keep("index.html")
         write(stage.dir, "new.html", b"n")
     assert tree(site) == {"index.html": b"v1", "new.html": b"n"}
+
+
+def test_damaged_records_are_walked_and_never_name_a_path_out_of_the_version(site, tmp_path):
+    with staged_update(site, tmp_path / "state") as stage:  # two versions, each with a record
+        stage.keep("index.html")
+        stage.keep("models/a/one/index.html")
+    state = tmp_path / "state"
+    inactive = next(p for p in (tmp_path / ".site-versions").iterdir() if p.name in versions(tmp_path)
+                    and p != site.resolve())
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the site's")
+    record = marshal.loads((state / f"{inactive.name}.files").read_bytes())
+    # a record that names files out of the version (to be deleted as not kept): they stay
+    (state / f"{inactive.name}.files").write_bytes(marshal.dumps({**record, "../../outside.txt": 1,
+                                                                  str(outside): 2}))
+    (state / f"{site.resolve().name}.files").write_bytes(b"\x00not marshal")  # the live one: unreadable
+    with staged_update(site, state) as stage:
+        stage.keep("models/a/one/index.html")
+        write(stage.dir, "index.html", b"v3")
+    assert outside.read_bytes() == b"not the site's"
+    assert tree(site) == {"index.html": b"v3", "models/a/one/index.html": b"a1"}
+    # the records written are whole again: the next update needs no walk and is right
+    with staged_update(site, state) as stage:
+        stage.keep("index.html")
+    assert tree(site) == {"index.html": b"v3"}
+
+
+def test_records_keep_their_order_and_a_file_changed_two_updates_ago_is_linked(site, tmp_path):
+    state = tmp_path / "state"
+    expected = {"index.html": b"v1", "models/a/one/index.html": b"a1", "old/gone.txt": b"x"}
+    orders = []
+    for step in range(4):
+        record = marshal.loads((state / f"{site.resolve().name}.files").read_bytes())
+        first = next(rel for rel in record if rel in expected)
+        with staged_update(site, state) as stage:
+            stage.kept.update(expected)
+            if step % 2 == 0:  # rewritten in one update, kept in the next: the recycled version is behind
+                stage.kept.discard(first)
+                expected[first] = b"new%d" % step
+                write(stage.dir, first, expected[first])
+        orders.append([rel for rel in marshal.loads((state / f"{site.resolve().name}.files").read_bytes())])
+        assert tree(site) == expected
+    assert orders[0] == orders[1] == orders[2] == orders[3]  # a rewritten file keeps its place
 
 
 def test_a_file_becomes_a_folder_and_back(site, tmp_path):

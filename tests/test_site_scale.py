@@ -4,6 +4,7 @@ shared files kept when unchanged, and ``torrent_url`` instead of copying every .
 from __future__ import annotations
 
 import json
+import marshal
 import sys
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -244,20 +245,23 @@ def test_damaged_build_caches_are_ignored_and_rebuilt(small: Path, tmp_path: Pat
     report = build_site(config)
     assert (report.rendered, report.reused) == (SMALL, 0) and tree(out) == tree(full)
     assert build_site(config).reused == SMALL
-    # SQLite, but rows of the wrong types and shapes, and manifest paths that leave the site: each such
-    # entry is a miss (parsed or rendered again), never a traceback nor a file linked from outside
+    # SQLite, but rows of the wrong types and shapes: each such entry is a miss (parsed or rendered
+    # again), never a traceback (the manifest names no model's file: they come from the model). Without
+    # the shared files' state, the API list is made from the bulky rows: a damaged one is rendered again.
     with sqlite3.connect(manifest) as db:
         ids = [row[0] for row in db.execute("SELECT id FROM models ORDER BY id")]
-        db.execute("UPDATE models SET parts = x'00ff' WHERE id = ?", (ids[0],))
-        db.execute("UPDATE models SET files = ? WHERE id = ?",
-                   (__import__("marshal").dumps({"../../outside": (1, 2)}), ids[1]))
+        db.execute("UPDATE models SET light = x'00ff' WHERE id = ?", (ids[0],))
+        (light,) = db.execute("SELECT light FROM models WHERE id = ?", (ids[1],)).fetchone()
+        db.execute("UPDATE models SET light = ? WHERE id = ?",
+                   (marshal.dumps(((1, 2), marshal.loads(light)[1])), ids[1]))  # the stat of one file, not four
         db.execute("UPDATE models SET key = 42 WHERE id = ?", (ids[2],))
+        db.execute("UPDATE parts SET value = x'00' WHERE id = ?", (ids[3],))
         db.execute("UPDATE state SET value = x'0102'")
     with sqlite3.connect(torrents) as db:
         db.execute("UPDATE torrents SET light = x'00', digest = 7 WHERE rowid % 3 = 0")
         db.execute("UPDATE torrents SET layout = 'text' WHERE rowid % 3 = 1")
     report = build_site(config)
-    assert report.rendered == 3 and report.reused == SMALL - 3
+    assert report.rendered == 4 and report.reused == SMALL - 4
     assert tree(out) == tree(full)
     assert build_site(config).reused == SMALL
 
@@ -285,3 +289,45 @@ def test_a_failed_build_keeps_the_caches_of_the_site_readers_see(small: Path, tm
     full = tmp_path / "full"
     build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
     assert tree(out) == tree(full)
+
+
+def test_a_damaged_row_of_a_reused_model_is_found_when_its_page_is_made_again(registry: Path, tmp_path: Path):
+    import sqlite3
+
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    models = load_catalog(registry).models
+    # new metadata shows a license in model 7's row: its listing pages are made again, with model 8's row,
+    # which a reused model reads from the manifest's bulky row, damaged here
+    MetaCache.for_registry(registry).store_meta(
+        ModelMeta(models[7].repo_id, models[7].revision, commit=models[7].revision, license="apache-2.0"),
+        "2026-01-01T00:00:00Z")
+    (manifest, _) = _caches(tmp_path)
+    with sqlite3.connect(manifest) as db:
+        db.execute("UPDATE parts SET value = ? WHERE id = ?", (marshal.dumps({"entry": "forged"}), models[8].repo_id))
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (2, COUNT - 2)
+    full = tmp_path / "full"
+    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
+    assert tree(out) == tree(full)
+
+
+def test_the_api_list_is_kept_or_spliced_from_the_live_one_unless_that_changed(registry: Path, tmp_path: Path):
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    api = out / "api" / "models.json"
+    inode = api.stat().st_ino
+    assert build_site(config).reused == COUNT and api.stat().st_ino == inode  # every line the same: kept
+    full = tmp_path / "full"
+    for step, k in enumerate((0, COUNT // 2, COUNT - 1)):  # the first, a middle and the last line changed
+        model = load_catalog(registry).models[k]
+        top = bencode.decode(model.torrent_path.read_bytes())
+        top[b"creation date"] = top.get(b"creation date", 0) + 1
+        model.torrent_path.write_bytes(bencode.encode(top))
+        if step == 2:  # the live list edited by hand: not copied from, made from the manifest's rows
+            api.write_bytes(api.read_bytes().replace(b'"id": ', b'"id":  ', 1))
+        assert build_site(config).rendered == 1
+        build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
+        assert tree(out) == tree(full)

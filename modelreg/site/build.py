@@ -224,34 +224,45 @@ def site_path(config: Config) -> Path:
     return switch_path(config.root / config.out)
 
 
-def metadata_fingerprint(cache: MetaCache, model: Model) -> tuple:
+def metadata_fingerprint(cache: MetaCache, model: Model, folders: dict[str, object] | None = None) -> tuple:
     """What identifies the metadata cache file that :func:`_joined` reads for ``model``, without reading it.
 
     The ``lstat`` of each component of its path below the cache folder (a link anywhere changes it) and
     the ``stat`` of the file: its inode, size, modification and change times (a file rewritten, in place
     or by rename, changes them). The rest of what ``_joined`` computes comes from the model's torrent and
-    sidecar, which its key covers already.
+    sidecar, which its key covers already. ``folders`` remembers the orgs' folders' identities during one
+    build (an org's folder is on the path of each of its models).
     """
     parts = [*model.repo_id.split("/"), *(model.revision or MAIN).split("/")]
     parts[-1] += ".json"
     here, seen = str(cache.root), []
     for i, part in enumerate(parts, 1 - len(parts)):
         here = os.path.join(here, part)
-        try:
-            st = os.lstat(here)
-        except OSError as exc:
-            seen.append(exc.errno)
+        memo = folders is not None and i != 0 and i == 1 - len(parts)
+        known = folders.get(here) if memo else None  # type: ignore[union-attr]
+        if known is None:
+            try:
+                st = os.lstat(here)
+            except OSError as exc:
+                known = exc.errno
+            else:
+                # a folder by what it is (its times change with every entry added beside), the file by its
+                # contents
+                known = (st.st_mode, st.st_ino) if i else (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
+                                                           st.st_ctime_ns)
+            if memo:
+                folders[here] = known  # type: ignore[index]
+        seen.append(known)
+        if isinstance(known, int):
             break
-        # a folder by what it is (its times change with every entry added beside), the file by its contents
-        seen.append((st.st_mode, st.st_ino) if i else (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
-                                                       st.st_ctime_ns))
     return (str(cache.root), model.repo_id, model.revision, tuple(seen))
 
 
 def metadata_fingerprints(cache: MetaCache) -> Callable[[Model], tuple]:
     """:func:`metadata_fingerprint` for each model of a build, sparing the ``lstat`` of every model whose
     org has no folder in the cache (one listing of the cache folder, taken now, tells: names compared
-    case-folded, as a case-insensitive file system finds them); the same tuple as ``lstat`` gives then."""
+    case-folded, as a case-insensitive file system finds them; the same tuple as ``lstat`` gives then), and
+    taking each org's folder's identity once."""
     try:
         orgs: set[str] | None = {name.casefold() for name in os.listdir(cache.root)}
     except FileNotFoundError:
@@ -259,11 +270,12 @@ def metadata_fingerprints(cache: MetaCache) -> Callable[[Model], tuple]:
     except OSError:
         orgs = None  # not a listable folder: lstat tells each model what it is
     root = str(cache.root)
+    folders: dict[str, object] = {}
 
     def fingerprint(model: Model) -> tuple:
         if orgs is not None and model.repo_id.split("/", 1)[0].casefold() not in orgs:
             return (root, model.repo_id, model.revision, (errno.ENOENT,))
-        return metadata_fingerprint(cache, model)
+        return metadata_fingerprint(cache, model, folders)
 
     return fingerprint
 

@@ -69,14 +69,16 @@ def pager(base: str, number: int, pages: int, root: str, href: Callable[[str, st
 
 def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str, entries: Sequence[str],
                   heading: str, first_page: Callable[..., str] | None = None, first_key: str = "",
-                  **context: Any) -> int:
+                  keys: Sequence[str] | None = None, **context: Any) -> int:
     """Write the pages of one listing under the folder ``base``; return how many.
 
     ``first_page(rows=..., pager=..., root=...)`` renders page 1 where it is special (the front page);
     the others use ``listing.html``; ``first_key`` is what else page 1 is then made from. Each page goes
     to ``write(rel, render, key=...)`` as a function that renders it and the digest of what it is made
     from (its rows, its place among the pages, ``context`` but for ``config`` and ``href``, which the
-    caller's key covers), so an unchanged page need not be rendered again.
+    caller's key covers), so an unchanged page need not be rendered again. With ``keys`` (a key per
+    entry that changes whenever its row does, such as its model's key) the digest is made of those,
+    and no row is read unless its page is rendered.
     """
     pages = max(1, -(-len(entries) // PAGE_SIZE))
     link_to = context.pop("href", href)
@@ -85,10 +87,10 @@ def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str
     for number in range(1, pages + 1):
         folder = page_folder(base, number)
         root = "../" * folder.count("/")
-        chunk = entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+        start, stop = (number - 1) * PAGE_SIZE, number * PAGE_SIZE
 
-        def render(number: int = number, root: str = root, chunk: list[str] = chunk) -> str:
-            values = dict(context, rows=rows_at(chunk, root), pager=pager(base, number, pages, root, link_to),
+        def render(number: int = number, root: str = root, start: int = start, stop: int = stop) -> str:
+            values = dict(context, rows=rows_at(entries[start:stop], root), pager=pager(base, number, pages, root, link_to),
                           root=root, heading=heading, total=len(entries), first=(number - 1) * PAGE_SIZE + 1,
                           last=min(number * PAGE_SIZE, len(entries)), href=link_to)
             if number == 1 and first_page is not None:
@@ -98,7 +100,7 @@ def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str
         special = number == 1 and first_page is not None
         digest = hashlib.sha256(repr((base, number, pages, len(entries), heading, special,
                                       first_key if special else "", shared)).encode())
-        for row in chunk:
+        for row in entries[start:stop] if keys is None else keys[start:stop]:
             digest.update(row.encode())
             digest.update(b"\x00")
         write(folder + "index.html", render, key=digest.hexdigest())

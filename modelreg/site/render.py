@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xm
 from modelreg.site.listing import ROOT, linker, slug, write_listing
 from modelreg.site.parsecache import full_torrent, identity
 from modelreg.site.records import Paths, file_infos, file_list, file_tree, file_tree_html, model_record, visitor_notes
-from modelreg.site.reuse import Reuse
+from modelreg.site.reuse import API_FILE, Damaged, Reuse, summary_digest
 from modelreg.site.sanitize import render_card
-from modelreg.site.search import index_files, summary
+from modelreg.site.search import SUMMARY_LENGTH, index_files, summary
 from modelreg.site.templating import Theme
 from modelreg.torrent.metainfo import Torrent, torrent_with_extras
 
@@ -92,40 +93,55 @@ def render_site(
         BuildError: a model's id would clash with the paged API's files.
     """
     _readable(out)
+    reuse = reuse or Reuse(None, None)
+    while True:
+        try:
+            return _render(catalog, config, out, reuse, digests, prepare, fingerprint, identities, pool)
+        except Damaged as exc:
+            # reused models whose bulky parts are needed turned out damaged: all again, those rendered
+            reuse.restart(exc.ids)
+            _empty(out)
+
+
+def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: dict[str, str] | None,
+            prepare: Callable[[Model], Model] | None, fingerprint: Callable[[Model], object] | None,
+            identities: dict[str, tuple[int, int, int, int]] | None, pool: Pool | None) -> RenderStats:
     theme = Theme(config.path(config.theme_dir))
     env = theme.environment(config)
-    reuse = reuse or Reuse(None, None)
     common = Reuse.key(theme.fingerprint(), _config_key(config))
     entry = env.get_template("entry.html")
 
     def write(rel: str, content: str | bytes | Callable[[], str | bytes], key: str | None = None) -> None:
         reuse.shared(out, rel, content, None if key is None else Reuse.key(common, key))
 
-    summaries, dated = [], []
+    summaries, searched, dated = [], [], []
     # rows and API lines are written as they come and read back where a page needs them: the build
-    # holds neither (about 2.7 KB a model)
-    entries = Rows(tempfile.TemporaryFile(dir=out))
-    api = ApiWriter(out, write)
+    # holds neither (about 2.7 KB a model); a reused model's are not even read unless a page needs them
+    entries = Rows(tempfile.TemporaryFile(dir=out), reuse)
+    api = ApiWriter(out, write, reuse)
     problems: list[tuple[str, str]] = []
     # the models in catalog order, each with its parts or, where a worker renders it, its ticket: the
     # shared files take them in this order however the workers finish
-    order: deque[tuple[str, str | None, Any]] = deque()
+    order: deque[tuple[str, str, Any, Any]] = deque()
 
     def drain(limit: int) -> None:
         """Take the parts of the models at the head of ``order`` that are done (all while more than
         ``limit`` wait)."""
         while order:
-            model_id, key, parts = order[0]
-            if key is not None:  # a worker's ticket
-                if len(order) <= limit and not pool.done(parts):
+            model_id, key, parts, ticket = order[0]
+            if ticket is not None:  # rendered by a worker
+                if len(order) <= limit and not pool.done(ticket):
                     return
-                parts, files, stats = pool.result(parts)
+                parts, files, stats = pool.result(ticket)
                 reuse.written(model_id, key, out, files, parts, stats)
             order.popleft()
+            # a reused model's parts are the light ones (reuse.LIGHT): its API line, row and search terms
+            # are read only where a file that includes them is made again
             problems.extend((model_id, problem) for problem in parts["problems"])
-            api.add(model_id, parts["json"])
+            api.add(model_id, key, parts.get("json"))
             summaries.append(parts["summary"])
-            entries.append(parts["entry"])
+            searched.append(parts["searched"] if "searched" in parts else summary_digest(parts["summary"]))
+            entries.append(model_id, key, parts.get("entry"))
             dated.append(parts["dated"])
 
     for model in catalog.models:
@@ -134,9 +150,9 @@ def render_site(
             # an unchanged model is neither prepared nor rendered
             inputs = _inputs(model, digests)
             key = Reuse.key(common, inputs, fingerprint(model))
-            parts = reuse.lookup(model.repo_id, key)
+            parts = reuse.lookup(model.repo_id, key, _files(model, config))
             if parts is None and pool is not None and pool.claims():
-                order.append((model.repo_id, key, pool.submit(model, inputs["torrent"])))
+                order.append((model.repo_id, key, None, pool.submit(model, inputs["torrent"])))
                 drain(pool.window)
                 continue
             if parts is None:
@@ -145,7 +161,7 @@ def render_site(
             model = prepare(model) if prepare is not None else model
             inputs = _inputs(model, digests)
             key = Reuse.key(common, inputs)
-            parts = reuse.lookup(model.repo_id, key)
+            parts = reuse.lookup(model.repo_id, key, _files(model, config))
         if parts is None:
             parsed = (identities or {}).get(os.path.abspath(model.torrent_path))
             parts, files = render_model(env, entry, model, config, out, inputs["torrent"], parsed)
@@ -154,7 +170,7 @@ def render_site(
             # the build pauses the cyclic collector, so free them here: the youngest generation holds
             # only what this model made
             gc.collect(0)
-        order.append((model.repo_id, None, parts))
+        order.append((model.repo_id, key, parts, None))
         drain(pool.window if pool is not None else 0)
     drain(0)
     api.close()
@@ -162,14 +178,14 @@ def render_site(
     site = {"config": config, "href": linker(config.use_directory_urls)}
     facets = _facets(summaries)
     front = env.get_template("index.html")
-    write_listing(env, write, "", entries, config.title, first_key=repr(facets),
+    write_listing(env, write, "", entries, config.title, first_key=repr(facets), keys=entries.keys,
                   first_page=lambda **values: front.render(facets=facets, **values), **site)
     _group_listings(env, write, summaries, entries, site)
-    # the summaries' JSON (the C encoder), not their repr: a tenth of the time for 100,000 models
-    searched = hashlib.sha256(json.dumps(summaries, ensure_ascii=False).encode()).hexdigest()
-    reuse.group("search", Reuse.key(common, searched), lambda: index_files(summaries), out)
+    reuse.group("search", Reuse.key(common, hashlib.sha256(b"".join(searched)).hexdigest()),
+                lambda: index_files(_complete(summaries, reuse)), out)
+    example = api.line(0) if api.count else None
     write("api/index.html", env.get_template("api.html").render(
-        root="../", example=json.loads(api.example) if api.example else None, api_page_size=API_PAGE, **site))
+        root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site))
     newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
                            for k, (s, d) in enumerate(zip(summaries, dated, strict=True))])
     write("feed.xml", feed_xml(env, config, [json.loads(api.line(r["k"])) for r in newest[:FEED_ENTRIES]]))
@@ -180,9 +196,33 @@ def render_site(
     for rel, path in theme.static_files():
         write("static/" + rel, path.read_bytes())
     entries.close()
-    api.file.close()
+    api.release()
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
                        problems=problems)
+
+
+def _complete(summaries: list[list], reuse: Reuse) -> list[list]:
+    """The summaries with the search terms of reused models (their light parts leave them out)."""
+    damaged = []
+    for k, s in enumerate(summaries):
+        if len(s) < SUMMARY_LENGTH:
+            parts = reuse.parts(s[0])
+            if parts is None or parts["summary"][:-1] != s:
+                damaged.append(s[0])
+            else:
+                summaries[k] = parts["summary"]
+    if damaged:
+        raise Damaged(damaged)
+    return summaries
+
+
+def _empty(folder: Path) -> None:
+    """Delete everything in ``folder``."""
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 #: The row of a model as search results show it (links relative to the site's root), beside its page:
@@ -194,99 +234,233 @@ API_PAGE = 1000
 
 class ApiWriter:
     """``api/models.json`` written as the records come (never held whole), and the paged listings
-    ``api/models/page/<n>.json`` with their manifest ``api/models/pages.json``."""
+    ``api/models/page/<n>.json`` with their manifest ``api/models/pages.json``.
 
-    def __init__(self, out: Path, write: Any):
+    A reused model's line is not passed in: it is copied from the live file (``copy_file_range``, in
+    the kernel, one call for each run of lines that were together there too), or read from the manifest
+    where the live file cannot be used. Where every line is the live file's, in its order, the live file
+    stays. An API page is keyed by its models' keys: one whose models did not change is not made again.
+    """
+
+    def __init__(self, out: Path, write: Any, reuse: Reuse):
         self.write = write
-        self.path = out / "api" / "models.json"
+        self.reuse = reuse
+        self.path = out / API_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "wb")
-        self.file.write(b"[")
+        # files, not descriptors: closed when dropped too, if the build fails before release()
+        self.file = open(self.path, "wb", buffering=0)  # noqa: SIM115
+        self.buffer = bytearray(b"[")
+        #: Bytes written or queued so far.
+        self.size = 1
         #: Where each record's line starts in the file, and its length (bytes).
         self.offsets = array.array("q")
+        self.ids: list[str] = []
+        self.keys: list[str] = []
         self.count = 0
-        self.page: list[str] = []
-        self.pages: list[dict[str, Any]] = []
-        self.first = ""
-        self.example: str | None = None
         self.bytes = 0
+        self.source = reuse.api_source()
+        self.live: Any = None
+        if self.source is not None:
+            try:
+                self.live = open(self.source[0], "rb", buffering=0)  # noqa: SIM115
+            except OSError:
+                self.source = None
+        #: The run of the live file's lines to copy next: (start, end) in the live file.
+        self.run: tuple[int, int] | None = None
+        self.runs = 0
+        self.missing: list[str] = []
+        self.reader: Any = None
 
-    def add(self, model_id: str, line: str) -> None:
+    def add(self, model_id: str, key: str, line: str | None) -> None:
+        """The next record: its line, or None for a reused model's, taken from the live file."""
         if _API_PAGE_PATH.match(model_id):
             raise BuildError(f"{model_id}: this id clashes with the paged API's files (api/models/{model_id}.json)")
-        self.file.write(b"\n" if self.count == 0 else b",\n")
-        data = line.encode("utf-8")
-        self.offsets.append(self.file.tell())
-        self.offsets.append(len(data))
-        self.file.write(data)
-        if self.example is None:
-            self.example = line
-        if not self.page:
-            self.first = model_id
-        self.page.append(line)
+        self.ids.append(model_id)
+        self.keys.append(key)
+        gap = 1 if self.count == 0 else 2  # "\n" before the first line, ",\n" before the others
         self.count += 1
-        if len(self.page) == API_PAGE:
-            self._flush(model_id)
+        span = self.source[1].get(model_id) if line is None and self.source is not None else None
+        if span is not None:
+            start, length = span
+            if self.run is not None and self.run[1] + 2 == start:  # the next line there too: one copy
+                self.run = (self.run[0], start + length)
+            else:
+                self._copy()
+                self.buffer += b"\n" if gap == 1 else b",\n"
+                self.run = (start, start + length)
+                self.runs += 1
+            self.offsets.append(self.size + gap)
+            self.offsets.append(length)
+            self.size += gap + length
+            return
+        if line is None:
+            parts = self.reuse.parts(model_id)
+            if parts is None:
+                self.missing.append(model_id)
+                line = ""
+            else:
+                line = parts["json"]
+        self._copy()
+        data = line.encode("utf-8")
+        self.buffer += b"\n" if gap == 1 else b",\n"
+        self.offsets.append(self.size + gap)
+        self.offsets.append(len(data))
+        self.buffer += data
+        self.size += gap + len(data)
+        if len(self.buffer) > 1 << 20:
+            self._drain()
 
-    def _flush(self, last: str) -> None:
-        n = len(self.pages) + 1
-        self.write(f"api/models/page/{n}.json", "[\n" + ",\n".join(self.page) + "\n]\n")
-        self.pages.append({"url": f"api/models/page/{n}.json", "count": len(self.page),
-                           "first": self.first, "last": last})
-        self.page = []
+    def _drain(self) -> None:
+        with memoryview(self.buffer) as whole:
+            view = whole
+            while view:
+                view = view[self.file.write(view):]
+            view.release()
+        self.buffer.clear()
+
+    def _copy(self) -> None:
+        """Copy the pending run of the live file's lines."""
+        if self.run is None:
+            return
+        self._drain()
+        start, end = self.run
+        self.run = None
+        while start < end:
+            try:
+                done = os.copy_file_range(self.live.fileno(), self.file.fileno(), end - start, start)
+            except OSError:  # not on this system or between these file systems
+                data = os.pread(self.live.fileno(), min(end - start, 1 << 20), start)
+                done = self.file.write(data) if data else 0
+            if done == 0:
+                raise BuildError(f"{self.source[0] if self.source else API_FILE}: the file changed during the "
+                                 "build; build again")
+            start += done
 
     def close(self) -> None:
-        if self.page:
-            self._flush(json.loads(self.page[-1])["id"])
-        self.file.write(b"\n]\n")
-        self.bytes = self.file.tell()
-        self.file.close()
-        self.file = open(self.path, "rb")  # noqa: SIM115 - for line(); render_site closes it
+        """Finish ``api/models.json``, then write the API pages and their manifest.
+
+        Raises:
+            Damaged: reused models whose lines were to come from the manifest had damaged entries.
+        """
+        if self.missing:
+            raise Damaged(self.missing)
+        whole = self.source is not None and self.runs == 1 and self.run is not None and self.buffer == b"[\n" and \
+            self.count == len(self.source[1]) and self.run[0] == 2 and \
+            self.run[1] + 3 == os.fstat(self.live.fileno()).st_size
+        if whole:  # every line of the live file, in its order: it stays
+            self.file.close()
+            os.unlink(self.path)
+            self.reuse.kept.append(API_FILE)
+            self.reader, self.live = self.live, None
+        else:
+            self._copy()
+            self.buffer += b"\n]\n"
+            self.size += 3
+            self._drain()
+            self.file.close()
+            self.reader = open(self.path, "rb", buffering=0)  # noqa: SIM115
+        st = os.fstat(self.reader.fileno())
+        self.bytes = st.st_size
+        self.reuse.api = {"ids": self.ids, "offsets": self.offsets.tobytes(), "size": st.st_size,
+                          "mtime_ns": st.st_mtime_ns}
+        pages = []
+        for n, start in enumerate(range(0, self.count, API_PAGE), 1):
+            stop = min(start + API_PAGE, self.count)
+            key = hashlib.sha256(repr((n, stop - start)).encode())
+            for k in self.keys[start:stop]:
+                key.update(k.encode())
+            self.write(f"api/models/page/{n}.json", lambda start=start, stop=stop: self._page(start, stop),
+                       key=key.hexdigest())
+            pages.append({"url": f"api/models/page/{n}.json", "count": stop - start,
+                          "first": self.ids[start], "last": self.ids[stop - 1]})
         self.write("api/models/pages.json", json.dumps(
-            {"version": 1, "count": self.count, "page_size": API_PAGE, "sort": "id", "pages": self.pages},
+            {"version": 1, "count": self.count, "page_size": API_PAGE, "sort": "id", "pages": pages},
             indent=1) + "\n")
 
+    def _page(self, start: int, stop: int) -> bytes:
+        """The lines ``start`` to ``stop`` as a JSON list: in the file they are joined as a page joins them."""
+        first = self.offsets[2 * start]
+        end = self.offsets[2 * stop - 2] + self.offsets[2 * stop - 1]
+        return b"[\n" + os.pread(self.reader.fileno(), end - first, first) + b"\n]\n"
 
     def line(self, k: int) -> str:
         """The ``k``-th record's line, read back from the file written."""
-        self.file.seek(self.offsets[2 * k])
-        return self.file.read(self.offsets[2 * k + 1]).decode("utf-8")
+        return os.pread(self.reader.fileno(), self.offsets[2 * k + 1], self.offsets[2 * k]).decode("utf-8")
+
+    def release(self) -> None:
+        """Close the files."""
+        for file in (self.file, self.live, self.reader):
+            if file is not None:
+                file.close()
 
 
 class Rows:
-    """The listing rows of every model in order, kept in a temporary file rather than in memory;
-    ``rows[i]`` and ``rows[a:b]`` read them back."""
+    """The listing rows of every model in order: a rendered model's in a temporary file rather than in
+    memory, a reused model's read from the manifest only if a page that lists it is made again;
+    ``rows[i]`` and ``rows[a:b]`` read them, ``keys`` are the models' keys."""
 
-    def __init__(self, file: Any):
+    def __init__(self, file: Any, reuse: Reuse):
         self.file = file
+        self.reuse = reuse
         self.offsets = array.array("q", [0])
+        #: Per model, its row's place in the file (-1: reused, read from the manifest).
+        self.index = array.array("q")
+        self.ids: list[str] = []
+        self.keys: list[str] = []
 
-    def append(self, row: str) -> None:
+    def append(self, model_id: str, key: str, row: str | None) -> None:
+        self.ids.append(model_id)
+        self.keys.append(key)
+        if row is None:
+            self.index.append(-1)
+            return
+        self.index.append(len(self.offsets) - 1)
         self.file.write(row.encode("utf-8"))
         self.offsets.append(self.file.tell())
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return len(self.ids)
 
     def __getitem__(self, k: int | slice) -> Any:
-        if isinstance(k, slice):  # contiguous: one read
-            start, stop, step = k.indices(len(self))
-            if step != 1 or start >= stop:
-                return [self[i] for i in range(start, stop, step)]
-            self.file.flush()
-            base = self.offsets[start]
-            data = os.pread(self.file.fileno(), self.offsets[stop] - base, base)
-            bounds = self.offsets[start:stop + 1]
-            return [data[a - base:b - base].decode("utf-8") for a, b in itertools.pairwise(bounds)]
+        if isinstance(k, slice):
+            found: list[str] = []
+            picked = range(*k.indices(len(self)))
+            for _, run in itertools.groupby(picked, lambda i: self.index[i] - i if self.index[i] >= 0 else None):
+                run = list(run)
+                if self.index[run[0]] < 0:
+                    found += (self[i] for i in run)
+                else:  # rows written one after another: one read
+                    found += self._read(self.index[run[0]], self.index[run[-1]] + 1)
+            return found
+        i = self.index[k]
+        if i < 0:
+            parts = self.reuse.parts(self.ids[k])
+            if parts is None:
+                raise Damaged([self.ids[k]])
+            return parts["entry"]
+        return self._read(i, i + 1)[0]
+
+    def _read(self, first: int, stop: int) -> list[str]:
+        """The rows written ``first`` to ``stop`` (their places in the file)."""
         self.file.flush()
-        start = self.offsets[k]
-        return os.pread(self.file.fileno(), self.offsets[k + 1] - start, start).decode("utf-8")
+        base = self.offsets[first]
+        data = os.pread(self.file.fileno(), self.offsets[stop] - base, base)
+        return [data[a - base:b - base].decode("utf-8") for a, b in itertools.pairwise(self.offsets[first:stop + 1])]
 
     def close(self) -> None:
         self.file.close()
 
 
 _API_PAGE_PATH = re.compile(r"^page/\d+$")
+
+
+def _files(model: Model, config: Config) -> tuple[str, ...]:
+    """Every file written for a model (beside its outputs, its search row)."""
+    paths = Paths(model)
+    outputs = paths.outputs()
+    if config.torrent_url:
+        outputs = tuple(rel for rel in outputs if rel != paths.torrent_file)
+    return (*outputs, paths.page + ROW_FILE)
 
 
 def _rooted(record: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +484,8 @@ def _group_listings(env: jinja2.Environment, write: Any, summaries: list[list], 
         listed = []
         for name in sorted(found, key=str.lower):
             base = f"{kind}/{folder(name)}/"
-            write_listing(env, write, base, Subset(entries, found[name]), f"{name}", **site)
+            write_listing(env, write, base, Subset(entries, found[name]), f"{name}",
+                          keys=[entries.keys[k] for k in found[name]], **site)
             listed.append((name, base, len(found[name])))
         write(f"{kind}/index.html", groups.render(heading=heading, groups=listed, root="../", **site))
 

@@ -2,47 +2,70 @@
 
 Each model gets a key: the SHA-256 of everything its outputs are made from (the torrent's bytes and
 modification time, its sidecar, metadata and problems, the config, and the fingerprint of templates and
-code). The manifest remembers, per model, the key, the files written with their size and
-``st_mtime_ns`` in the site, and the model's parts of the shared files (its API record, its index entry,
-its search summary). Shared files (listing pages, search shards, API pages) are remembered by the
+code). The manifest remembers, per model, the key, the size and ``st_mtime_ns`` of the files written in
+the site (which files they are follows from the model: the key stands for them), and the model's parts of
+the shared files (its API record, its index entry, its search summary). Shared files (listing pages, search shards, API pages) are remembered by the
 SHA-256 of their bytes: one whose new bytes are those of the live file, unchanged since it was written,
 stays in place too, so a rebuild after one change writes only the files that include that change. A
-shared file written with a key (the digest of what it is rendered from, such as a listing page's rows)
-whose key is unchanged is not even rendered again; nor is a group of files made together (the search
-index, keyed by every model's search summary) whose key is unchanged. A model whose key is unchanged
-and whose old files are still exactly as written keeps them (the builder's staged update hard-links
-them into the new version) and its parts are reused, without being read or joined again (its key
-stands for its metadata by the identity of the metadata cache file: ``build.metadata_fingerprint``);
+shared file written with a key (the digest of what it is rendered from: for a listing page, the keys of
+the models it lists) whose key is unchanged is not even rendered again; nor is a group of files made
+together (the search index, keyed by every model's search summary) whose key is unchanged. A model whose
+key is unchanged and whose old files are still exactly as written keeps them (the builder's staged update
+hard-links them into the new version) and its parts are reused, without being read or joined again (its
+key stands for its metadata by the identity of the metadata cache file: ``build.metadata_fingerprint``);
 anything else is rendered again. The manifest is saved only after the new site is in place.
+
+A model's parts are kept in two rows: the *light* ones every build needs (its files, the summary without
+its terms, the summary's digest, its dates and problems), all read in one query when the build starts,
+and the bulky ones (its API record, its listing row, its summary's terms), read by :meth:`Reuse.parts`
+only where a shared file that includes them is made again. ``api/models.json`` is spliced from the live
+one by the line offsets recorded with it (:meth:`Reuse.api_source`).
 """
 
 from __future__ import annotations
 
+import array
 import hashlib
+import json
 import marshal
 import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.paths import path_problem
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
-MANIFEST_VERSION = [7, *sys.version_info[:2]]
-_SCHEMA = ("CREATE TABLE models (id TEXT PRIMARY KEY, key TEXT, files BLOB, parts BLOB);"
+MANIFEST_VERSION = [8, *sys.version_info[:2]]
+_SCHEMA = ("CREATE TABLE models (id TEXT PRIMARY KEY, key TEXT, light BLOB);"
+           " CREATE TABLE parts (id TEXT PRIMARY KEY, value BLOB);"
            " CREATE TABLE state (name TEXT PRIMARY KEY, value BLOB);")
 #: What a model's parts hold, and the type of each.
 _PARTS = {"json": str, "entry": str, "summary": list, "dated": list, "problems": list}
+#: The parts a reused model brings without its bulky ones (:meth:`Reuse.lookup`): the summary without
+#: its terms and the digest of the whole (``searched``, :func:`summary_digest`); stored with the digest of
+#: the bulky row (``sha``), which :meth:`Reuse.parts` checks.
+LIGHT = ("summary", "searched", "dated", "problems", "sha")
+
+
+class Damaged(Exception):  # noqa: N818 - not an error: a cache entry found unusable after all
+    """The bulky parts of reused models turned out damaged: build again with these models rendered."""
+
+    def __init__(self, ids: Iterable[str]):
+        super().__init__(", ".join(ids))
+        self.ids = set(ids)
 
 
 class Reuse:
     """The previous build's manifest, and the one being written for this build.
 
-    The manifest is a SQLite file (:class:`~modelreg.site.cachedb.CacheDB`): a row per model (its key,
-    files and parts), read when the model is looked up and replaced when it is rendered again, in one
-    transaction that :meth:`save` commits once the new site is in place; the shared files' and groups'
-    entries (a few thousand) are one row, read whole. Memory holds neither the old manifest nor the new.
+    The manifest is a SQLite file (:class:`~modelreg.site.cachedb.CacheDB`): per model a row of its key
+    and light parts, all read in one query when the build starts, and a row of its bulky parts, read as
+    needed; rows are replaced when a model is rendered again, in one transaction that :meth:`save`
+    commits once the new site is in place. The shared files' and groups' entries (a few thousand) are one
+    row, read whole, and the index of ``api/models.json`` another.
     """
 
     def __init__(self, manifest: Path | None, previous: Path | None):
@@ -52,6 +75,22 @@ class Reuse:
         state = _state(self.db) if self.previous is not None else {}
         self.old_shared: dict[str, tuple] = state.get("shared", {})
         self.old_groups: dict[str, tuple] = state.get("groups", {})
+        self.old_api = state.get("api")
+        self._prefix = f"{self.previous}{os.sep}"
+        #: Models whose bulky parts turned out damaged: rendered again (see :class:`Damaged`).
+        self.distrusted: set[str] = set()
+        #: The digest of each reused model's bulky row, as its light row recorded it.
+        self._sha: dict[str, bytes] = {}
+        self.restart()
+
+    def restart(self, distrust: Iterable[str] = ()) -> None:
+        """Forget what this build did so far (its staging folder is emptied), and never reuse ``distrust``."""
+        self.distrusted.update(distrust)
+        #: id -> (key, light parts' bytes) of the last build's models: one query, not one per model; each
+        #: is dropped once looked up (read again if the build restarts: rows written since are misses).
+        self.old: dict[Any, tuple] = {}
+        if self.previous is not None:
+            self.old = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
         self.new_shared: dict[str, tuple] = {}
         self.new_groups: dict[str, tuple] = {}
         self.reused = self.rendered = 0
@@ -60,59 +99,89 @@ class Reuse:
         self.model_bytes = 0
         #: Files of reused models, relative to the site, that stay as they are.
         self.kept: list[str] = []
+        #: What :meth:`save` records of this build's ``api/models.json`` (see :meth:`api_source`).
+        self.api: dict | None = None
 
     @staticmethod
     def key(*parts: object) -> str:
         """SHA-256 of the parts' ``repr`` (plain data and frozen dataclasses print deterministically)."""
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
-    def lookup(self, model_id: str, key: str) -> dict | None:
-        """The model's parts from the last build, if its key and its live files are unchanged, else None.
+    def lookup(self, model_id: str, key: str, files: tuple[str, ...]) -> dict | None:
+        """The model's light parts (:data:`LIGHT`) from the last build, if its key and its live files are
+        unchanged, else None.
 
-        Its files then stay in place: they are listed in ``kept`` for the staged update.
+        ``files`` are the model's files, as :meth:`written` was given them (the key stands for them, so
+        the manifest keeps only their sizes and times, and holds no path to check). They then stay in
+        place: they are listed in ``kept`` for the staged update. Its bulky parts are read only if needed
+        (:meth:`parts`).
         """
-        if self.previous is None:
+        old = self.old.pop(model_id, None)
+        if old is None or old[0] != key or model_id in self.distrusted:
             return None
-        row = self.db.row("SELECT key, files, parts FROM models WHERE id = ?", (model_id,))
-        if row is None or row[0] != key:
+        light = _light(old[1], len(files))
+        if light is None:
             return None
-        entry = _entry(row[1], row[2])
-        if entry is None:
-            return None
-        files, parts = entry
-        previous = str(self.previous)
-        size = 0
-        for rel, (length, mtime_ns) in files.items():
+        stats, parts = light
+        # a live file edited or replaced since it was written is not trusted: its size or time differs
+        prefix, size = self._prefix, 0
+        for rel, length, mtime_ns in zip(files, stats[::2], stats[1::2], strict=True):
             try:
-                st = os.stat(os.path.join(previous, rel))
+                st = os.stat(prefix + rel)
             except OSError:
                 return None
             if st.st_size != length or st.st_mtime_ns != mtime_ns:
                 return None
             size += length
         self.kept.extend(files)
+        self._sha[model_id] = parts.pop("sha")
         self.models.add(model_id)
         self.model_bytes += size
         self.reused += 1
         return parts
 
+    def parts(self, model_id: str) -> dict | None:
+        """A reused model's parts (:data:`_PARTS`), or None where its row is missing or damaged (or not
+        the one its light row was written with)."""
+        sha = self._sha.get(model_id)
+        row = self.db.row("SELECT value FROM parts WHERE id = ?", (model_id,)) if sha is not None else None
+        if row is None or not isinstance(row[0], bytes) or hashlib.sha256(row[0]).digest() != sha:
+            return None
+        try:
+            parts = marshal.loads(row[0])
+        except (ValueError, EOFError, TypeError):
+            return None
+        if not isinstance(parts, dict) or parts.keys() != _PARTS.keys():
+            return None
+        if not all(isinstance(parts[k], kind) for k, kind in _PARTS.items()):
+            return None
+        return parts
+
     def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...], parts: dict,
-                stats: dict[str, tuple[int, int]] | None = None) -> None:
+                taken: dict[str, tuple[int, int]] | None = None) -> None:
         """Record the files just rendered for a model (their stat survives the swap of the folder).
 
-        ``stats`` (relative path -> size and ``st_mtime_ns``) spares a stat of each file, where the
+        ``taken`` (relative path -> size and ``st_mtime_ns``) spares a stat of each file, where the
         process that wrote them (a render worker) took it.
         """
-        if stats is None:
-            stats = {}
-            for rel in files:
+        stats: list[int] = []
+        for rel in files:
+            if taken is not None:
+                size, mtime_ns = taken[rel]
+            else:
                 st = (staging / rel).stat()
-                stats[rel] = (st.st_size, st.st_mtime_ns)
-        self.model_bytes += sum(size for size, _ in stats.values())
-        self.db.write("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
-                      [(model_id, key, marshal.dumps(stats), marshal.dumps(parts))])
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+            stats += (size, mtime_ns)
+            self.model_bytes += size
+        blob = marshal.dumps(parts)
+        light = {"summary": parts["summary"][:-1], "searched": summary_digest(parts["summary"]),
+                 "dated": parts["dated"], "problems": parts["problems"], "sha": hashlib.sha256(blob).digest()}
+        self.db.write("INSERT OR REPLACE INTO models VALUES (?, ?, ?)",
+                      [(model_id, key, marshal.dumps((tuple(stats), light)))])
+        self.db.write("INSERT OR REPLACE INTO parts VALUES (?, ?)", [(model_id, blob)])
         self.models.add(model_id)
         self.rendered += 1
+
     def shared(self, staging: Path, rel: str, content: str | bytes | Callable[[], str | bytes],
                key: str | None = None) -> None:
         """Write a shared file into ``staging``, or keep the live one where its bytes are the same.
@@ -155,12 +224,29 @@ class Reuse:
             rels.append(rel)
         self.new_groups[name] = (key, rels)
 
+    def api_source(self) -> tuple[str, dict[str, tuple[int, int]]] | None:
+        """The live ``api/models.json`` and where each model's line is in it (id -> offset, length), if
+        the file is still the one the last build wrote (its size and time), else None."""
+        if self.old_api is None or self.previous is None:
+            return None
+        path = self._prefix + API_FILE
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        ids, offsets, size, mtime_ns = self.old_api
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            return None
+        spans = array.array("q")
+        spans.frombytes(offsets)
+        return path, dict(zip(ids, zip(spans[::2], spans[1::2], strict=True), strict=True))
+
     def _intact(self, rel: str, entry: tuple) -> bool:
         """Whether the live ``rel`` is as the last build wrote it; if so it is kept, recorded as ``entry``."""
         if self.previous is None:
             return False
         try:
-            st = os.stat(os.path.join(self.previous, rel))
+            st = os.stat(self._prefix + rel)
         except OSError:
             return False
         if (st.st_size, st.st_mtime_ns) != tuple(entry[1:3]):
@@ -177,16 +263,32 @@ class Reuse:
         """Commit this build's manifest: rows of models gone are deleted, the shared files' state replaced."""
         if self.manifest is None:
             return
-        if self.db.count("models") != len(self.models):
+        if self.db.count("models") != len(self.models) or self.db.count("parts") != len(self.models):
             self.db.keep_only("models", "id", self.models)
+            self.db.keep_only("parts", "id", self.models)
         state = {"shared": self.new_shared, "groups": self.new_groups}
         if state != {"shared": self.old_shared, "groups": self.old_groups}:
             self.db.write("INSERT OR REPLACE INTO state VALUES (?, ?)", [("shared", marshal.dumps(state))])
+        if self.api is not None:
+            self.db.write("INSERT OR REPLACE INTO state VALUES (?, ?)", [("api", marshal.dumps(self.api))])
+        else:
+            self.db.write("DELETE FROM state WHERE name = ?", [("api",)])
         self.db.commit()
 
 
+#: The full API list, spliced by :meth:`Reuse.api_source`'s offsets.
+API_FILE = "api/models.json"
+
+
+def summary_digest(summary: list) -> bytes:
+    """The digest of a search summary (the search index's key is made of every model's)."""
+    # JSON (the C encoder), not repr: a tenth of the time
+    return hashlib.sha256(json.dumps(summary, ensure_ascii=False).encode()).digest()
+
+
 def _state(db: CacheDB) -> dict:
-    """The shared files' and groups' entries of the last build, or nothing where they cannot be used."""
+    """The shared files' and groups' entries of the last build, or nothing where they cannot be used;
+    with the index of its ``api/models.json`` where that is usable."""
     row = db.row("SELECT value FROM state WHERE name = 'shared'")
     try:
         state = marshal.loads(row[0]) if row is not None else {}
@@ -203,24 +305,51 @@ def _state(db: CacheDB) -> dict:
     if not all(isinstance(e, tuple) and len(e) == 2 and isinstance(e[1], list) and all(map(_site_path, e[1]))
                for e in groups.values()):
         return {}
-    return {"shared": shared, "groups": groups}
+    return {"shared": shared, "groups": groups, "api": _api_state(db)}
 
 
-def _entry(files: object, parts: object) -> tuple[dict, dict] | None:
-    """A model's files and parts from their stored bytes, or None where they are not in the right shape."""
+def _api_state(db: CacheDB) -> tuple | None:
+    """(ids, offsets, size, mtime_ns) of the last ``api/models.json``, or None where unusable."""
+    row = db.row("SELECT value FROM state WHERE name = 'api'")
     try:
-        files, parts = marshal.loads(files), marshal.loads(parts)  # type: ignore[arg-type]
+        api = marshal.loads(row[0]) if row is not None else None
     except (ValueError, EOFError, TypeError):
         return None
-    if not isinstance(files, dict) or not isinstance(parts, dict) or parts.keys() != _PARTS.keys():
+    if not isinstance(api, dict):
         return None
-    if not all(isinstance(parts[k], kind) for k, kind in _PARTS.items()):
+    ids, offsets, size, mtime_ns = (api.get(k) for k in ("ids", "offsets", "size", "mtime_ns"))
+    if not (isinstance(ids, list) and isinstance(offsets, bytes) and isinstance(size, int)
+            and isinstance(mtime_ns, int) and len(offsets) == 16 * len(ids) and all(type(i) is str for i in ids)):
         return None
-    for rel, stat in files.items():
-        if not (_site_path(rel) and isinstance(stat, tuple) and len(stat) == 2
-                and all(isinstance(n, int) for n in stat)):
+    spans = array.array("q")
+    spans.frombytes(offsets)
+    # each line inside the file, after the one before it: a span copied from the file is within it
+    end = 0
+    for start, length in zip(spans[::2], spans[1::2], strict=True):
+        if start < end or length < 0:
             return None
-    return files, parts
+        end = start + length
+    if end > size:
+        return None
+    return ids, offsets, size, mtime_ns
+
+
+def _light(data: object, files: int) -> tuple[tuple, dict] | None:
+    """The sizes and times of a model's ``files`` files and its light parts from their stored bytes, or
+    None where they are not in the right shape."""
+    try:
+        stats, parts = marshal.loads(data)  # type: ignore[arg-type]
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not (isinstance(stats, tuple) and len(stats) == 2 * files and all(type(n) is int for n in stats)):
+        return None
+    if not isinstance(parts, dict) or parts.keys() != set(LIGHT):
+        return None
+    if not (isinstance(parts["summary"], list) and isinstance(parts["searched"], bytes)
+            and isinstance(parts["dated"], list) and isinstance(parts["problems"], list)
+            and isinstance(parts["sha"], bytes)):
+        return None
+    return stats, parts
 
 
 def _site_path(rel: object) -> bool:

@@ -83,6 +83,10 @@ def file_key(prefix: str) -> str:
     return re.sub(r"[^a-z0-9]", lambda m: f"_{ord(m.group()):02x}", prefix)
 
 
+#: The fields of a summary; its terms are the last.
+SUMMARY_LENGTH = 12
+
+
 def summary(record: dict[str, Any], paths: Iterable[str]) -> list:
     """What the index keeps of a model: id, org, formats, then the columns' numbers, then its terms."""
     health = record.get("health") or {}
