@@ -24,7 +24,7 @@ from operator import ne
 from pathlib import Path
 
 from modelreg.errors import SiteSwitchError, UnreadableFileError
-from modelreg.torrent.paths import path_problem
+from modelreg.paths import path_problem
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""One path-component rule (modelreg.torrent.paths): what ``create`` writes the reader reads, what the reader
+"""One path-component rule (modelreg.paths): what ``create`` writes the reader reads, what the reader
 refuses ``create`` refuses with an error naming the file, and the gateway serves no other paths."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from modelreg.cli import main
 from modelreg.errors import TorrentError, WebseedError
 from modelreg.torrent.create import LocalSource, create_torrent
 from modelreg.torrent.metainfo import Torrent
-from modelreg.torrent.paths import component_problem
+from modelreg.paths import component_problem
 from modelreg.webseed.routes import Served, ServeSet
 
 COMMIT = "c" * 40

@@ -78,7 +78,7 @@ def add_model(
     hash it and write the torrent and its sidecar into ``registry``.
 
     Everything that can be checked is checked before anything is written: the repository id, the options,
-    the hub's answer, every file path (:mod:`modelreg.torrent.paths`) and the torrent itself, read back.
+    the hub's answer, every file path (:mod:`modelreg.paths`) and the torrent itself, read back.
 
     Raises:
         DownloadError: the repository cannot be listed or streamed, or its torrent is already there.

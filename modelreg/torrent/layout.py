@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modelreg.errors import CreateError
-from modelreg.torrent.paths import component_problem, path_problem
+from modelreg.paths import component_problem, path_problem
 from modelreg.torrent.source import Source, SourceFile
 
 Mode = Literal["hybrid", "v1", "v2"]
@@ -191,7 +191,7 @@ def _check_paths(name: str, files: list[SourceFile]) -> None:
 
 
 def check_name(name: str) -> None:
-    """Refuse a torrent name that the reader would refuse (:mod:`modelreg.torrent.paths`).
+    """Refuse a torrent name that the reader would refuse (:mod:`modelreg.paths`).
 
     Raises:
         CreateError: naming the name and the problem.

@@ -5,7 +5,7 @@
 
 The module is a little over 400 lines on purpose: the types (:class:`Torrent`, :class:`FileEntry`) and the
 one parser that validates untrusted bytes into them stay together, so every check a torrent passes is
-in one file (the path-component rule is shared: :mod:`modelreg.torrent.paths`).
+in one file (the path-component rule is shared: :mod:`modelreg.paths`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from modelreg.errors import TorrentError
 from modelreg.fsutil import read_regular
 from modelreg.torrent import bencode as bencoding
-from modelreg.torrent.paths import component_problem
+from modelreg.paths import component_problem
 
 #: Largest .torrent file read (from disk or a site): the biggest public ones (v2 piece layers of 100 GB
 #: models) are a few MiB.

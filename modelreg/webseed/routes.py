@@ -19,7 +19,7 @@ from modelreg.errors import ConfigError, WebseedError
 from modelreg.hf.repoid import RepoIdParts
 from modelreg.registry.catalog import COMMIT, REPO_ID, Catalog
 from modelreg.torrent.metainfo import FileEntry, Torrent
-from modelreg.torrent.paths import path_problem
+from modelreg.paths import path_problem
 
 PREFIX = "v1"
 

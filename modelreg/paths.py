@@ -3,7 +3,8 @@
 The reader (:mod:`modelreg.torrent.metainfo`), the creator (:mod:`modelreg.torrent.layout`, so every
 source: a local folder or a hub repository) and the gateway's route matching all ask :func:`component_problem`,
 so that a torrent ``create`` writes is one the reader accepts and a URL the gateway serves names a file the
-torrent has.
+torrent has; the site's caches and the staged update check the paths they read back from disk with it
+too. It sits below every layer (as ``errors`` and ``fsutil`` do): it imports nothing of modelreg's.
 
 A component is refused when it is empty, ``.`` or ``..``, or holds ``/`` or ``\\`` (a path separator on one
 system or another: ``a\\..\\..\\b`` must not climb out of a folder on Windows), NUL, or another control
