@@ -10,9 +10,9 @@ import pytest
 
 from modelreg.cli import main
 from modelreg.errors import TorrentError, WebseedError
+from modelreg.paths import component_problem
 from modelreg.torrent.create import LocalSource, create_torrent
 from modelreg.torrent.metainfo import Torrent
-from modelreg.paths import component_problem
 from modelreg.webseed.routes import Served, ServeSet
 
 COMMIT = "c" * 40

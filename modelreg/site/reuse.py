@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from modelreg.site.cachedb import CacheDB
 from modelreg.paths import path_problem
+from modelreg.site.cachedb import CacheDB
 
 #: marshal is fast for plain data and runs no code, but its format is tied to the Python version.
 MANIFEST_VERSION = [8, *sys.version_info[:2]]

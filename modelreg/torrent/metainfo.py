@@ -19,8 +19,8 @@ from typing import Any
 
 from modelreg.errors import TorrentError
 from modelreg.fsutil import read_regular
-from modelreg.torrent import bencode as bencoding
 from modelreg.paths import component_problem
+from modelreg.torrent import bencode as bencoding
 
 #: Largest .torrent file read (from disk or a site): the biggest public ones (v2 piece layers of 100 GB
 #: models) are a few MiB.

@@ -17,9 +17,9 @@ from urllib.parse import quote, unquote
 
 from modelreg.errors import ConfigError, WebseedError
 from modelreg.hf.repoid import RepoIdParts
+from modelreg.paths import path_problem
 from modelreg.registry.catalog import COMMIT, REPO_ID, Catalog
 from modelreg.torrent.metainfo import FileEntry, Torrent
-from modelreg.paths import path_problem
 
 PREFIX = "v1"
 
