@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from hostile import PYTHON, REV, add_model, subprocess_env
 
+from tests.procs import alive, children
+
 # A build of modelreg.toml's site. It says when it starts, and when the switch begins; the switch is
 # slowed a little (a sleep after the new link is made and before it replaces the old one) so that kills
 # land inside it too.
@@ -188,27 +190,6 @@ def test_a_killed_build_leaves_the_previous_or_the_new_site(states):
     print("outcomes:", outcomes)
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir() or (os.cpu_count() or 1) < 2, reason="needs /proc and 2 cores")
 def test_parse_workers_die_with_a_killed_build(tmp_path: Path):
     registry = tmp_path / "registry"
@@ -220,15 +201,15 @@ def test_parse_workers_die_with_a_killed_build(tmp_path: Path):
     workers: set[int] = set()
     deadline = time.monotonic() + 60
     while not workers and child.poll() is None and time.monotonic() < deadline:
-        workers = _children(child.pid)
+        workers = children(child.pid)
         time.sleep(0.005)
     assert workers, "the build never started its parse workers"
     child.send_signal(signal.SIGKILL)
     child.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
         time.sleep(0.1)
-    left = [w for w in workers if _alive(w)]
+    left = [w for w in workers if alive(w)]
     for pid in left:  # do not leak them into the rest of the suite
         os.kill(pid, signal.SIGKILL)
     assert not left, f"parse workers {left} outlived their killed build"

@@ -21,6 +21,7 @@ from modelreg.site.build import build_site
 from modelreg.site.cachedb import CacheDB
 from modelreg.site.parsecache import identity
 from modelreg.torrent import bencode
+from tests.procs import alive, children
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import generate  # noqa: E402
@@ -212,39 +213,18 @@ def test_render_workers_die_with_a_killed_build(registry: Path, tmp_path: Path):
     workers: set[int] = set()
     deadline = time.monotonic() + 60
     while len(workers) < 2 and child.poll() is None and time.monotonic() < deadline:
-        workers = _children(child.pid)
+        workers = children(child.pid)
         time.sleep(0.005)
     assert len(workers) == 2, "the build never started its render workers"
     child.send_signal(signal.SIGKILL)
     child.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
         time.sleep(0.1)
-    left = [w for w in workers if _alive(w)]
+    left = [w for w in workers if alive(w)]
     for pid in left:  # do not leak them into the rest of the suite
         os.kill(pid, signal.SIGKILL)
     assert not left, f"render workers {left} outlived their killed build"
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_worker_that_dies_fails_the_build_with_one_line(registry: Path, tmp_path: Path, monkeypatch):
