@@ -132,6 +132,13 @@ def tree(site: Path) -> dict[str, bytes]:
     return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
 
 
+def full_build(tmp_path: Path, registry: Path) -> dict[str, bytes]:
+    """The :func:`tree` of ``registry``'s site built without caches (into ``tmp_path/full``)."""
+    full = tmp_path / "full"
+    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
+    return tree(full)
+
+
 def test_one_change_renders_only_the_listing_pages_that_include_it(registry: Path, tmp_path: Path, monkeypatch):
     out = tmp_path / "site"
     config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
@@ -162,9 +169,7 @@ def test_one_change_renders_only_the_listing_pages_that_include_it(registry: Pat
     shard.write_text("{}")
     model.torrent_path.write_bytes(bencode.encode({**top, b"comment": b"again"}))
     assert build_site(config).rendered == 1 and indexed == [1]
-    full = tmp_path / "full"
-    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
-    assert tree(out) == tree(full)
+    assert tree(out) == full_build(tmp_path, registry)
 
 
 def test_new_metadata_renders_its_model_again_and_equals_a_full_build(registry: Path, tmp_path: Path, monkeypatch):
@@ -185,9 +190,7 @@ def test_new_metadata_renders_its_model_again_and_equals_a_full_build(registry: 
     # its row shows the license: the listing pages that list it (main, org, formats), and only those
     assert rendered and all(f'data-model-id="{model.repo_id}"' in page for page in rendered)
     assert "A card written since" in (out / "models" / model.repo_id / "index.html").read_text()
-    full = tmp_path / "full"
-    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
-    assert tree(out) == tree(full)
+    assert tree(out) == full_build(tmp_path, registry)
     # the problems of models not rendered again are still reported
     again = build_site(config)
     assert again.rendered == 0 and sorted(again.model_problems) == sorted(report.model_problems)
@@ -286,9 +289,7 @@ def test_a_failed_build_keeps_the_caches_of_the_site_readers_see(small: Path, tm
     # the failed build's rows were never committed: the changed model is rendered again, the rest reused
     report = build_site(config)
     assert (report.rendered, report.reused) == (1, SMALL - 1)
-    full = tmp_path / "full"
-    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
-    assert tree(out) == tree(full)
+    assert tree(out) == full_build(tmp_path, registry)
 
 
 def test_a_damaged_row_of_a_reused_model_is_found_when_its_page_is_made_again(registry: Path, tmp_path: Path):
@@ -308,9 +309,7 @@ def test_a_damaged_row_of_a_reused_model_is_found_when_its_page_is_made_again(re
         db.execute("UPDATE parts SET value = ? WHERE id = ?", (marshal.dumps({"entry": "forged"}), models[8].repo_id))
     report = build_site(config)
     assert (report.rendered, report.reused) == (2, COUNT - 2)
-    full = tmp_path / "full"
-    build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
-    assert tree(out) == tree(full)
+    assert tree(out) == full_build(tmp_path, registry)
 
 
 def test_the_api_list_is_kept_or_spliced_from_the_live_one_unless_that_changed(registry: Path, tmp_path: Path):
