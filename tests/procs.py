@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -27,3 +30,17 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def kill_outlived(child: subprocess.Popen, workers: set[int], within: float = 10.0) -> list[int]:
+    """SIGKILL ``child``, then the ``workers`` still alive ``within`` seconds later (so none leaks into the
+    rest of the suite); returns those, which should have died with it."""
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.1)
+    left = [w for w in workers if alive(w)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left

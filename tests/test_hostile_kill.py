@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hostile import PYTHON, REV, add_model, subprocess_env
 
-from tests.procs import alive, children
+from tests.procs import children, kill_outlived
 
 # A build of modelreg.toml's site. It says when it starts, and when the switch begins; the switch is
 # slowed a little (a sleep after the new link is made and before it replaces the old one) so that kills
@@ -204,12 +204,5 @@ def test_parse_workers_die_with_a_killed_build(tmp_path: Path):
         workers = children(child.pid)
         time.sleep(0.005)
     assert workers, "the build never started its parse workers"
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(w) for w in workers):
-        time.sleep(0.1)
-    left = [w for w in workers if alive(w)]
-    for pid in left:  # do not leak them into the rest of the suite
-        os.kill(pid, signal.SIGKILL)
+    left = kill_outlived(child, workers)
     assert not left, f"parse workers {left} outlived their killed build"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from modelreg.site.build import build_site
 from modelreg.site.cachedb import CacheDB
 from modelreg.site.parsecache import identity
 from modelreg.torrent import bencode
-from tests.procs import alive, children
+from tests.procs import children, kill_outlived
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import generate  # noqa: E402
@@ -216,14 +215,7 @@ def test_render_workers_die_with_a_killed_build(registry: Path, tmp_path: Path):
         workers = children(child.pid)
         time.sleep(0.005)
     assert len(workers) == 2, "the build never started its render workers"
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(w) for w in workers):
-        time.sleep(0.1)
-    left = [w for w in workers if alive(w)]
-    for pid in left:  # do not leak them into the rest of the suite
-        os.kill(pid, signal.SIGKILL)
+    left = kill_outlived(child, workers)
     assert not left, f"render workers {left} outlived their killed build"
 
 
