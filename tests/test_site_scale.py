@@ -330,3 +330,29 @@ def test_the_api_list_is_kept_or_spliced_from_the_live_one_unless_that_changed(r
         assert build_site(config).rendered == 1
         build_site(Config(root=tmp_path).replace(registry=str(registry), out=str(full)), incremental=False)
         assert tree(out) == tree(full)
+
+
+def test_api_offsets_that_do_not_tile_the_live_list_are_not_copied_from(registry: Path, tmp_path: Path):
+    """The manifest's index of api/models.json is read from disk: a span shifted by a byte (the lines no
+    longer tile the file) makes the list from the manifest's rows instead of copying pieces of two lines."""
+    import array
+    import sqlite3
+
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    manifest, _ = _caches(tmp_path)
+    with sqlite3.connect(manifest) as db:
+        (value,) = db.execute("SELECT value FROM state WHERE name = 'api'").fetchone()
+        state = marshal.loads(value)
+        spans = array.array("q")
+        spans.frombytes(state["offsets"])
+        spans[4] += 1  # the third line's start
+        state["offsets"] = spans.tobytes()
+        db.execute("UPDATE state SET value = ? WHERE name = 'api'", (marshal.dumps(state),))
+    model = load_catalog(registry).models[5]
+    top = bencode.decode(model.torrent_path.read_bytes())
+    top[b"creation date"] = top.get(b"creation date", 0) + 1
+    model.torrent_path.write_bytes(bencode.encode(top))
+    assert build_site(config).rendered == 1
+    assert tree(out) == full_build(tmp_path, registry)

@@ -323,13 +323,14 @@ def _api_state(db: CacheDB) -> tuple | None:
         return None
     spans = array.array("q")
     spans.frombytes(offsets)
-    # each line inside the file, after the one before it: a span copied from the file is within it
+    # the lines tile the file as ApiWriter writes it ("[\n", lines joined by ",\n", "\n]\n"): a span
+    # copied from the file is one whole line of it, never a piece of two
     end = 0
     for start, length in zip(spans[::2], spans[1::2], strict=True):
-        if start < end or length < 0:
+        if start != (2 if end == 0 else end + 2) or length <= 0:
             return None
         end = start + length
-    if end > size:
+    if ids and end + 3 != size:
         return None
     return ids, offsets, size, mtime_ns
 
