@@ -26,6 +26,15 @@ from pathlib import Path
 from modelreg.errors import SiteSwitchError, UnreadableFileError
 from modelreg.paths import path_problem
 
+#: ``(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)``: what tells a file's version without reading it
+#: (a write in place or a rename over it changes one of them; no program can set the change time back).
+Identity = tuple[int, int, int, int, int]
+
+
+def identity_of(st: os.stat_result) -> Identity:
+    """A file's :data:`Identity` from its ``stat``."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``: a reader

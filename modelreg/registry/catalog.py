@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from modelreg.errors import CatalogError, ModelregError
-from modelreg.fsutil import read_regular
+from modelreg.fsutil import identity_of, read_regular
 from modelreg.hf.metadata import ModelMeta
 from modelreg.hf.repoid import RepoIdParts
 from modelreg.registry.health import Health
@@ -226,13 +226,12 @@ def stamp(path: str, rel: str, jsons: set[str] | None) -> tuple | None:
         found = None
         if jsons is None or side.casefold() in jsons:
             try:
-                s = os.stat(side)
-                found = (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+                found = identity_of(os.stat(side))
             except FileNotFoundError:  # also a dangling link: read as no sidecar
                 pass
     except OSError:
         return None
-    return rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, found
+    return (rel, *identity_of(st), found)
 
 
 def load_catalog(registry: str | Path, read: Any = read_torrent, paths: Listing | list[Path] | None = None,

@@ -30,10 +30,10 @@ from collections import OrderedDict
 from pathlib import Path
 
 from modelreg.errors import CacheError, ModelregError
-from modelreg.fsutil import atomic_write_bytes
+from modelreg.fsutil import Identity, atomic_write_bytes, identity_of
 from modelreg.torrent.metainfo import FileEntry, Torrent
 from modelreg.torrent.pieces import PieceMap
-from modelreg.webseed.diskcheck import CheckedPieces, Identity, identity_of
+from modelreg.webseed.diskcheck import CheckedPieces
 from modelreg.webseed.metrics import Metrics
 from modelreg.webseed.routes import Served
 

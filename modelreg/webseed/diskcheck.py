@@ -18,14 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from modelreg.fsutil import Identity, identity_of
 from modelreg.torrent.metainfo import FileEntry
-
-#: ``(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)`` of a cached file.
-Identity = tuple[int, int, int, int, int]
-
-
-def identity_of(st: os.stat_result) -> Identity:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class CheckedPieces:
