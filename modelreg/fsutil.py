@@ -19,8 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import compress, filterfalse
-from operator import ne
+from itertools import filterfalse
 from pathlib import Path
 
 from modelreg.errors import SiteSwitchError, UnreadableFileError
@@ -213,31 +212,67 @@ def _current(target: Path, versions: Path) -> Path | None:
 def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | None) -> Path:
     """The next version, complete: a recycled old version brought up to date, or the staging folder.
 
-    With the records of the recycled version and of the live one, what it costs grows with the files
-    that differ between them and the staged ones, not with the files kept: the records are compared as
-    sets, and only the files that differ are touched.
+    A version's record (:class:`_Record`) names the version it was made from and the paths where the two
+    may differ: the files its build staged or dropped. Where the recycled version and the live one are
+    linked so (the live one was made from it, or it from the live one, as after a build killed before its
+    switch), every other path is the very same file in both: only the paths changed by that build and by
+    this one are touched, and the rest costs a few set operations at C speed over the live record's paths
+    (to find the live files not kept). Without such a link the recycled version's files are listed (from
+    its record, or by walking it) and each kept file is compared with the live one.
     """
     staged = set(_files(stage.dir))
-    base = _recyclable(versions, current, state)
+    kept = stage.kept
     live = _read_record(state, current.name) if current is not None and current.parent == versions else None
+    paths: list[str] = []
+    dropped: set[str] = set()  # the live files the new version has not
+    extra: set[str] = set()  # kept files the live record lacks (it is damaged): linked with a check
+    appended: set[str] = set()  # the new version's files the live one has not
+    if live is not None:
+        paths = live.files()
+        notkept = set(filterfalse(kept.__contains__, paths))  # the staged files it has, and those dropped
+        dropped = notkept.difference(staged)
+        missing = kept.difference(paths)
+        extra = missing.difference(staged)
+        appended = {rel for rel in staged if rel not in notkept and (rel not in kept or rel in missing)} | extra
+    base = _recyclable(versions, current, state)
     new = versions / _new_id()
-    held = None
+    diff: list[str] | None = None  # the paths where the recycled version and the live one may differ
     if base is None:
         os.rename(stage.dir, new)
     else:
+        # a version without its record may be half updated (records are dropped before a version changes)
         held = _take_record(state, base.name)
+        if held is not None and live is not None and current is not None:
+            if live.base == base.name:  # the live version was made from it
+                diff = live.changed
+            elif held.base == current.name:  # it was made from the live one (a build killed before its switch)
+                diff = held.changed
         os.rename(base, new)
-        # the files of the recycled version that the new one has not (C-level filters: no set of them all)
-        gone = filterfalse(staged.__contains__, filterfalse(stage.kept.__contains__, _files(new) if held is None else held))
+        if diff is not None:
+            gone: Iterable[str] = filterfalse(kept.__contains__, filterfalse(staged.__contains__, {*diff, *dropped}))
+        else:
+            gone = filterfalse(staged.__contains__, filterfalse(kept.__contains__, _files(new) if held is None
+                                                                else held.files()))
         for rel in sorted(gone, reverse=True):
             if path_problem(rel.split("/")) is None:  # the record is read from disk: never a path out of it
                 _remove(new, rel)
         for rel in sorted(staged):
             _place(stage.dir / rel, new, rel)
         shutil.rmtree(stage.dir, ignore_errors=True)
-    inodes = _link_kept(current, new, stage.kept - staged, base is None, held, live, staged)
-    inodes.update((rel, os.lstat(os.path.join(new, rel)).st_ino) for rel in staged)
-    _write_record(state, new.name, inodes)
+    if diff is not None:  # every other kept path is the live file already
+        _link_kept(current, new, {rel for rel in diff if rel in kept and rel not in staged} | extra, fresh=False)
+    else:
+        _link_kept(current, new, kept.difference(staged), fresh=base is None)
+    if live is None or current is None:  # the live files not kept are unknown: no link to the live version
+        files = [*kept.union(staged)]
+        _write_record(state, new.name, _Record("", _join(files), len(files), None))
+    else:
+        if dropped or appended:
+            files = [*filterfalse(dropped.__contains__, paths), *sorted(appended)]
+            blob, count = _join(files), len(files)
+        else:  # the same files as the live version: its list as it is
+            blob, count = live.blob, live.count
+        _write_record(state, new.name, _Record(current.name, blob, count, [*staged, *dropped, *extra]))
     return new
 
 
@@ -252,37 +287,15 @@ def _recyclable(versions: Path, current: Path | None, state: Path | None) -> Pat
     return max(found, key=lambda p: (p.name in recorded, p.name))
 
 
-def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool, held: dict[str, int] | None,
-               live: dict[str, int] | None, staged: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
-    """Hard-link each kept file of the live tree into ``new``, unless it is that very file already.
-
-    ``held`` and ``live`` are the records (path -> inode) of ``new`` before the update and of the live
-    version: where both name the same inode for a path, nothing needs a system call. Returns the
-    kept files' inodes, in the live record's order, with the ``staged`` files it has still in their
-    places (their inodes are the caller's to fill in): so the records of successive versions list their
-    files in the same order, which the next update compares fastest.
-    """
+def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool) -> None:
+    """Hard-link each of the ``kept`` files of the live tree into ``new``, unless it is that very file
+    already (``fresh``: ``new`` has none of them)."""
     if current is None:
-        return {}
-    if held is not None and live is not None:
-        # the kept files both records name with the same inode are in place: only the others are looked
-        # at (set operations, no loop in Python over the files kept)
-        paths = list(live)
-        if paths == list(held):  # in the same order, as records made one from the other are: C-level
-            differ: Iterable[str] = compress(paths, map(ne, live.values(), held.values()))
-        else:
-            differ = (rel for rel, ino in live.items() if held.get(rel) != ino)
-        todo = sorted(kept.difference(live).union(kept.intersection(differ)))
-        inodes = dict(live)  # the new version's record: the live one's, less the files not kept
-        for rel in list(filterfalse(staged.__contains__, filterfalse(kept.__contains__, live))):
-            del inodes[rel]
-    else:
-        inodes, todo = {}, sorted(kept)
-    for rel in todo:
+        return
+    for rel in sorted(kept):
         src = os.path.join(current, rel)
-        s = os.stat(src)
-        inodes[rel] = s.st_ino
         if not fresh:
+            s = os.stat(src)
             try:
                 d = os.lstat(os.path.join(new, rel))
                 if (d.st_ino, d.st_dev) == (s.st_ino, s.st_dev):
@@ -290,7 +303,6 @@ def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool, hel
             except FileNotFoundError:
                 pass
         _place(Path(src), new, rel, link=True)
-    return inodes
 
 
 def _place(src: Path, root: Path, rel: str, link: bool = False) -> None:
@@ -395,21 +407,56 @@ def _new_id() -> str:
     return f"{time.time_ns():020d}-{os.getpid()}"
 
 
-def _read_record(state: Path | None, name: str) -> dict[str, int] | None:
-    """The files of a version when it was made (path -> inode), or None where unknown or damaged."""
+#: The first item of a record: records of another layout (older modelreg's) are unknown, not misread.
+_RECORD_LAYOUT = "modelreg-version-2"
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the staged update keeps of a version (``state/<id>.files``).
+
+    ``blob`` is its ``count`` files, their paths joined by NUL (which no path holds) as file-system bytes:
+    read, checked and written at C speed, never a Python loop over them; ``base`` is the version it was
+    made from ("" where unknown) and ``changed`` the paths where the two may differ (None: unknown).
+    """
+
+    base: str
+    blob: bytes
+    count: int
+    changed: list[str] | None
+
+    def files(self) -> list[str]:
+        """The version's files, as relative POSIX paths."""
+        return _split(self.blob) if self.count else []
+
+
+def _join(paths: Iterable[str]) -> bytes:
+    return "\0".join(paths).encode("utf-8", "surrogateescape")
+
+
+def _split(blob: bytes) -> list[str]:
+    return blob.decode("utf-8", "surrogateescape").split("\0")
+
+
+def _read_record(state: Path | None, name: str) -> _Record | None:
+    """The record of the version ``name``, or None where unknown or damaged (its types and its count of
+    paths checked; the paths themselves are checked where they are used)."""
     if state is None:
         return None
     try:
         record = marshal.loads((state / f"{name}.files").read_bytes())
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if not isinstance(record, dict) or not all(type(ino) is int for ino in record.values()) \
-            or not all(type(rel) is str for rel in record):
+    if type(record) is not tuple or len(record) != 5 or record[0] != _RECORD_LAYOUT:
         return None
-    return record
+    _, base, blob, count, changed = record
+    if type(base) is not str or type(blob) is not bytes or type(count) is not int \
+            or count != (blob.count(b"\0") + 1 if blob else 0) or (changed is not None and type(changed) is not bytes):
+        return None
+    return _Record(base, blob, count, None if changed is None else _split(changed) if changed else [])
 
 
-def _take_record(state: Path | None, name: str) -> dict[str, int] | None:
+def _take_record(state: Path | None, name: str) -> _Record | None:
     """:func:`_read_record`, and the record is dropped: the version is about to change."""
     record = _read_record(state, name)
     if state is not None:
@@ -417,11 +464,13 @@ def _take_record(state: Path | None, name: str) -> dict[str, int] | None:
     return record
 
 
-def _write_record(state: Path | None, name: str, inodes: dict[str, int]) -> None:
-    # marshal: a tenth of JSON's time for the ~400,000 files of a site of 100,000 models. Not fsynced: a
-    # record lost in a crash only makes the next update walk the version's tree
+def _write_record(state: Path | None, name: str, record: _Record) -> None:
+    # Not fsynced: a record lost in a crash only makes the next update walk the version's tree
     if state is not None:
-        atomic_write_bytes(state / f"{name}.files", marshal.dumps(inodes), durable=False)
+        changed = None if record.changed is None else _join(record.changed)
+        atomic_write_bytes(state / f"{name}.files",
+                           marshal.dumps((_RECORD_LAYOUT, record.base, record.blob, record.count, changed)),
+                           durable=False)
 
 
 def _files(root: Path) -> Iterator[str]:

@@ -3,7 +3,7 @@ the previous version is kept, older ones are deleted."""
 
 from __future__ import annotations
 
-import marshal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,12 @@ def tree(root: Path) -> dict[str, bytes]:
 def write(root: Path, rel: str, data: bytes) -> None:
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_bytes(data)
+
+
+def record(state: Path, version: Path) -> fsutil._Record:
+    found = fsutil._read_record(state, version.name)
+    assert found is not None
+    return found
 
 
 def versions(tmp_path: Path) -> list[str]:
@@ -55,8 +61,7 @@ def test_update_keeps_replaces_and_deletes(site, tmp_path):
         assert site.resolve() != before and before.is_dir()  # the previous version is kept
         assert len(versions(tmp_path)) == 2  # and older ones deleted
     assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "site", "state"]
-    record = marshal.loads((tmp_path / "state" / f"{site.resolve().name}.files").read_bytes())
-    assert record == {rel: (site / rel).stat().st_ino for rel in tree(site)}
+    assert sorted(record(tmp_path / "state", site.resolve()).files()) == sorted(tree(site))
 
 
 def test_failed_build_changes_nothing(site, tmp_path):
@@ -115,10 +120,10 @@ def test_damaged_records_are_walked_and_never_name_a_path_out_of_the_version(sit
                     and p != site.resolve())
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"not the site's")
-    record = marshal.loads((state / f"{inactive.name}.files").read_bytes())
+    held = record(state, inactive)
     # a record that names files out of the version (to be deleted as not kept): they stay
-    (state / f"{inactive.name}.files").write_bytes(marshal.dumps({**record, "../../outside.txt": 1,
-                                                                  str(outside): 2}))
+    fsutil._write_record(state, inactive.name, replace(held, blob=fsutil._join([*held.files(), "../../outside.txt",
+                                                                              str(outside)]), count=held.count + 2))
     (state / f"{site.resolve().name}.files").write_bytes(b"\x00not marshal")  # the live one: unreadable
     with staged_update(site, state) as stage:
         stage.keep("models/a/one/index.html")
@@ -136,15 +141,14 @@ def test_records_keep_their_order_and_a_file_changed_two_updates_ago_is_linked(s
     expected = {"index.html": b"v1", "models/a/one/index.html": b"a1", "old/gone.txt": b"x"}
     orders = []
     for step in range(4):
-        record = marshal.loads((state / f"{site.resolve().name}.files").read_bytes())
-        first = next(rel for rel in record if rel in expected)
+        first = next(rel for rel in record(state, site.resolve()).files() if rel in expected)
         with staged_update(site, state) as stage:
             stage.kept.update(expected)
             if step % 2 == 0:  # rewritten in one update, kept in the next: the recycled version is behind
                 stage.kept.discard(first)
                 expected[first] = b"new%d" % step
                 write(stage.dir, first, expected[first])
-        orders.append([rel for rel in marshal.loads((state / f"{site.resolve().name}.files").read_bytes())])
+        orders.append(record(state, site.resolve()).files())
         assert tree(site) == expected
     assert orders[0] == orders[1] == orders[2] == orders[3]  # a rewritten file keeps its place
 
