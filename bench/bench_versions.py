@@ -56,6 +56,7 @@ def load(ref: str, work: Path):
     file.write_bytes(source)
     spec = importlib.util.spec_from_file_location(f"fsutil_{ref}", file)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
