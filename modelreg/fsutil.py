@@ -229,11 +229,15 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
     appended: set[str] = set()  # the new version's files the live one has not
     if live is not None:
         paths = live.files()
-        notkept = set(filterfalse(kept.__contains__, paths))  # the staged files it has, and those dropped
+        known = set(paths)
+        if len(known) != len(paths):  # a damaged record: its paths once each
+            paths = list(dict.fromkeys(paths))
+        notkept = known.difference(kept)  # the staged files it has, and those dropped
         dropped = notkept.difference(staged)
-        missing = kept.difference(paths)
-        extra = missing.difference(staged)
-        appended = {rel for rel in staged if rel not in notkept and (rel not in kept or rel in missing)} | extra
+        # the kept paths it lacks, if any: counted, not looked up (one pass over the live files is enough)
+        if len(kept) > len(known) - len(notkept):
+            extra = kept.difference(known).difference(staged)
+        appended = {rel for rel in staged if rel not in known} | extra
     base = _recyclable(versions, current, state)
     new = versions / _new_id()
     diff: list[str] | None = None  # the paths where the recycled version and the live one may differ

@@ -280,7 +280,7 @@ def iter_files(root: Path):
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "older layout", "count", "types", "live missing",
-                                    "live garbage", "unlinked"])
+                                    "live garbage", "unlinked", "live short", "live duplicates"])
 def test_a_damaged_or_missing_record_only_costs_a_walk(site, tmp_path, damage):
     state = tmp_path / "state"
     expected = tree(site)
@@ -302,6 +302,12 @@ def test_a_damaged_or_missing_record_only_costs_a_walk(site, tmp_path, damage):
         path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.blob, held.count + 1, b"")))
     elif damage == "types":
         path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.files(), held.count, b"")))
+    elif damage == "live short":  # it lacks files the build keeps
+        files = [rel for rel in held.files() if rel not in ("index.html", "models/b/two/index.html")]
+        fsutil._write_record(state, victim.name, replace(held, blob=fsutil._join(files), count=len(files)))
+    elif damage == "live duplicates":  # counted once each: the files it lacks are not hidden
+        files = [rel for rel in held.files() if rel != "index.html"] * 2
+        fsutil._write_record(state, victim.name, replace(held, blob=fsutil._join(files), count=len(files)))
     else:  # a well-formed record made from another version: the two versions are compared file by file
         fsutil._write_record(state, victim.name, replace(held, base="another"))
     build(site, state, expected, {"models/b/two/index.html": b"b2", "new.txt": None})
