@@ -18,7 +18,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import filterfalse
 from pathlib import Path
 
@@ -245,12 +245,15 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
         os.rename(stage.dir, new)
     else:
         # a version without its record may be half updated (records are dropped before a version changes)
-        held = _take_record(state, base.name)
+        held = _read_record(state, base.name, files=False)
         if held is not None and live is not None and current is not None:
             if live.base == base.name:  # the live version was made from it
                 diff = live.changed
             elif held.base == current.name:  # it was made from the live one (a build killed before its switch)
                 diff = held.changed
+        if diff is None and held is not None:
+            held = _read_record(state, base.name)  # its files are listed by its record, not by a walk
+        _drop_record(state, base.name)
         os.rename(base, new)
         if diff is not None:
             gone: Iterable[str] = filterfalse(kept.__contains__, filterfalse(staged.__contains__, {*diff, *dropped}))
@@ -271,12 +274,12 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
         files = [*kept.union(staged)]
         _write_record(state, new.name, _Record("", _join(files), len(files), None))
     else:
-        if dropped or appended:
+        changed = [*staged, *dropped, *extra]
+        if dropped or appended or len(paths) != live.count:
             files = [*filterfalse(dropped.__contains__, paths), *sorted(appended)]
-            blob, count = _join(files), len(files)
-        else:  # the same files as the live version: its list as it is
-            blob, count = live.blob, live.count
-        _write_record(state, new.name, _Record(current.name, blob, count, [*staged, *dropped, *extra]))
+            _write_record(state, new.name, _Record(current.name, _join(files), len(files), changed))
+        else:  # the same files as the live version: its list, shared
+            _write_record(state, new.name, replace(live, base=current.name, changed=changed), current.name)
     return new
 
 
@@ -402,7 +405,7 @@ def _collect(target: Path, versions: Path, keep: set[str], state: Path | None) -
         shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() and not stray.is_symlink() else stray.unlink()
     if state is not None and state.is_dir():
         for record in state.iterdir():
-            if record.name.removesuffix(".files") not in keep:
+            if record.name.partition(".")[0] not in keep:
                 record.unlink(missing_ok=True)  # also the journal of the in-place updates before versions
 
 
@@ -412,16 +415,18 @@ def _new_id() -> str:
 
 
 #: The first item of a record: records of another layout (older modelreg's) are unknown, not misread.
-_RECORD_LAYOUT = "modelreg-version-2"
+_RECORD_LAYOUT = "modelreg-version-3"
 
 
 @dataclass(frozen=True)
 class _Record:
-    """What the staged update keeps of a version (``state/<id>.files``).
+    """What the staged update keeps of a version: ``state/<id>.files``, and its list ``state/<id>.list``.
 
-    ``blob`` is its ``count`` files, their paths joined by NUL (which no path holds) as file-system bytes:
-    read, checked and written at C speed, never a Python loop over them; ``base`` is the version it was
-    made from ("" where unknown) and ``changed`` the paths where the two may differ (None: unknown).
+    ``blob`` (the list) is its ``count`` files, their paths joined by NUL (which no path holds) as
+    file-system bytes: read, checked and written at C speed, never a Python loop over them, and a
+    version with the same files as the one it was made from shares that one's list (a hard link: records
+    are replaced, never written in place). ``base`` is the version it was made from ("" where unknown)
+    and ``changed`` the paths where the two may differ (None: unknown).
     """
 
     base: str
@@ -442,39 +447,55 @@ def _split(blob: bytes) -> list[str]:
     return blob.decode("utf-8", "surrogateescape").split("\0")
 
 
-def _read_record(state: Path | None, name: str) -> _Record | None:
-    """The record of the version ``name``, or None where unknown or damaged (its types and its count of
-    paths checked; the paths themselves are checked where they are used)."""
+def _read_record(state: Path | None, name: str, files: bool = True) -> _Record | None:
+    """The record of the version ``name`` (without its list unless ``files``: ``blob`` is then empty), or
+    None where unknown or damaged: its types, and the size and count of paths of its list, are checked;
+    the paths themselves are checked where they are used."""
     if state is None:
         return None
     try:
         record = marshal.loads((state / f"{name}.files").read_bytes())
+        if type(record) is not tuple or len(record) != 5 or record[0] != _RECORD_LAYOUT:
+            return None
+        _, base, count, size, changed = record
+        if type(base) is not str or type(count) is not int or type(size) is not int \
+                or (changed is not None and type(changed) is not bytes):
+            return None
+        blob = read_regular(state / f"{name}.list", size, "record") if files else b""
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if type(record) is not tuple or len(record) != 5 or record[0] != _RECORD_LAYOUT:
-        return None
-    _, base, blob, count, changed = record
-    if type(base) is not str or type(blob) is not bytes or type(count) is not int \
-            or count != (blob.count(b"\0") + 1 if blob else 0) or (changed is not None and type(changed) is not bytes):
+    if files and (len(blob) != size or count != (blob.count(b"\0") + 1 if blob else 0)):
         return None
     return _Record(base, blob, count, None if changed is None else _split(changed) if changed else [])
 
 
-def _take_record(state: Path | None, name: str) -> _Record | None:
-    """:func:`_read_record`, and the record is dropped: the version is about to change."""
-    record = _read_record(state, name)
+def _drop_record(state: Path | None, name: str) -> None:
+    """Delete the record of the version ``name``: it is about to change."""
     if state is not None:
         (state / f"{name}.files").unlink(missing_ok=True)
-    return record
+        (state / f"{name}.list").unlink(missing_ok=True)
 
 
-def _write_record(state: Path | None, name: str, record: _Record) -> None:
-    # Not fsynced: a record lost in a crash only makes the next update walk the version's tree
-    if state is not None:
-        changed = None if record.changed is None else _join(record.changed)
-        atomic_write_bytes(state / f"{name}.files",
-                           marshal.dumps((_RECORD_LAYOUT, record.base, record.blob, record.count, changed)),
-                           durable=False)
+def _write_record(state: Path | None, name: str, record: _Record, same_list_as: str | None = None) -> None:
+    """Write the record of the version ``name``; its list is a link to that of ``same_list_as`` where given
+    (it is then the same).
+
+    Not fsynced: a record lost in a crash only makes the next update walk the version's tree.
+    """
+    if state is None:
+        return
+    listed = state / f"{name}.list"
+    listed.unlink(missing_ok=True)
+    try:
+        if same_list_as is None:
+            raise FileNotFoundError
+        os.link(state / f"{same_list_as}.list", listed)
+    except OSError:
+        atomic_write_bytes(listed, record.blob, durable=False)
+    changed = None if record.changed is None else _join(record.changed)
+    atomic_write_bytes(state / f"{name}.files",
+                       marshal.dumps((_RECORD_LAYOUT, record.base, record.count, len(record.blob), changed)),
+                       durable=False)
 
 
 def _files(root: Path) -> Iterator[str]:

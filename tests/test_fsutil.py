@@ -251,7 +251,12 @@ def test_a_chain_of_small_builds_equals_full_builds(site, tmp_path):
         {"old/gone.txt": b"back"},  # dropped, then back
     ]
     for step, changes in enumerate(steps):
+        before = site.resolve().name
         build(site, state, expected, changes)
+        if not changes or changes == {"index.html": b"v4"}:  # the same files: the list is shared, not written
+            assert (state / f"{site.resolve().name}.list").stat().st_ino == (state / f"{before}.list").stat().st_ino
+        assert sorted(p.name for p in state.iterdir()) == sorted(f"{name}.{kind}" for name in versions(tmp_path)
+                                                                 for kind in ("files", "list"))
         full = tmp_path / f"full{step}"  # the same files built from nothing
         with staged_update(full, tmp_path / f"full-state{step}") as stage:
             for rel, data in expected.items():
@@ -280,7 +285,8 @@ def iter_files(root: Path):
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "older layout", "count", "types", "live missing",
-                                    "live garbage", "unlinked", "live short", "live duplicates"])
+                                    "live garbage", "unlinked", "live short", "live duplicates",
+                                    "size", "list missing", "live list missing"])
 def test_a_damaged_or_missing_record_only_costs_a_walk(site, tmp_path, damage):
     state = tmp_path / "state"
     expected = tree(site)
@@ -299,9 +305,14 @@ def test_a_damaged_or_missing_record_only_costs_a_walk(site, tmp_path, damage):
     elif damage == "older layout":
         path.write_bytes(marshal.dumps({rel: 1 for rel in held.files()}))
     elif damage == "count":
-        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.blob, held.count + 1, b"")))
+        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.count + 1, len(held.blob), b"")))
+    elif damage == "size":  # its list is not the one the record was written with
+        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.count, len(held.blob) - 1, b"")))
     elif damage == "types":
-        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.files(), held.count, b"")))
+        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.count, len(held.blob),
+                                        held.changed)))
+    elif damage in ("list missing", "live list missing"):
+        path.with_suffix(".list").unlink()
     elif damage == "live short":  # it lacks files the build keeps
         files = [rel for rel in held.files() if rel not in ("index.html", "models/b/two/index.html")]
         fsutil._write_record(state, victim.name, replace(held, blob=fsutil._join(files), count=len(files)))
