@@ -157,9 +157,11 @@ def staged_update(target: str | Path, state: str | Path | None = None) -> Iterat
     in, kept files hard-linked from the live version where they are not already the same file, others
     deleted), or, where there is none, the staging folder itself becomes it. Then one ``rename`` of a new
     link over ``target`` switches readers to it. A failed or interrupted build never touches the live
-    version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps
-    the files of each version with their inodes, which spares walking a tree to update it and checking
-    the files it shares with the live version. A real folder at ``target`` (from an older modelreg, or
+    version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps a
+    record of each version: its files, and the version it was made from with the paths that build
+    changed. They spare walking a tree to update it, and where the recycled version is the one the live
+    one was made from (as it is after every build that switched), looking at any file that neither that
+    build nor this one changed. A damaged or missing record only makes the update slower. A real folder at ``target`` (from an older modelreg, or
     made by hand) is switched to the link in one exchange too, and becomes the previous version. One build at a time per ``target``: another one fails.
 
     Raises:
