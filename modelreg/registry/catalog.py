@@ -10,6 +10,7 @@ Where a torrent's repository and revision come from, first match wins:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from modelreg.errors import CatalogError, ModelregError
-from modelreg.fsutil import identity_of, read_regular
+from modelreg.fsutil import read_regular, stat_many
 from modelreg.hf.metadata import ModelMeta
 from modelreg.hf.repoid import RepoIdParts
 from modelreg.registry.health import Health
@@ -110,7 +111,9 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     beside them.
 
     Links are followed, but each real folder (device and inode) is read once, so links that loop, or
-    that reach one folder by several ways, neither hang the walk nor list a torrent twice.
+    that reach one folder by several ways, neither hang the walk nor list a torrent twice. The walk goes a
+    level of folders at a time (their stats made together, :func:`~modelreg.fsutil.stat_many`): a folder
+    reached by several ways is listed under the shallowest.
 
     With a ``store``, a folder whose device, inode, modification and change times are those it had at
     the last walk is not read again: its names come from the store (adding, removing or renaming an
@@ -121,30 +124,34 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     jsons: set[str] = set()
     seen: set[tuple[int, int]] = set()
     recent = time.time_ns() - RECENT_NS
-    todo = [str(registry)]
-    while todo:
-        folder = todo.pop()
-        try:
-            st = os.stat(folder)
-        except OSError:
-            continue  # gone, unreadable or a dangling link: nothing to list
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
-        names = store.recall_folder(folder, identity) if store is not None else None
-        if names is None:
-            try:
-                names, steady = _read_folder(folder)
-            except OSError:
+    level = [str(registry)]
+    while level:  # a level of folders at a time: their stats in one call (stat_many)
+        below: list[str] = []
+        for folder, st in zip(level, stat_many(level), strict=True):
+            if type(st) is not tuple:
+                continue  # gone, unreadable or a dangling link: nothing to list
+            dev, ino, _, mtime, ctime = st
+            if (dev, ino) in seen:
                 continue
-            if store is not None and steady and st.st_mtime_ns < recent and st.st_ctime_ns < recent:
-                store.remember_folder(folder, identity, names)
-        folders, torrents, sidecars = names
-        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
-        todo += [prefix + name for name in folders]
-        found += [prefix + name for name in torrents]
-        jsons.update([(prefix + name).casefold() for name in sidecars])
+            seen.add((dev, ino))
+            identity = (dev, ino, mtime, ctime)
+            names = store.recall_folder(folder, identity) if store is not None else None
+            if names is None:
+                try:
+                    names, steady = _read_folder(folder)
+                except OSError:
+                    continue
+                if store is not None and steady and mtime < recent and ctime < recent:
+                    store.remember_folder(folder, identity, names)
+            folders, torrents, sidecars = names
+            prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
+            if folders:
+                below += [prefix + name for name in folders]
+            if torrents:
+                found += [prefix + name for name in torrents]
+            if sidecars:
+                jsons.update([(prefix + name).casefold() for name in sidecars])
+        level = below
     found.sort()
     return Listing(found, jsons)
 
@@ -235,21 +242,19 @@ def stamps(paths: list[str], rels: list[str], jsons: set[str] | None) -> list[tu
                 named = sidecar_of(paths[i])
                 if named.casefold() in jsons:
                     sides[i] = named
+    named = [side for side in sides if side is not None]
+    identities = stat_many([*paths, *named]) if named else stat_many(paths)
+    of_sides = iter(identities[len(paths):])
     found: list[tuple | None] = []
-    add, stat = found.append, os.stat
-    for path, rel, named in zip(paths, rels, sides, strict=True):  # no call but the stats: 100,000 torrents
-        try:
-            st = stat(path)
-            side = None
-            if named is not None:
-                try:
-                    side = identity_of(stat(named))
-                except FileNotFoundError:  # also a dangling link: read as no sidecar
-                    pass
-        except OSError:
-            add(None)
-            continue
-        add((rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, side))  # identity_of, inline
+    add = found.append
+    for rel, st, side in zip(rels, identities, sides, strict=False):  # (identities also holds the sidecars')
+        if side is not None:
+            side = next(of_sides)
+            if type(side) is not tuple:
+                if side != errno.ENOENT:  # unreadable: the entry is built, never kept
+                    st = None
+                side = None  # missing (also a dangling link): read as no sidecar
+        add((rel, *st, side) if type(st) is tuple else None)
     return found
 
 
