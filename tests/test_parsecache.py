@@ -358,3 +358,11 @@ def test_with_the_stats_shared_by_a_forked_child_changes_are_still_seen(tmp_path
     assert sorted(reads) == sorted([path.name, side.with_suffix(".torrent").name]) and "Side/Car-Fork" in catalog.by_id()
     _same(catalog, registry)
     assert _load(registry, tmp_path / "cache")[1] == []
+
+
+def test_absolute_is_abspath():
+    from modelreg.site.parsecache import absolute
+
+    for path in ("/a/b.torrent", "/a//b", "//a/b", "/a/./b", "/a/../b", "/a/.b/c", "/a/b/", "/a/b/.", "/a/b/..", "a/b",
+                 "./a", "", "/", "/.x", "/a/b.torrent/", "/a/b c/ü.torrent"):
+        assert absolute(path) == os.path.abspath(path), path
