@@ -127,6 +127,7 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     level = [str(registry)]
     while level:  # a level of folders at a time: their stats in one call (stat_many)
         below: list[str] = []
+        todo, identities = [], []
         for folder, st in zip(level, stat_many(level), strict=True):
             if type(st) is not tuple:
                 continue  # gone, unreadable or a dangling link: nothing to list
@@ -134,14 +135,16 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
             if (dev, ino) in seen:
                 continue
             seen.add((dev, ino))
-            identity = (dev, ino, mtime, ctime)
-            names = store.recall_folder(folder, identity) if store is not None else None
+            todo.append(folder)
+            identities.append((dev, ino, mtime, ctime))
+        kept = store.recall_folders(todo, identities) if store is not None else [None] * len(todo)
+        for folder, identity, names in zip(todo, identities, kept, strict=True):
             if names is None:
                 try:
                     names, steady = _read_folder(folder)
                 except OSError:
                     continue
-                if store is not None and steady and mtime < recent and ctime < recent:
+                if store is not None and steady and identity[2] < recent and identity[3] < recent:
                     store.remember_folder(folder, identity, names)
             folders, torrents, sidecars = names
             prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
@@ -214,8 +217,9 @@ class CatalogStore(Protocol):
     def remember(self, path: str, stamp: tuple, model: Model) -> None:
         """Keep the entry of ``model`` (built from ``path``'s files as they were at ``stamp``)."""
 
-    def recall_folder(self, folder: str, identity: tuple) -> Names | None:
-        """The names kept for ``folder`` under this very ``identity``, each one a single path component."""
+    def recall_folders(self, folders: list[str], identities: list[tuple]) -> list[Names | None]:
+        """The names kept for each of ``folders`` under its very identity (each name a single path
+        component), or None."""
 
     def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
         """Keep the names of ``folder`` (listed when it had this ``identity``)."""
