@@ -113,7 +113,7 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     Links are followed, but each real folder (device and inode) is read once, so links that loop, or
     that reach one folder by several ways, neither hang the walk nor list a torrent twice. The walk goes a
     level of folders at a time (their stats made together, :func:`~modelreg.fsutil.stat_many`): a folder
-    reached by several ways is listed under the shallowest.
+    reached by several ways is listed under the shallowest, and at one depth by its own path before a link's.
 
     With a ``store``, a folder whose device, inode, modification and change times are those it had at
     the last walk is not read again: its names come from the store (adding, removing or renaming an
@@ -127,6 +127,7 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     level = [str(registry)]
     while level:  # a level of folders at a time: their stats in one call (stat_many)
         below: list[str] = []
+        links: list[str] = []  # walked after the real folders of the level: a folder is listed where it is
         todo, identities = [], []
         for folder, st in zip(level, stat_many(level), strict=True):
             if type(st) is not tuple:
@@ -139,6 +140,7 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
             identities.append((dev, ino, mtime, ctime))
         kept = store.recall_folders(todo, identities) if store is not None else [None] * len(todo)
         for folder, identity, names in zip(todo, identities, kept, strict=True):
+            steady = True  # a folder recalled holds no links (one that does is never kept)
             if names is None:
                 try:
                     names, steady = _read_folder(folder)
@@ -148,13 +150,16 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
                     store.remember_folder(folder, identity, names)
             folders, torrents, sidecars = names
             prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
-            if folders:
+            if folders and steady:
                 below += [prefix + name for name in folders]
+            elif folders:
+                for name in folders:
+                    (links if os.path.islink(prefix + name) else below).append(prefix + name)
             if torrents:
                 found += [prefix + name for name in torrents]
             if sidecars:
                 jsons.update([(prefix + name).casefold() for name in sidecars])
-        level = below
+        level = below + links
     found.sort()
     return Listing(found, jsons)
 
