@@ -33,7 +33,7 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def load(registry: Path, file: Path) -> tuple[float, float, float, int]:
+def load(registry: Path, file: Path) -> tuple[float, float, float, int, int]:
     cpu = _cpu()
     start = time.perf_counter()
     cache = ParseCache(file)
@@ -42,9 +42,10 @@ def load(registry: Path, file: Path) -> tuple[float, float, float, int]:
     catalog = load_catalog(registry, read=cache.read_light, paths=listing, store=cache, prefetch=cache.prefetch)
     done = time.perf_counter()
     used = _cpu() - cpu
+    hits = cache.hits
     cache.save()
     cache.db.close()
-    return scanned - start, done - scanned, used, len(catalog.models)
+    return scanned - start, done - scanned, used, len(catalog.models), hits
 
 
 def main() -> None:
@@ -56,7 +57,7 @@ def main() -> None:
     gc.disable()
     if not args.cache.exists():
         start = time.perf_counter()
-        _, _, _, count = load(args.registry, args.cache)
+        _, _, _, count, _ = load(args.registry, args.cache)
         print(f"first load (cache filled): {count} models in {time.perf_counter() - start:.1f} s")
     paths = scan_registry(args.registry).torrents
     start = time.perf_counter()
@@ -65,11 +66,12 @@ def main() -> None:
     print(f"reference: os.stat of {len(paths)} torrents: {time.perf_counter() - start:.3f} s")
     walks, loads, cpus = [], [], []
     for _ in range(args.repeat):
-        walk, catalog, cpu, count = load(args.registry, args.cache)
+        walk, catalog, cpu, count, hits = load(args.registry, args.cache)
         walks.append(walk)
         loads.append(catalog)
         cpus.append(cpu)
-        print(f"walk {walk:.3f} s + load {catalog:.3f} s = {walk + catalog:.3f} s, CPU {cpu:.3f} s ({count} models)")
+        print(f"walk {walk:.3f} s + load {catalog:.3f} s = {walk + catalog:.3f} s, CPU {cpu:.3f} s ({count} models, {hits} from the store)")
+    print(f"best: total {min(w + c for w, c in zip(walks, loads, strict=True)):.3f} s, CPU {min(cpus):.3f} s")
     print(f"median: walk {statistics.median(walks):.3f} s, load {statistics.median(loads):.3f} s, "
           f"total {statistics.median(w + c for w, c in zip(walks, loads, strict=True)):.3f} s, "
           f"CPU {statistics.median(cpus):.3f} s (this process and its children)")

@@ -442,12 +442,15 @@ def stat_many(paths: list[str]) -> list[Identity | int]:
     """The :data:`Identity` of each of ``paths`` (``stat``, links followed), or the ``errno`` of the error
     where it has none (``errno.ENOENT``: missing, or a dangling link).
 
-    From :data:`STAT_SPLIT` paths on, on Linux, a forked child stats the second half while this process
+    From :data:`STAT_SPLIT` paths on, on Linux, in a process of one thread, a forked child stats the second half while this process
     stats the first: the stats of a registry of 100,000 models take a core for half a second, and a build
     has the machine's other core idle then. The child only stats, writes its answer to a pipe and leaves
     (``os._exit``: none of this process's cleanup runs twice). Where it fails, this process stats its half too.
     """
-    if len(paths) < STAT_SPLIT or not hasattr(os, "fork") or os.uname().sysname != "Linux":
+    import threading  # here, not above: this end of the module is the catalog's (the top is the site update's)
+
+    if len(paths) < STAT_SPLIT or not hasattr(os, "fork") or os.uname().sysname != "Linux" \
+            or threading.active_count() > 1:  # another thread may hold a lock the child would need
         return _stat_each(paths)
     half = len(paths) // 2
     answer, out = os.pipe()

@@ -341,9 +341,12 @@ def test_damaged_or_hostile_folder_entries_are_misses(tmp_path, monkeypatch):
 
 
 def test_with_the_stats_shared_by_a_forked_child_changes_are_still_seen(tmp_path, monkeypatch):
+    import threading
+
     from modelreg import fsutil
 
     monkeypatch.setattr(fsutil, "STAT_SPLIT", 2)  # every level of the walk and the torrents' stats fork
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     registry = _registry(tmp_path, count=8)
     first, reads = _load(registry, tmp_path / "cache")
     assert len(reads) == 8

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+
+import pytest
 
 from modelreg import fsutil
 from modelreg.fsutil import stat_many
@@ -39,6 +42,7 @@ def test_each_path_has_its_identity_or_its_errno(tmp_path):
 
 def test_a_forked_child_gives_the_same_answer(tmp_path, monkeypatch):
     monkeypatch.setattr(fsutil, "STAT_SPLIT", 4)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # (threads other tests left do not matter here)
     paths = _paths(tmp_path, 41)
     forks = []
     real_fork = os.fork
@@ -56,6 +60,7 @@ def test_a_forked_child_gives_the_same_answer(tmp_path, monkeypatch):
 
 def test_a_child_that_dies_is_made_up_for(tmp_path, monkeypatch):
     monkeypatch.setattr(fsutil, "STAT_SPLIT", 4)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # (threads other tests left do not matter here)
     paths = _paths(tmp_path, 20)
     real_fork = os.fork
 
@@ -66,4 +71,12 @@ def test_a_child_that_dies_is_made_up_for(tmp_path, monkeypatch):
         return pid
 
     monkeypatch.setattr(os, "fork", fork)
+    assert stat_many(paths) == [_expected(p) for p in paths]
+
+
+def test_a_process_with_threads_does_not_fork(tmp_path, monkeypatch):
+    monkeypatch.setattr(fsutil, "STAT_SPLIT", 4)
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked"))
+    paths = _paths(tmp_path, 10)
     assert stat_many(paths) == [_expected(p) for p in paths]
