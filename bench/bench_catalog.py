@@ -53,7 +53,12 @@ def main() -> None:
     parser.add_argument("--registry", type=Path, default=ROOT / ".bench" / "catalog" / "registry")
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench" / "catalog" / "torrents.sqlite")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-fork", action="store_true", help="make every stat in this process (fsutil.stat_many)")
     args = parser.parse_args()
+    if args.no_fork:
+        import modelreg.fsutil
+
+        modelreg.fsutil.STAT_SPLIT = 1 << 62
     gc.disable()
     if not args.cache.exists():
         start = time.perf_counter()
