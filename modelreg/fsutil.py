@@ -453,7 +453,10 @@ def stat_many(paths: list[str]) -> list[Identity | int]:
             or threading.active_count() > 1:  # another thread may hold a lock the child would need
         return _stat_each(paths)
     half = len(paths) // 2
-    answer, out = os.pipe()
+    try:
+        answer, out = os.pipe()
+    except OSError:  # out of file descriptors: no child
+        return _stat_each(paths)
     try:
         pid = os.fork()
     except OSError:
