@@ -455,12 +455,8 @@ _API_PAGE_PATH = re.compile(r"^page/\d+$")
 
 
 def _files(model: Model, config: Config) -> tuple[str, ...]:
-    """Every file written for a model (beside its outputs, its search row)."""
-    paths = Paths(model)
-    outputs = paths.outputs()
-    if config.torrent_url:
-        outputs = tuple(rel for rel in outputs if rel != paths.torrent_file)
-    return (*outputs, paths.page + ROW_FILE)
+    """Every file written for a model (beside its outputs, its search row): a rebuild asks it of every model."""
+    return Paths(model).outputs(not config.torrent_url, ROW_FILE)
 
 
 def _rooted(record: dict[str, Any]) -> dict[str, Any]:
@@ -546,8 +542,7 @@ def render_model(env: jinja2.Environment, entry: jinja2.Template, model: Model, 
         "dated": [record["page"], record["last_modified"]],
         "problems": list(model.problems),
     }
-    outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
-    return parts, (*outputs, paths.page + ROW_FILE)
+    return parts, _files(model, config)
 
 
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,
