@@ -258,13 +258,17 @@ def test_damaged_build_caches_are_ignored_and_rebuilt(small: Path, tmp_path: Pat
         db.execute("UPDATE models SET light = ? WHERE id = ?",
                    (marshal.dumps(((1, 2), marshal.loads(light)[1])), ids[1]))  # the stat of one file, not four
         db.execute("UPDATE models SET key = 42 WHERE id = ?", (ids[2],))
+        (light,) = db.execute("SELECT light FROM models WHERE id = ?", (ids[4],)).fetchone()
+        stats, parts = marshal.loads(light)
+        db.execute("UPDATE models SET light = ? WHERE id = ?",  # the sizes and times, but not as ints
+                   (marshal.dumps(((float(stats[0]), *stats[1:]), parts)), ids[4]))
         db.execute("UPDATE parts SET value = x'00' WHERE id = ?", (ids[3],))
         db.execute("UPDATE state SET value = x'0102'")
     with sqlite3.connect(torrents) as db:
         db.execute("UPDATE torrents SET light = x'00', digest = 7 WHERE rowid % 3 = 0")
         db.execute("UPDATE torrents SET layout = 'text' WHERE rowid % 3 = 1")
     report = build_site(config)
-    assert report.rendered == 4 and report.reused == SMALL - 4
+    assert report.rendered == 5 and report.reused == SMALL - 5
     assert tree(out) == tree(full)
     assert build_site(config).reused == SMALL
 

@@ -50,6 +50,7 @@ _PARTS = {"json": str, "entry": str, "summary": list, "dated": list, "problems":
 #: its terms and the digest of the whole (``searched``, :func:`summary_digest`); stored with the digest of
 #: the bulky row (``sha``), which :meth:`Reuse.parts` checks.
 LIGHT = ("summary", "searched", "dated", "problems", "sha")
+_LIGHT_KEYS = frozenset(LIGHT)
 
 
 class Damaged(Exception):  # noqa: N818 - not an error: a cache entry found unusable after all
@@ -391,9 +392,14 @@ def _light(data: object, files: int) -> tuple[tuple, dict] | None:
         stats, parts = marshal.loads(data)  # type: ignore[arg-type]
     except (ValueError, EOFError, TypeError):
         return None
-    if not (isinstance(stats, tuple) and len(stats) == 2 * files and all(type(n) is int for n in stats)):
+    if not (isinstance(stats, tuple) and len(stats) == 2 * files):
         return None
-    if not isinstance(parts, dict) or parts.keys() != set(LIGHT):
+    try:  # ints, checked at C speed: any other value marshal makes is not summed, or makes no int sum
+        if type(sum(stats)) is not int:
+            return None
+    except TypeError:
+        return None
+    if not isinstance(parts, dict) or parts.keys() != _LIGHT_KEYS:
         return None
     if not (isinstance(parts["summary"], list) and isinstance(parts["searched"], bytes)
             and isinstance(parts["dated"], list) and isinstance(parts["problems"], list)
