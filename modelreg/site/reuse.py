@@ -13,7 +13,10 @@ together (the search index, keyed by every model's search summary) whose key is 
 key is unchanged and whose old files are still exactly as written keeps them (the builder's staged update
 hard-links them into the new version) and its parts are reused, without being read or joined again (its
 key stands for its metadata by the identity of the metadata cache file: ``build.metadata_fingerprint``);
-anything else is rendered again. The manifest is saved only after the new site is in place.
+anything else is rendered again. Whether the old files are as written (their size and ``st_mtime_ns``) is
+checked beside the render loop, in a forked process (:meth:`Reuse.watch`); a model whose files were
+edited, replaced or deleted since is rendered again at the end (:meth:`Reuse.changed`). The manifest is
+saved only after the new site is in place.
 
 A model's parts are kept in two rows: the *light* ones every build needs (its files, the summary without
 its terms, the summary's digest, its dates and problems), all read in one query when the build starts,
