@@ -458,7 +458,7 @@ class _Watch:
             try:
                 # the build's descriptors (its caches, the site's lock) are not this process's to hold
                 os.closerange(0, write)
-                os.closerange(write + 1, _MAX_FD)
+                os.closerange(write + 1, _max_fd())
                 data = memoryview(marshal.dumps(_changed(prefix, rows, files())))
                 while data:
                     data = data[os.write(write, data):]
@@ -494,8 +494,13 @@ class _Watch:
             os.close(self.fd)
 
 
-#: Above any descriptor the build has open (closed in the check's process).
-_MAX_FD = 1 << 20
+def _max_fd() -> int:
+    """Above any descriptor this process can have open (one system call closes them where the kernel has
+    ``close_range``, one each elsewhere: the process's limit, not a guess)."""
+    try:
+        return max(os.sysconf("SC_OPEN_MAX"), 3)
+    except (ValueError, OSError):
+        return 1 << 16
 
 
 def _site_path(rel: object) -> bool:
