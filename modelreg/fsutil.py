@@ -14,10 +14,11 @@ import fcntl
 import marshal
 import os
 import shutil
+import signal
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import filterfalse
 from pathlib import Path
@@ -518,54 +519,113 @@ def stat_many(paths: list[str]) -> list[Identity | int]:
     """The :data:`Identity` of each of ``paths`` (``stat``, links followed), or the ``errno`` of the error
     where it has none (``errno.ENOENT``: missing, or a dangling link).
 
-    From :data:`STAT_SPLIT` paths on, on Linux, in a process of one thread, a forked child stats the second half while this process
+    From :data:`STAT_SPLIT` paths on, a :class:`Forked` child stats the second half while this process
     stats the first: the stats of a registry of 100,000 models take a core for half a second, and a build
-    has the machine's other core idle then. The child only stats, writes its answer to a pipe and leaves
-    (``os._exit``: none of this process's cleanup runs twice). Where it fails, this process stats its half too.
+    has the machine's other core idle then. Where there is no child, or it fails, this process stats its
+    half too.
     """
-    import threading  # here, not above: this end of the module is the catalog's (the top is the site update's)
-
-    if len(paths) < STAT_SPLIT or not hasattr(os, "fork") or os.uname().sysname != "Linux" \
-            or threading.active_count() > 1:  # another thread may hold a lock the child would need
+    if len(paths) < STAT_SPLIT:
         return _stat_each(paths)
     half = len(paths) // 2
-    try:
-        answer, out = os.pipe()
-    except OSError:  # out of file descriptors: no child
+    child = Forked.start(lambda: _stat_each(paths[half:]))
+    if child is None:
         return _stat_each(paths)
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(answer)
-        os.close(out)
-        return _stat_each(paths)
-    if pid == 0:  # the child
-        code = 1
-        try:
-            os.close(answer)
-            view = memoryview(marshal.dumps(_stat_each(paths[half:])))
-            while view:
-                view = view[os.write(out, view):]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(out)
-    chunks = []
     try:
         mine = _stat_each(paths[:half])
-        while chunk := os.read(answer, 1 << 20):
-            chunks.append(chunk)
     finally:
-        os.close(answer)  # a child still writing gets EPIPE and leaves
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-    try:
-        theirs = marshal.loads(b"".join(chunks))
-    except (ValueError, EOFError, TypeError):
-        theirs = None
+        theirs = child.result()
     if not isinstance(theirs, list) or len(theirs) != len(paths) - half:
         theirs = _stat_each(paths[half:])  # the child died (killed, out of memory): the stats are made here
     return mine + theirs
+
+
+class Forked:
+    """A function run in a forked child of this process, its result (plain data) sent back through a
+    pipe with :mod:`marshal`: work for the machine's other core that needs no new interpreter, nor
+    sending it what this process holds (the child sees its memory as it was at the fork).
+
+    The child closes every descriptor but its end of the pipe (the caller's caches and locks are not its
+    to hold), runs the function, writes its value and leaves with ``os._exit`` (none of this process's
+    cleanup runs twice). Only on Linux, in a process of one Python thread (another thread may hold a lock
+    the child would need).
+    """
+
+    def __init__(self, pid: int, fd: int):
+        self.pid, self.fd = pid, fd
+
+    @classmethod
+    def start(cls, work: Callable[[], object]) -> Forked | None:
+        """The child running ``work()``, or None where there can be none (not Linux, other threads, no
+        descriptor or process left)."""
+        import threading  # here: only the forking callers need it
+
+        if not hasattr(os, "fork") or os.uname().sysname != "Linux" or threading.active_count() > 1:
+            return None
+        try:
+            read, write = os.pipe()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            return None
+        if pid == 0:  # the child
+            code = 1
+            try:
+                os.closerange(0, write)
+                os.closerange(write + 1, _max_fd())
+                data = memoryview(marshal.dumps(work()))
+                while data:
+                    data = data[os.write(write, data):]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        return cls(pid, read)
+
+    def result(self) -> object | None:
+        """The child's value (waits for it; unchecked plain data: the caller checks its shape), or None
+        where it failed or was stopped."""
+        if self.fd < 0:  # stopped
+            return None
+        try:
+            with open(self.fd, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = b""
+        self.fd = -1
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return None
+        if status != 0:
+            return None
+        try:
+            return marshal.loads(data)
+        except (ValueError, EOFError, TypeError):
+            return None
+
+    def stop(self) -> None:
+        """Kill the child (if it still runs) and forget it."""
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def _max_fd() -> int:
+    """Above any descriptor this process can have open (one system call closes them where the kernel has
+    ``close_range``, one each elsewhere: the process's limit, not a guess)."""
+    try:
+        return max(os.sysconf("SC_OPEN_MAX"), 3)
+    except (ValueError, OSError):
+        return 1 << 16
 
 
 def _stat_each(paths: list[str]) -> list[Identity | int]:

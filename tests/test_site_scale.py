@@ -372,10 +372,18 @@ def test_live_files_edited_replaced_or_deleted_by_hand_are_made_again(small: Pat
 
     from modelreg.site import reuse as reuse_module
 
+    started = []
+    if check == "forked":
+        import threading
+
+        real_start = reuse_module.Forked.start.__func__
+        monkeypatch.setattr(threading, "active_count", lambda: 1)  # (threads other tests left do not matter)
+        monkeypatch.setattr(reuse_module.Forked, "start",
+                            classmethod(lambda cls, work: started.append(real_start(cls, work)) or started[-1]))
     if check == "here":
-        monkeypatch.setattr(reuse_module._Watch, "start", classmethod(lambda cls, *args: None))
+        monkeypatch.setattr(reuse_module.Forked, "start", classmethod(lambda cls, *args: None))
     elif check == "failed":
-        monkeypatch.setattr(reuse_module._Watch, "result", lambda self: self.stop())
+        monkeypatch.setattr(reuse_module.Forked, "result", lambda self: self.stop())
     out = tmp_path / "site"
     config = Config(root=tmp_path).replace(registry=str(small), out=str(out))
     build_site(config)
@@ -392,6 +400,7 @@ def test_live_files_edited_replaced_or_deleted_by_hand_are_made_again(small: Pat
     before = inodes(out)
     report = build_site(config)
     assert (report.rendered, report.reused) == (3, SMALL - 3)
+    assert check != "forked" or any(started)  # the check did run in a child
     after = inodes(out)
     changed = {rel for rel in after if before.get(rel) != after[rel]}
     assert {rel.split("/")[-2] for rel in changed if rel.startswith("models/")} <= {m.name for m in models[1:4]}

@@ -1,4 +1,5 @@
-"""fsutil.stat_many: each path's identity, or the errno, the same whether a forked child shares the work."""
+"""fsutil.stat_many: each path's identity, or the errno, the same whether a forked child shares the work;
+and fsutil.Forked, the child it shares it with."""
 
 from __future__ import annotations
 
@@ -80,3 +81,20 @@ def test_a_process_with_threads_does_not_fork(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked"))
     paths = _paths(tmp_path, 10)
     assert stat_many(paths) == [_expected(p) for p in paths]
+
+
+def test_forked_gives_the_childs_value_or_none(monkeypatch):
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # (threads other tests left do not matter here)
+    child = fsutil.Forked.start(lambda: {"pid": os.getpid(), "list": [1, 2]})
+    assert child is not None
+    value = child.result()
+    assert value["list"] == [1, 2] and value["pid"] != os.getpid()
+    dies = fsutil.Forked.start(lambda: os._exit(5))
+    assert dies.result() is None
+    fails = fsutil.Forked.start(lambda: 1 / 0)
+    assert fails.result() is None
+    sleeper = fsutil.Forked.start(lambda: __import__("time").sleep(60))
+    sleeper.stop()
+    assert sleeper.result() is None  # killed: no value, and no child left
+    with pytest.raises(ChildProcessError):
+        os.waitpid(sleeper.pid, os.WNOHANG)

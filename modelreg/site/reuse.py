@@ -28,17 +28,16 @@ one by the line offsets recorded with it (:meth:`Reuse.api_source`).
 from __future__ import annotations
 
 import array
-import contextlib
 import hashlib
 import json
 import marshal
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from modelreg.fsutil import Forked
 from modelreg.paths import path_problem
 from modelreg.site.cachedb import CacheDB
 
@@ -90,7 +89,7 @@ class Reuse:
         #: Ids of this build's models.
         self.models: set[str] = set()
         #: The check of the live files of reused models (:meth:`watch`), while it runs.
-        self._watch: _Watch | None = None
+        self._watch: Forked | None = None
         self.restart()
 
     def restart(self, distrust: Iterable[str] = ()) -> None:
@@ -153,7 +152,8 @@ class Reuse:
         ``files()`` gives each model's id and files, as :meth:`lookup` is given them. Once per build:
         :meth:`changed` takes the result."""
         if self._watch is None and self.previous is not None and self.old:
-            self._watch = _Watch.start(self._prefix, self.old, files)
+            prefix, rows = self._prefix, self.old  # as they are now: the child sees this build's start
+            self._watch = Forked.start(lambda: _changed(prefix, rows, files()))
 
     def changed(self, files: Callable[[], Iterable[tuple[str, tuple[str, ...]]]]) -> set[str]:
         """The reused models whose live files are not as the last build wrote them (edited or replaced by
@@ -163,7 +163,7 @@ class Reuse:
         if not self._sha:  # nothing reused: nothing to check
             self.stop()
             return set()
-        found = self._watch.result() if self._watch is not None else None
+        found = _found(self._watch.result()) if self._watch is not None else None
         self._watch = None
         if found is None:  # no process to check them (or it failed): here, now
             rows = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
@@ -435,72 +435,13 @@ def _changed(prefix: str, rows: dict, files: Iterable[tuple[str, tuple[str, ...]
     return found
 
 
-class _Watch:
-    """A forked process running :func:`_changed`, its result sent back through a pipe (marshal)."""
-
-    def __init__(self, pid: int, fd: int):
-        self.pid, self.fd = pid, fd
-
-    @classmethod
-    def start(cls, prefix: str, rows: dict, files: Callable[[], Iterable[tuple[str, tuple[str, ...]]]]) -> _Watch | None:
-        """The process started (it sees ``rows`` as they are now), or None where there can be none."""
-        if not hasattr(os, "fork"):
-            return None
-        read, write = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read)
-            os.close(write)
-            return None
-        if pid == 0:  # the child: only the check, then out without running anything of the build's
-            code = 1
-            try:
-                # the build's descriptors (its caches, the site's lock) are not this process's to hold
-                os.closerange(0, write)
-                os.closerange(write + 1, _max_fd())
-                data = memoryview(marshal.dumps(_changed(prefix, rows, files())))
-                while data:
-                    data = data[os.write(write, data):]
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write)
-        return cls(pid, read)
-
-    def result(self) -> list[tuple[str, tuple, int]] | None:
-        """What the process found (waits for it), or None where it failed."""
-        with open(self.fd, "rb") as f:
-            data = f.read()
-        _, status = os.waitpid(self.pid, 0)
-        if status != 0:
-            return None
-        try:
-            found = marshal.loads(data)
-        except (ValueError, EOFError, TypeError):
-            return None
-        if not (isinstance(found, list) and all(
-                isinstance(e, tuple) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], tuple)
-                and all(isinstance(rel, str) for rel in e[1]) and isinstance(e[2], int) for e in found)):
-            return None
-        return found
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(self.pid, 0)
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-def _max_fd() -> int:
-    """Above any descriptor this process can have open (one system call closes them where the kernel has
-    ``close_range``, one each elsewhere: the process's limit, not a guess)."""
-    try:
-        return max(os.sysconf("SC_OPEN_MAX"), 3)
-    except (ValueError, OSError):
-        return 1 << 16
+def _found(value: object) -> list[tuple[str, tuple, int]] | None:
+    """What :func:`_changed` gave in a :class:`~modelreg.fsutil.Forked` child, if it has that shape."""
+    if not (isinstance(value, list) and all(
+            isinstance(e, tuple) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], tuple)
+            and all(isinstance(rel, str) for rel in e[1]) and isinstance(e[2], int) for e in value)):
+        return None
+    return value
 
 
 def _site_path(rel: object) -> bool:
