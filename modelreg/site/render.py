@@ -123,6 +123,8 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     # the models in catalog order, each with its parts or, where a worker renders it, its ticket: the
     # shared files take them in this order however the workers finish
     order: deque[tuple[str, str, Any, Any]] = deque()
+    # one copy of each search term, org, format... for all the summaries held until the index is made
+    strings: dict[str, str] = {}
 
     def drain(limit: int) -> None:
         """Take the parts of the models at the head of ``order`` that are done (all while more than
@@ -137,12 +139,14 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
             order.popleft()
             # a reused model's parts are the light ones (reuse.LIGHT): its API line, row and search terms
             # are read only where a file that includes them is made again
-            problems.extend((model_id, problem) for problem in parts["problems"])
+            # most models share their problems' text (no metadata cached, ...): one copy of each
+            problems.extend((model_id, _one(problem, strings)) for problem in parts["problems"])
             api.add(model_id, key, parts.get("json"))
-            summaries.append(parts["summary"])
+            summaries.append(_shared_strings(parts["summary"], strings))
             searched.append(parts["searched"] if "searched" in parts else summary_digest(parts["summary"]))
             entries.append(model_id, key, parts.get("entry"))
-            dated.append(parts["dated"])
+            page, when = parts["dated"]
+            dated.append((page, _one(when, strings)))
 
     for model in catalog.models:
         if prepare is not None and fingerprint is not None:
@@ -199,6 +203,25 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     api.release()
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
                        problems=problems)
+
+
+def _shared_strings(summary: list, strings: dict[str, str]) -> list:
+    """The summary with its org, formats, license, task and terms replaced by one copy of each
+    (:func:`_one`): the build holds every model's summary until the search index is made, and a term,
+    which is in many models, costs ~60 bytes a copy; the summaries are equal, only lighter."""
+    summary = list(summary)
+    for i in (1, 3, 4):
+        summary[i] = _one(summary[i], strings)
+    if isinstance(summary[2], list):
+        summary[2] = [_one(f, strings) for f in summary[2]]
+    if len(summary) == SUMMARY_LENGTH and isinstance(summary[-1], list):
+        summary[-1] = [_one(t, strings) for t in summary[-1]]
+    return summary
+
+
+def _one(value: Any, strings: dict[str, str]) -> Any:
+    """The first copy seen of a string (kept in ``strings``); anything else as it is."""
+    return strings.setdefault(value, value) if isinstance(value, str) else value
 
 
 def _complete(summaries: list[list], reuse: Reuse) -> list[list]:

@@ -33,8 +33,9 @@ from modelreg.site.render import render_model
 from modelreg.site.templating import Theme
 
 #: Models a worker renders per batch: large enough that sending them costs little next to rendering
-#: them (~2 ms each), small enough that the build's process never waits long for the oldest.
-BATCH = 16
+#: them (a few ms each; the build's process and the pool's threads take turns once per batch, with
+#: 16 that was ~8% of the build's process's time), small enough that it never waits long for the oldest.
+BATCH = 64
 #: With the worker count chosen by the build, this many models are rendered in the build's process
 #: before workers are started: a rebuild that renders a few never starts one.
 START_AFTER = 256
