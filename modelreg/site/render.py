@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import array
+import contextlib
+import functools
 import gc
 import hashlib
 import itertools
@@ -50,6 +52,10 @@ class Pool(Protocol):
 
     def result(self, ticket: object) -> tuple[dict[str, Any], tuple[str, ...], dict[str, tuple[int, int]]]:
         """The model's parts, files written and their size and ``st_mtime_ns``; waits for them."""
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Call ``function(*args)`` in another process while this one goes on; a function that waits for
+        its result."""
 
 
 @dataclass
@@ -179,14 +185,32 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     drain(0)
     api.close()
 
+    # the search index is made in a worker (where there are workers) while this process makes the rest
+    indexed = reuse.group("search", Reuse.key(common, hashlib.sha256(b"".join(searched)).hexdigest()),
+                          lambda: functools.partial(index_files, _complete(summaries, reuse)), out,
+                          run=pool.run if pool is not None else None)
+    try:
+        _rest(env, config, theme, out, write, summaries, dated, entries, api)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            indexed()  # the worker must be done writing before the staging folder is emptied or dropped
+        raise
+    indexed()
+    entries.close()
+    api.release()
+    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
+                       problems=problems)
+
+
+def _rest(env: jinja2.Environment, config: Config, theme: Theme, out: Path, write: Callable[..., None],
+          summaries: list[list], dated: list[tuple], entries: Rows, api: ApiWriter) -> None:
+    """The shared files but for the API list and the search index: listings, API pages, feeds, static."""
     site = {"config": config, "href": linker(config.use_directory_urls)}
     facets = _facets(summaries)
     front = env.get_template("index.html")
     write_listing(env, write, "", entries, config.title, first_key=repr(facets), keys=entries.keys,
                   first_page=lambda **values: front.render(facets=facets, **values), **site)
     _group_listings(env, write, summaries, entries, site)
-    reuse.group("search", Reuse.key(common, hashlib.sha256(b"".join(searched)).hexdigest()),
-                lambda: index_files(_complete(summaries, reuse)), out)
     example = api.line(0) if api.count else None
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site))
@@ -199,10 +223,6 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
     for rel, path in theme.static_files():
         write("static/" + rel, path.read_bytes())
-    entries.close()
-    api.release()
-    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
-                       problems=problems)
 
 
 def _shared_strings(summary: list, strings: dict[str, str]) -> list:

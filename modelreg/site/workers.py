@@ -116,17 +116,23 @@ class RenderPool:
             self._send()
         future = self.futures[number]
         assert future is not None
-        try:
-            results = future.result()
-        except ModelregError as exc:
-            raise exc.with_traceback(None) from None  # the worker's traceback is no help to a user
-        except BrokenProcessPool:
-            raise BuildError("a render worker process ended abruptly (killed, or out of memory?); "
-                             "the site was left as it was: build again") from None
+        results = _outcome(future)
         result = results[index]
         if index == len(results) - 1:
             self.futures[number] = None  # the batch is taken: free it
         return result
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Call ``function(*args)`` in a worker, if they are started (else here, now), while this process
+        goes on (the rest of the site once the models are rendered, for example): a function that waits
+        for its result (raising its error, as :meth:`result` does). The function and its arguments are
+        sent by pickle.
+        """
+        if self.executor is None:
+            result = function(*args)
+            return lambda: result
+        future = self.executor.submit(function, *args)
+        return lambda: _outcome(future)
 
     def __enter__(self) -> RenderPool:
         return self
@@ -136,6 +142,22 @@ class RenderPool:
             # on an error, the batches waiting are dropped; the running ones end within a batch's time
             self.executor.shutdown(wait=True, cancel_futures=kind is not None)
             self.executor = None
+
+
+def _outcome(future: Future) -> Any:
+    """The result of a worker's call; raises its error, as the build's process would have.
+
+    Raises:
+        ModelregError: the call raised it.
+        BuildError: a worker died.
+    """
+    try:
+        return future.result()
+    except ModelregError as exc:
+        raise exc.with_traceback(None) from None  # the worker's traceback is no help to a user
+    except BrokenProcessPool:
+        raise BuildError("a render worker process ended abruptly (killed, or out of memory?); "
+                         "the site was left as it was: build again") from None
 
 
 _worker: dict[str, Any] = {}
