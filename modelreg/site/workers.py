@@ -127,11 +127,17 @@ class RenderPool:
         goes on (the rest of the site once the models are rendered, for example): a function that waits
         for its result (raising its error, as :meth:`result` does). The function and its arguments are
         sent by pickle.
+
+        Raises:
+            BuildError: a worker died.
         """
         if self.executor is None:
             result = function(*args)
             return lambda: result
-        future = self.executor.submit(function, *args)
+        try:
+            future = self.executor.submit(function, *args)
+        except BrokenProcessPool:
+            raise BuildError(_DIED) from None
         return lambda: _outcome(future)
 
     def __enter__(self) -> RenderPool:
@@ -156,8 +162,11 @@ def _outcome(future: Future) -> Any:
     except ModelregError as exc:
         raise exc.with_traceback(None) from None  # the worker's traceback is no help to a user
     except BrokenProcessPool:
-        raise BuildError("a render worker process ended abruptly (killed, or out of memory?); "
-                         "the site was left as it was: build again") from None
+        raise BuildError(_DIED) from None
+
+
+_DIED = ("a render worker process ended abruptly (killed, or out of memory?); "
+         "the site was left as it was: build again")
 
 
 _worker: dict[str, Any] = {}
