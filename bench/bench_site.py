@@ -86,6 +86,30 @@ def touch_one(registry: Path) -> Path:
     return path
 
 
+#: The folder name suffix of the model :func:`add_one` adds (removed again by the next run).
+ADDED = "-bench-added"
+
+
+def add_one(registry: Path) -> Path:
+    """Add one model in the middle of the name order (a copy of a torrent under a new id, named by its
+    sidecar), as ``modelreg add`` would: every document after it moves one place in the search index."""
+    path = sorted(registry.rglob("*.torrent"))[len(list(registry.iterdir())) // 3]
+    folder = path.parent.with_name(path.parent.name + ADDED)
+    folder.mkdir()
+    top = bencoding.decode(path.read_bytes())
+    top[b"info"][b"name"] += ADDED.encode()  # another info hash: not a duplicate of the model copied
+    (folder / path.name).write_bytes(bencoding.encode(top))
+    org = path.parent.parent.name
+    (folder / path.name).with_suffix(".json").write_text(json.dumps({"repo_id": f"{org}/{folder.name}"}))
+    return folder
+
+
+def remove_added(registry: Path) -> None:
+    """Remove what :func:`add_one` added."""
+    for folder in registry.glob(f"*/*{ADDED}"):
+        shutil.rmtree(folder)
+
+
 class _Gzipping(SimpleHTTPRequestHandler):
     """Serves files gzipped (level 6, as static hosts do) when the client accepts it."""
 
@@ -307,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or ROOT / ".bench" / f"site-{args.count}"
     corpus = args.corpus if (args.corpus / "expected.json").is_file() else None
     registry, out, cache = work / "registry", work / "site", work / "cache"
+    remove_added(registry)  # left by a run that was stopped
     if not (args.keep and registry.is_dir()):
         shutil.rmtree(work, ignore_errors=True)
         start = time.perf_counter()
@@ -331,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     touch_one(registry)
     one = build(registry, out, cache)
     assert (one["rendered"], one["reused"]) == (1, args.count - 1), one
+    add_one(registry)
+    try:
+        added = build(registry, out, cache)
+    finally:
+        remove_added(registry)
+    assert (added["rendered"], added["reused"]) == (1, args.count), added
 
     def say(name: str, value: str, goal: str = "") -> None:
         print(f"{name:44} {value:44} {goal}", flush=True)
@@ -342,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     say("full build", f"{full['wall']:.1f} s, peak RSS {full['rss_mb']:.0f} MB", "< 180 s, < 1024 MB")
     say("rebuild, nothing changed", f"{same['wall']:.1f} s, peak RSS {same['rss_mb']:.0f} MB")
     say("rebuild, one torrent changed", f"{one['wall']:.1f} s, peak RSS {one['rss_mb']:.0f} MB", "< 5 s")
+    say("rebuild, one model added (search index anew)", f"{added['wall']:.1f} s, peak RSS {added['rss_mb']:.0f} MB")
     say("index.html", f"{(out / 'index.html').stat().st_size / 1e3:.0f} KB ({gz(out / 'index.html') / 1e3:.0f} KB gzip)")
     say("api/models.json", f"{(out / 'api/models.json').stat().st_size / 1e6:.0f} MB "
                            f"({gz(out / 'api/models.json') / 1e6:.1f} MB gzip)", "complete")

@@ -18,9 +18,8 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from itertools import compress, filterfalse
-from operator import ne
+from dataclasses import dataclass, field, replace
+from itertools import filterfalse
 from pathlib import Path
 
 from modelreg.errors import SiteSwitchError, UnreadableFileError
@@ -158,9 +157,11 @@ def staged_update(target: str | Path, state: str | Path | None = None) -> Iterat
     in, kept files hard-linked from the live version where they are not already the same file, others
     deleted), or, where there is none, the staging folder itself becomes it. Then one ``rename`` of a new
     link over ``target`` switches readers to it. A failed or interrupted build never touches the live
-    version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps
-    the files of each version with their inodes, which spares walking a tree to update it and checking
-    the files it shares with the live version. A real folder at ``target`` (from an older modelreg, or
+    version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps a
+    record of each version: its files, and the version it was made from with the paths that build
+    changed. They spare walking a tree to update it, and where the recycled version is the one the live
+    one was made from (as it is after every build that switched), looking at any file that neither that
+    build nor this one changed. A damaged or missing record only makes the update slower. A real folder at ``target`` (from an older modelreg, or
     made by hand) is switched to the link in one exchange too, and becomes the previous version. One build at a time per ``target``: another one fails.
 
     Raises:
@@ -213,31 +214,74 @@ def _current(target: Path, versions: Path) -> Path | None:
 def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | None) -> Path:
     """The next version, complete: a recycled old version brought up to date, or the staging folder.
 
-    With the records of the recycled version and of the live one, what it costs grows with the files
-    that differ between them and the staged ones, not with the files kept: the records are compared as
-    sets, and only the files that differ are touched.
+    A version's record (:class:`_Record`) names the version it was made from and the paths where the two
+    may differ: the files its build staged or dropped. Where the recycled version and the live one are
+    linked so (the live one was made from it, or it from the live one, as after a build killed before its
+    switch), every other path is the very same file in both: only the paths changed by that build and by
+    this one are touched, and the rest costs a few set operations at C speed over the live record's paths
+    (to find the live files not kept). Without such a link the recycled version's files are listed (from
+    its record, or by walking it) and each kept file is compared with the live one.
     """
     staged = set(_files(stage.dir))
-    base = _recyclable(versions, current, state)
+    kept = stage.kept
     live = _read_record(state, current.name) if current is not None and current.parent == versions else None
+    paths: list[str] = []
+    dropped: set[str] = set()  # the live files the new version has not
+    extra: set[str] = set()  # kept files the live record lacks (it is damaged): linked with a check
+    appended: set[str] = set()  # the new version's files the live one has not
+    if live is not None:
+        paths = live.files()
+        known = set(paths)
+        if len(known) != len(paths):  # a damaged record: its paths once each
+            paths = list(dict.fromkeys(paths))
+        notkept = known.difference(kept)  # the staged files it has, and those dropped
+        dropped = notkept.difference(staged)
+        # the kept paths it lacks, if any: counted, not looked up (one pass over the live files is enough)
+        if len(kept) > len(known) - len(notkept):
+            extra = kept.difference(known).difference(staged)
+        appended = {rel for rel in staged if rel not in known} | extra
+    base = _recyclable(versions, current, state)
     new = versions / _new_id()
-    held = None
+    diff: list[str] | None = None  # the paths where the recycled version and the live one may differ
     if base is None:
         os.rename(stage.dir, new)
     else:
-        held = _take_record(state, base.name)
+        # a version without its record may be half updated (records are dropped before a version changes)
+        held = _read_record(state, base.name, files=False)
+        if held is not None and live is not None and current is not None:
+            if live.base == base.name:  # the live version was made from it
+                diff = live.changed
+            elif held.base == current.name:  # it was made from the live one (a build killed before its switch)
+                diff = held.changed
+        if diff is None and held is not None:
+            held = _read_record(state, base.name)  # its files are listed by its record, not by a walk
+        _drop_record(state, base.name)
         os.rename(base, new)
-        # the files of the recycled version that the new one has not (C-level filters: no set of them all)
-        gone = filterfalse(staged.__contains__, filterfalse(stage.kept.__contains__, _files(new) if held is None else held))
+        if diff is not None:
+            gone: Iterable[str] = filterfalse(kept.__contains__, filterfalse(staged.__contains__, {*diff, *dropped}))
+        else:
+            gone = filterfalse(staged.__contains__, filterfalse(kept.__contains__, _files(new) if held is None
+                                                                else held.files()))
         for rel in sorted(gone, reverse=True):
             if path_problem(rel.split("/")) is None:  # the record is read from disk: never a path out of it
                 _remove(new, rel)
         for rel in sorted(staged):
             _place(stage.dir / rel, new, rel)
         shutil.rmtree(stage.dir, ignore_errors=True)
-    inodes = _link_kept(current, new, stage.kept - staged, base is None, held, live, staged)
-    inodes.update((rel, os.lstat(os.path.join(new, rel)).st_ino) for rel in staged)
-    _write_record(state, new.name, inodes)
+    if diff is not None:  # every other kept path is the live file already
+        _link_kept(current, new, {rel for rel in diff if rel in kept and rel not in staged} | extra, fresh=False)
+    else:
+        _link_kept(current, new, kept.difference(staged), fresh=base is None)
+    if live is None or current is None:  # the live files not kept are unknown: no link to the live version
+        files = [*kept.union(staged)]
+        _write_record(state, new.name, _Record("", _join(files), len(files), None))
+    else:
+        changed = [*staged, *dropped, *extra]
+        if dropped or appended or len(paths) != live.count:
+            files = [*filterfalse(dropped.__contains__, paths), *sorted(appended)]
+            _write_record(state, new.name, _Record(current.name, _join(files), len(files), changed))
+        else:  # the same files as the live version: its list, shared
+            _write_record(state, new.name, replace(live, base=current.name, changed=changed), current.name)
     return new
 
 
@@ -252,37 +296,15 @@ def _recyclable(versions: Path, current: Path | None, state: Path | None) -> Pat
     return max(found, key=lambda p: (p.name in recorded, p.name))
 
 
-def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool, held: dict[str, int] | None,
-               live: dict[str, int] | None, staged: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
-    """Hard-link each kept file of the live tree into ``new``, unless it is that very file already.
-
-    ``held`` and ``live`` are the records (path -> inode) of ``new`` before the update and of the live
-    version: where both name the same inode for a path, nothing needs a system call. Returns the
-    kept files' inodes, in the live record's order, with the ``staged`` files it has still in their
-    places (their inodes are the caller's to fill in): so the records of successive versions list their
-    files in the same order, which the next update compares fastest.
-    """
+def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool) -> None:
+    """Hard-link each of the ``kept`` files of the live tree into ``new``, unless it is that very file
+    already (``fresh``: ``new`` has none of them)."""
     if current is None:
-        return {}
-    if held is not None and live is not None:
-        # the kept files both records name with the same inode are in place: only the others are looked
-        # at (set operations, no loop in Python over the files kept)
-        paths = list(live)
-        if paths == list(held):  # in the same order, as records made one from the other are: C-level
-            differ: Iterable[str] = compress(paths, map(ne, live.values(), held.values()))
-        else:
-            differ = (rel for rel, ino in live.items() if held.get(rel) != ino)
-        todo = sorted(kept.difference(live).union(kept.intersection(differ)))
-        inodes = dict(live)  # the new version's record: the live one's, less the files not kept
-        for rel in list(filterfalse(staged.__contains__, filterfalse(kept.__contains__, live))):
-            del inodes[rel]
-    else:
-        inodes, todo = {}, sorted(kept)
-    for rel in todo:
+        return
+    for rel in sorted(kept):
         src = os.path.join(current, rel)
-        s = os.stat(src)
-        inodes[rel] = s.st_ino
         if not fresh:
+            s = os.stat(src)
             try:
                 d = os.lstat(os.path.join(new, rel))
                 if (d.st_ino, d.st_dev) == (s.st_ino, s.st_dev):
@@ -290,7 +312,6 @@ def _link_kept(current: Path | None, new: Path, kept: set[str], fresh: bool, hel
             except FileNotFoundError:
                 pass
         _place(Path(src), new, rel, link=True)
-    return inodes
 
 
 def _place(src: Path, root: Path, rel: str, link: bool = False) -> None:
@@ -386,7 +407,7 @@ def _collect(target: Path, versions: Path, keep: set[str], state: Path | None) -
         shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() and not stray.is_symlink() else stray.unlink()
     if state is not None and state.is_dir():
         for record in state.iterdir():
-            if record.name.removesuffix(".files") not in keep:
+            if record.name.partition(".")[0] not in keep:
                 record.unlink(missing_ok=True)  # also the journal of the in-place updates before versions
 
 
@@ -395,33 +416,88 @@ def _new_id() -> str:
     return f"{time.time_ns():020d}-{os.getpid()}"
 
 
-def _read_record(state: Path | None, name: str) -> dict[str, int] | None:
-    """The files of a version when it was made (path -> inode), or None where unknown or damaged."""
+#: The first item of a record: records of another layout (older modelreg's) are unknown, not misread.
+_RECORD_LAYOUT = "modelreg-version-3"
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the staged update keeps of a version: ``state/<id>.files``, and its list ``state/<id>.list``.
+
+    ``blob`` (the list) is its ``count`` files, their paths joined by NUL (which no path holds) as
+    file-system bytes: read, checked and written at C speed, never a Python loop over them, and a
+    version with the same files as the one it was made from shares that one's list (a hard link: records
+    are replaced, never written in place). ``base`` is the version it was made from ("" where unknown)
+    and ``changed`` the paths where the two may differ (None: unknown).
+    """
+
+    base: str
+    blob: bytes
+    count: int
+    changed: list[str] | None
+
+    def files(self) -> list[str]:
+        """The version's files, as relative POSIX paths."""
+        return _split(self.blob) if self.count else []
+
+
+def _join(paths: Iterable[str]) -> bytes:
+    return "\0".join(paths).encode("utf-8", "surrogateescape")
+
+
+def _split(blob: bytes) -> list[str]:
+    return blob.decode("utf-8", "surrogateescape").split("\0")
+
+
+def _read_record(state: Path | None, name: str, files: bool = True) -> _Record | None:
+    """The record of the version ``name`` (without its list unless ``files``: ``blob`` is then empty), or
+    None where unknown or damaged: its types, and the size and count of paths of its list, are checked;
+    the paths themselves are checked where they are used."""
     if state is None:
         return None
     try:
         record = marshal.loads((state / f"{name}.files").read_bytes())
+        if type(record) is not tuple or len(record) != 5 or record[0] != _RECORD_LAYOUT:
+            return None
+        _, base, count, size, changed = record
+        if type(base) is not str or type(count) is not int or type(size) is not int \
+                or (changed is not None and type(changed) is not bytes):
+            return None
+        blob = read_regular(state / f"{name}.list", size, "record") if files else b""
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if not isinstance(record, dict) or not all(type(ino) is int for ino in record.values()) \
-            or not all(type(rel) is str for rel in record):
+    if files and (len(blob) != size or count != (blob.count(b"\0") + 1 if blob else 0)):
         return None
-    return record
+    return _Record(base, blob, count, None if changed is None else _split(changed) if changed else [])
 
 
-def _take_record(state: Path | None, name: str) -> dict[str, int] | None:
-    """:func:`_read_record`, and the record is dropped: the version is about to change."""
-    record = _read_record(state, name)
+def _drop_record(state: Path | None, name: str) -> None:
+    """Delete the record of the version ``name``: it is about to change."""
     if state is not None:
         (state / f"{name}.files").unlink(missing_ok=True)
-    return record
+        (state / f"{name}.list").unlink(missing_ok=True)
 
 
-def _write_record(state: Path | None, name: str, inodes: dict[str, int]) -> None:
-    # marshal: a tenth of JSON's time for the ~400,000 files of a site of 100,000 models. Not fsynced: a
-    # record lost in a crash only makes the next update walk the version's tree
-    if state is not None:
-        atomic_write_bytes(state / f"{name}.files", marshal.dumps(inodes), durable=False)
+def _write_record(state: Path | None, name: str, record: _Record, same_list_as: str | None = None) -> None:
+    """Write the record of the version ``name``; its list is a link to that of ``same_list_as`` where given
+    (it is then the same).
+
+    Not fsynced: a record lost in a crash only makes the next update walk the version's tree.
+    """
+    if state is None:
+        return
+    listed = state / f"{name}.list"
+    listed.unlink(missing_ok=True)
+    try:
+        if same_list_as is None:
+            raise FileNotFoundError
+        os.link(state / f"{same_list_as}.list", listed)
+    except OSError:
+        atomic_write_bytes(listed, record.blob, durable=False)
+    changed = None if record.changed is None else _join(record.changed)
+    atomic_write_bytes(state / f"{name}.files",
+                       marshal.dumps((_RECORD_LAYOUT, record.base, record.count, len(record.blob), changed)),
+                       durable=False)
 
 
 def _files(root: Path) -> Iterator[str]:
@@ -431,3 +507,79 @@ def _files(root: Path) -> Iterator[str]:
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
         for name in files:
             yield prefix + name
+
+
+#: From this many paths on, :func:`stat_many` shares the stats with a forked child (below, a fork costs
+#: more than it saves).
+STAT_SPLIT = 20_000
+
+
+def stat_many(paths: list[str]) -> list[Identity | int]:
+    """The :data:`Identity` of each of ``paths`` (``stat``, links followed), or the ``errno`` of the error
+    where it has none (``errno.ENOENT``: missing, or a dangling link).
+
+    From :data:`STAT_SPLIT` paths on, on Linux, in a process of one thread, a forked child stats the second half while this process
+    stats the first: the stats of a registry of 100,000 models take a core for half a second, and a build
+    has the machine's other core idle then. The child only stats, writes its answer to a pipe and leaves
+    (``os._exit``: none of this process's cleanup runs twice). Where it fails, this process stats its half too.
+    """
+    import threading  # here, not above: this end of the module is the catalog's (the top is the site update's)
+
+    if len(paths) < STAT_SPLIT or not hasattr(os, "fork") or os.uname().sysname != "Linux" \
+            or threading.active_count() > 1:  # another thread may hold a lock the child would need
+        return _stat_each(paths)
+    half = len(paths) // 2
+    try:
+        answer, out = os.pipe()
+    except OSError:  # out of file descriptors: no child
+        return _stat_each(paths)
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(answer)
+        os.close(out)
+        return _stat_each(paths)
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(answer)
+            view = memoryview(marshal.dumps(_stat_each(paths[half:])))
+            while view:
+                view = view[os.write(out, view):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(out)
+    chunks = []
+    try:
+        mine = _stat_each(paths[:half])
+        while chunk := os.read(answer, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(answer)  # a child still writing gets EPIPE and leaves
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    try:
+        theirs = marshal.loads(b"".join(chunks))
+    except (ValueError, EOFError, TypeError):
+        theirs = None
+    if not isinstance(theirs, list) or len(theirs) != len(paths) - half:
+        theirs = _stat_each(paths[half:])  # the child died (killed, out of memory): the stats are made here
+    return mine + theirs
+
+
+def _stat_each(paths: list[str]) -> list[Identity | int]:
+    """:func:`stat_many` in this process: one loop, no call but the stats."""
+    found: list[Identity | int] = []
+    add, stat = found.append, os.stat
+    for path in paths:
+        try:
+            st = stat(path)
+        except OSError as exc:
+            add(exc.errno if exc.errno is not None else errno.EIO)
+            continue
+        except ValueError:  # a NUL in the path: no file has that name
+            add(errno.ENOENT)
+            continue
+        add((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return found

@@ -78,3 +78,57 @@ def test_bad_entries_are_reported_and_good_ones_kept(tmp_path):
 def test_missing_registry(tmp_path):
     with pytest.raises(CatalogError, match="does not exist"):
         load_catalog(tmp_path / "nope")
+
+
+def test_a_model_made_without_its_constructor_is_the_one_it_makes(tmp_path):
+    # _made fills a Model's fields without calling __init__ (a rebuild makes 100,000 of them): that holds
+    # only while __init__ does nothing but set them
+    import dataclasses
+
+    from modelreg.registry.catalog import Model, _made
+
+    assert not hasattr(Model, "__post_init__") and not hasattr(Model, "__slots__")
+    torrent = load_catalog(_one(tmp_path)).models[0].torrent
+    values = ("Org/Name", REV, "sidecar", torrent, "/r/Org/Name/N.torrent", "Org/Name/N.torrent", {"a": 1}, None,
+              ("p",), 7, None)
+    assert len(values) == len(dataclasses.fields(Model))
+    made, built = _made(*values), Model(*values)
+    assert made == built and repr(made) == repr(built) and made.torrent_path == built.torrent_path
+
+
+def _one(tmp_path):
+    reg = tmp_path / "registry"
+    add(reg, "Org/Name/N.torrent", {"N/a": b"n"})
+    return reg
+
+
+def test_duplicates_by_infohash_or_by_id_in_another_case_are_reported(tmp_path):
+    reg = tmp_path / "registry"
+    add(reg, "Org/Model/A.torrent", {"A/a": b"a"})
+    add(reg, "org/MODEL/B.torrent", {"B/a": b"b"})
+    (reg / "c/Other").mkdir(parents=True)
+    shutil.copy(reg / "Org/Model/A.torrent", reg / "c/Other/C.torrent")
+    add(reg, "d/Fine/D.torrent", {"D/a": b"d"})
+    catalog = load_catalog(reg)
+    assert [m.repo_id for m in catalog.models] == ["d/Fine", "Org/Model"]
+    messages = sorted(str(e) for e in catalog.errors)
+    assert len(messages) == 2
+    assert any("B.torrent" in m and "the same repository" in m for m in messages)
+    assert any("C.torrent" in m and "the same infohash" in m for m in messages)
+
+
+def test_links_that_loop_or_reach_a_folder_twice_list_each_torrent_once(tmp_path):
+    reg = tmp_path / "registry"
+    add(reg, "Org/Name/N.torrent", {"N/a": b"n"})
+    (reg / "Org" / "Name" / "up").symlink_to(reg)  # a loop
+    (reg / "Again").symlink_to(reg / "Org")  # the same folder by a second way
+    catalog = load_catalog(reg)
+    assert [m.rel_path for m in catalog.models] == ["Org/Name/N.torrent"] and not catalog.errors
+
+
+def test_the_sidecar_of_a_torrent_named_dot_torrent_is_read(tmp_path):
+    reg = tmp_path / "registry"
+    path = add(reg, "x/y/.torrent", {"Z/a": b"z"})
+    (path.parent / ".torrent.json").write_text(json.dumps({"repo_id": "Dot/Named", "revision": REV}))
+    catalog = load_catalog(reg)
+    assert [(m.repo_id, m.revision_source) for m in catalog.models] == [("Dot/Named", "sidecar")]

@@ -4,6 +4,7 @@ the previous version is kept, older ones are deleted."""
 from __future__ import annotations
 
 import marshal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,12 @@ def tree(root: Path) -> dict[str, bytes]:
 def write(root: Path, rel: str, data: bytes) -> None:
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_bytes(data)
+
+
+def record(state: Path, version: Path) -> fsutil._Record:
+    found = fsutil._read_record(state, version.name)
+    assert found is not None
+    return found
 
 
 def versions(tmp_path: Path) -> list[str]:
@@ -55,8 +62,7 @@ def test_update_keeps_replaces_and_deletes(site, tmp_path):
         assert site.resolve() != before and before.is_dir()  # the previous version is kept
         assert len(versions(tmp_path)) == 2  # and older ones deleted
     assert sorted(p.name for p in tmp_path.iterdir()) == [".site-versions", "site", "state"]
-    record = marshal.loads((tmp_path / "state" / f"{site.resolve().name}.files").read_bytes())
-    assert record == {rel: (site / rel).stat().st_ino for rel in tree(site)}
+    assert sorted(record(tmp_path / "state", site.resolve()).files()) == sorted(tree(site))
 
 
 def test_failed_build_changes_nothing(site, tmp_path):
@@ -115,10 +121,10 @@ def test_damaged_records_are_walked_and_never_name_a_path_out_of_the_version(sit
                     and p != site.resolve())
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"not the site's")
-    record = marshal.loads((state / f"{inactive.name}.files").read_bytes())
+    held = record(state, inactive)
     # a record that names files out of the version (to be deleted as not kept): they stay
-    (state / f"{inactive.name}.files").write_bytes(marshal.dumps({**record, "../../outside.txt": 1,
-                                                                  str(outside): 2}))
+    fsutil._write_record(state, inactive.name, replace(held, blob=fsutil._join([*held.files(), "../../outside.txt",
+                                                                              str(outside)]), count=held.count + 2))
     (state / f"{site.resolve().name}.files").write_bytes(b"\x00not marshal")  # the live one: unreadable
     with staged_update(site, state) as stage:
         stage.keep("models/a/one/index.html")
@@ -136,15 +142,14 @@ def test_records_keep_their_order_and_a_file_changed_two_updates_ago_is_linked(s
     expected = {"index.html": b"v1", "models/a/one/index.html": b"a1", "old/gone.txt": b"x"}
     orders = []
     for step in range(4):
-        record = marshal.loads((state / f"{site.resolve().name}.files").read_bytes())
-        first = next(rel for rel in record if rel in expected)
+        first = next(rel for rel in record(state, site.resolve()).files() if rel in expected)
         with staged_update(site, state) as stage:
             stage.kept.update(expected)
             if step % 2 == 0:  # rewritten in one update, kept in the next: the recycled version is behind
                 stage.kept.discard(first)
                 expected[first] = b"new%d" % step
                 write(stage.dir, first, expected[first])
-        orders.append([rel for rel in marshal.loads((state / f"{site.resolve().name}.files").read_bytes())])
+        orders.append(record(state, site.resolve()).files())
         assert tree(site) == expected
     assert orders[0] == orders[1] == orders[2] == orders[3]  # a rewritten file keeps its place
 
@@ -207,3 +212,172 @@ def test_atomic_write_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch)
     with pytest.raises(OSError):
         atomic_write_bytes(target, b"new")
     assert [p.name for p in tmp_path.iterdir()] == ["x.torrent"] and target.read_bytes() == b"old"
+
+
+def build(site: Path, state: Path | None, expected: dict[str, bytes], changes: dict[str, bytes | None]) -> None:
+    """One build of ``site`` from ``expected`` (updated in place): ``changes`` maps a path to its new bytes
+    (staged) or None (dropped); every other file is kept. Then the site is checked file by file, and the
+    kept files are the previous version's very files (hard links, not copies)."""
+    before = site.resolve()
+    inodes = {rel: (before / rel).stat().st_ino for rel in expected if rel not in changes}
+    with staged_update(site, state) as stage:
+        for rel, data in changes.items():
+            if data is not None:
+                write(stage.dir, rel, data)
+        stage.kept.update(rel for rel in expected if rel not in changes)
+    for rel, data in changes.items():
+        if data is None:
+            expected.pop(rel, None)
+        else:
+            expected[rel] = data
+    assert tree(site) == expected
+    assert {rel: (site / rel).stat().st_ino for rel in inodes} == inodes
+    if state is not None:
+        assert sorted(record(state, site.resolve()).files()) == sorted(expected)
+
+
+def test_a_chain_of_small_builds_equals_full_builds(site, tmp_path):
+    state = tmp_path / "state"
+    expected = tree(site)
+    steps: list[dict[str, bytes | None]] = [
+        {"index.html": b"v2"},  # a version of links: the first one recycled next
+        {"models/a/one/index.html": b"a2", "models/c/three/index.html": b"c1"},  # changed and added
+        {"old/gone.txt": None, "index.html": b"v3"},  # dropped
+        {"models/a/one/index.html": None, "models/a/one/row.json": b"r"},  # a file changed two builds ago goes
+        {"index.html": b"v4"},
+        {"models/b/two/index.html": b"b2", "models/c/three/index.html": None, "new/deep/file.txt": b"d"},
+        {},  # nothing changed: the live version's list is the new one's
+        {"new/deep/file.txt": b"d2", "models": None},
+        {"old/gone.txt": b"back"},  # dropped, then back
+    ]
+    for step, changes in enumerate(steps):
+        before = site.resolve().name
+        build(site, state, expected, changes)
+        if not changes or changes == {"index.html": b"v4"}:  # the same files: the list is shared, not written
+            assert (state / f"{site.resolve().name}.list").stat().st_ino == (state / f"{before}.list").stat().st_ino
+        assert sorted(p.name for p in state.iterdir()) == sorted(f"{name}.{kind}" for name in versions(tmp_path)
+                                                                 for kind in ("files", "list"))
+        full = tmp_path / f"full{step}"  # the same files built from nothing
+        with staged_update(full, tmp_path / f"full-state{step}") as stage:
+            for rel, data in expected.items():
+                write(stage.dir, rel, data)
+        assert tree(full) == tree(site)
+
+
+def test_updates_touch_only_the_paths_two_builds_changed(site, tmp_path, monkeypatch):
+    state = tmp_path / "state"
+    expected = tree(site)
+    for changes in ({"index.html": b"v2"}, {"models/a/one/index.html": b"a2"}):
+        build(site, state, expected, changes)
+    linked: list[str] = []
+    monkeypatch.setattr(fsutil, "_files", lambda root: (_ for _ in ()).throw(AssertionError("no walk")) if
+                        root.name != "stage" and not root.name.startswith(".new-") else iter_files(root))
+    real_link = fsutil._link_kept
+    monkeypatch.setattr(fsutil, "_link_kept", lambda current, new, kept, fresh:
+                        (linked.extend(sorted(kept)), real_link(current, new, kept, fresh)))
+    build(site, state, expected, {"models/b/two/index.html": b"b2"})
+    # the recycled version lacks the last build's change, which this one keeps: only it is linked
+    assert linked == ["models/a/one/index.html"]
+
+
+def iter_files(root: Path):
+    return (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "older layout", "count", "types", "live missing",
+                                    "live garbage", "unlinked", "live short", "live duplicates",
+                                    "size", "list missing", "live list missing"])
+def test_a_damaged_or_missing_record_only_costs_a_walk(site, tmp_path, damage):
+    state = tmp_path / "state"
+    expected = tree(site)
+    for changes in ({"index.html": b"v2"}, {"models/a/one/index.html": b"a2", "new.txt": b"n"}):
+        build(site, state, expected, changes)
+    live = site.resolve()
+    inactive = next(p for p in (tmp_path / ".site-versions").iterdir() if p.name in versions(tmp_path)
+                    and p != live)
+    victim = live if damage.startswith("live") or damage == "unlinked" else inactive
+    held = record(state, victim)
+    path = state / f"{victim.name}.files"
+    if damage in ("missing", "live missing"):
+        path.unlink()
+    elif damage in ("garbage", "live garbage"):
+        path.write_bytes(b"\x00not marshal")
+    elif damage == "older layout":
+        path.write_bytes(marshal.dumps({rel: 1 for rel in held.files()}))
+    elif damage == "count":
+        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.count + 1, len(held.blob), b"")))
+    elif damage == "size":  # its list is not the one the record was written with
+        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.count, len(held.blob) - 1, b"")))
+    elif damage == "types":
+        path.write_bytes(marshal.dumps((fsutil._RECORD_LAYOUT, held.base, held.count, len(held.blob),
+                                        held.changed)))
+    elif damage in ("list missing", "live list missing"):
+        path.with_suffix(".list").unlink()
+    elif damage == "live short":  # it lacks files the build keeps
+        files = [rel for rel in held.files() if rel not in ("index.html", "models/b/two/index.html")]
+        fsutil._write_record(state, victim.name, replace(held, blob=fsutil._join(files), count=len(files)))
+    elif damage == "live duplicates":  # counted once each: the files it lacks are not hidden
+        files = [rel for rel in held.files() if rel != "index.html"] * 2
+        fsutil._write_record(state, victim.name, replace(held, blob=fsutil._join(files), count=len(files)))
+    else:  # a well-formed record made from another version: the two versions are compared file by file
+        fsutil._write_record(state, victim.name, replace(held, base="another"))
+    build(site, state, expected, {"models/b/two/index.html": b"b2", "new.txt": None})
+    build(site, state, expected, {"index.html": b"v5"})  # and the records are whole again
+
+
+def test_a_version_made_from_the_live_one_is_recycled_by_its_own_record(site, tmp_path, monkeypatch):
+    state = tmp_path / "state"
+    expected = tree(site)
+    build(site, state, expected, {"index.html": b"v2"})
+    monkeypatch.setattr(fsutil, "_switch", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # killed before its switch: assembled, recorded, not live
+        with staged_update(site, state) as stage:
+            write(stage.dir, "models/a/one/index.html", b"never live")
+            write(stage.dir, "killed.txt", b"k")
+            stage.kept.update(rel for rel in expected if rel != "models/a/one/index.html")
+    monkeypatch.undo()
+    assert tree(site) == expected
+    killed = max(versions(tmp_path))
+    assert record(state, tmp_path / ".site-versions" / killed).base == site.resolve().name
+    build(site, state, expected, {"models/b/two/index.html": b"b2"})  # it is the one recycled
+    build(site, state, expected, {"index.html": b"v3"})
+
+
+@pytest.mark.parametrize("where", ["_remove", "_place", "_link_kept", "_write_record"])
+def test_a_build_killed_while_assembling_leaves_the_live_version(site, tmp_path, monkeypatch, where):
+    state = tmp_path / "state"
+    expected = tree(site)
+    for changes in ({"index.html": b"v2"}, {"models/a/one/index.html": b"a2"}):
+        build(site, state, expected, changes)
+    live, before = site.resolve(), tree(site)
+    real, calls = getattr(fsutil, where), []
+
+    def killed(*args, **kwargs):
+        calls.append(args)
+        if len(calls) > 1 or where in ("_link_kept", "_write_record", "_remove"):
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fsutil, where, killed)
+    with pytest.raises(KeyboardInterrupt):
+        with staged_update(site, state) as stage:
+            write(stage.dir, "index.html", b"half")
+            write(stage.dir, "models/c/three/index.html", b"c")
+            stage.kept.update(rel for rel in expected if rel not in ("index.html", "old/gone.txt"))
+    monkeypatch.undo()
+    assert calls and site.resolve() == live and tree(site) == before
+    build(site, state, expected, {"models/b/two/index.html": b"b2", "old/gone.txt": None})
+    build(site, state, expected, {"index.html": b"v3"})
+
+
+def test_a_record_naming_changed_paths_out_of_the_version_touches_nothing_there(site, tmp_path):
+    state = tmp_path / "state"
+    expected = tree(site)
+    build(site, state, expected, {"index.html": b"v2"})
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the site's")
+    live = record(state, site.resolve())
+    fsutil._write_record(state, site.resolve().name,
+                         replace(live, changed=[*live.changed, "../../outside.txt", str(outside), "", "a/../.."]))
+    build(site, state, expected, {"models/a/one/index.html": b"a2"})
+    assert outside.read_bytes() == b"not the site's"

@@ -338,3 +338,34 @@ def test_damaged_or_hostile_folder_entries_are_misses(tmp_path, monkeypatch):
     torrents, jsons, listed = _scan(registry, tmp_path / "cache")
     assert (torrents, jsons) == (plain.torrents, plain.jsons) and len(listed) == spoiled
     assert _scan(registry, tmp_path / "cache")[2] == []  # and the rows are sound again
+
+
+def test_with_the_stats_shared_by_a_forked_child_changes_are_still_seen(tmp_path, monkeypatch):
+    import threading
+
+    from modelreg import fsutil
+
+    monkeypatch.setattr(fsutil, "STAT_SPLIT", 2)  # every level of the walk and the torrents' stats fork
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    registry = _registry(tmp_path, count=8)
+    first, reads = _load(registry, tmp_path / "cache")
+    assert len(reads) == 8
+    path = sorted(registry.rglob("*.torrent"))[5]
+    saved = tmp_path / "old"
+    os.link(path, saved)
+    top = bencode.decode(path.read_bytes())
+    _renamed_over(path, bencode.encode({**top, b"created by": top[b"created by"][::-1]}), like=saved)
+    side = sorted(registry.rglob("*.torrent"))[6].with_suffix(".json")
+    side.write_text(json.dumps({"repo_id": "Side/Car-Fork", "revision": "d" * 40}))
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert sorted(reads) == sorted([path.name, side.with_suffix(".torrent").name]) and "Side/Car-Fork" in catalog.by_id()
+    _same(catalog, registry)
+    assert _load(registry, tmp_path / "cache")[1] == []
+
+
+def test_absolute_is_abspath():
+    from modelreg.site.parsecache import absolute
+
+    for path in ("/a/b.torrent", "/a//b", "//a/b", "/a/./b", "/a/../b", "/a/.b/c", "/a/b/", "/a/b/.", "/a/b/..", "a/b",
+                 "./a", "", "/", "/.x", "/a/b.torrent/", "/a/b c/ü.torrent"):
+        assert absolute(path) == os.path.abspath(path), path

@@ -258,13 +258,17 @@ def test_damaged_build_caches_are_ignored_and_rebuilt(small: Path, tmp_path: Pat
         db.execute("UPDATE models SET light = ? WHERE id = ?",
                    (marshal.dumps(((1, 2), marshal.loads(light)[1])), ids[1]))  # the stat of one file, not four
         db.execute("UPDATE models SET key = 42 WHERE id = ?", (ids[2],))
+        (light,) = db.execute("SELECT light FROM models WHERE id = ?", (ids[4],)).fetchone()
+        stats, parts = marshal.loads(light)
+        db.execute("UPDATE models SET light = ? WHERE id = ?",  # the sizes and times, but not as ints
+                   (marshal.dumps(((float(stats[0]), *stats[1:]), parts)), ids[4]))
         db.execute("UPDATE parts SET value = x'00' WHERE id = ?", (ids[3],))
         db.execute("UPDATE state SET value = x'0102'")
     with sqlite3.connect(torrents) as db:
         db.execute("UPDATE torrents SET light = x'00', digest = 7 WHERE rowid % 3 = 0")
         db.execute("UPDATE torrents SET layout = 'text' WHERE rowid % 3 = 1")
     report = build_site(config)
-    assert report.rendered == 4 and report.reused == SMALL - 4
+    assert report.rendered == 5 and report.reused == SMALL - 5
     assert tree(out) == tree(full)
     assert build_site(config).reused == SMALL
 
@@ -356,3 +360,57 @@ def test_api_offsets_that_do_not_tile_the_live_list_are_not_copied_from(registry
     model.torrent_path.write_bytes(bencode.encode(top))
     assert build_site(config).rendered == 1
     assert tree(out) == full_build(tmp_path, registry)
+
+
+@pytest.mark.parametrize("check", ["forked", "here", "failed"])
+def test_live_files_edited_replaced_or_deleted_by_hand_are_made_again(small: Path, tmp_path: Path, monkeypatch,
+                                                                      check: str):
+    """The live files of reused models are checked beside the build (a forked process), or by the build
+    itself where there is none or it failed: a file edited in place, replaced by another or deleted since
+    the last build is made again, with its model's other files; the rest of the site stays as it was."""
+    import os
+
+    from modelreg.site import reuse as reuse_module
+
+    if check == "here":
+        monkeypatch.setattr(reuse_module._Watch, "start", classmethod(lambda cls, *args: None))
+    elif check == "failed":
+        monkeypatch.setattr(reuse_module._Watch, "result", lambda self: self.stop())
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(small), out=str(out))
+    build_site(config)
+    models = load_catalog(small).models
+    page = out / "models" / models[1].repo_id / "index.html"
+    with open(page, "r+b") as f:  # the same size, another time
+        f.write(b"X")
+    os.utime(page, ns=(page.stat().st_atime_ns, page.stat().st_mtime_ns + 10**9))
+    served = out / "models" / models[2].repo_id / models[2].torrent_path.name
+    other = tmp_path / "other.torrent"
+    other.write_bytes(b"not the torrent")
+    os.replace(other, served)
+    (out / "api" / "models" / f"{models[3].repo_id}.json").unlink()
+    before = inodes(out)
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (3, SMALL - 3)
+    after = inodes(out)
+    changed = {rel for rel in after if before.get(rel) != after[rel]}
+    assert {rel.split("/")[-2] for rel in changed if rel.startswith("models/")} <= {m.name for m in models[1:4]}
+    assert all(rel.startswith(("models/", "api/models/")) for rel in changed)  # the shared files are kept
+    assert tree(out) == full_build(tmp_path, small)
+    again = build_site(config)
+    assert (again.rendered, again.reused) == (0, SMALL) and again.site_bytes == report.site_bytes
+
+
+def test_the_rows_of_models_gone_are_deleted(small: Path, tmp_path: Path):
+    import sqlite3
+
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(small), out=str(out))
+    build_site(config)
+    load_catalog(small).models[5].torrent_path.unlink()
+    assert build_site(config).reused == SMALL - 1
+    manifest, _ = _caches(tmp_path)
+    with sqlite3.connect(manifest) as db:
+        counts = [db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("models", "parts")]
+    assert counts == [SMALL - 1, SMALL - 1]
+    assert build_site(config).reused == SMALL - 1

@@ -10,19 +10,22 @@ Where a torrent's repository and revision come from, first match wins:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from modelreg.errors import CatalogError, ModelregError
-from modelreg.fsutil import identity_of, read_regular
+from modelreg.fsutil import read_regular, stat_many
 from modelreg.hf.metadata import ModelMeta
 from modelreg.hf.repoid import RepoIdParts
 from modelreg.registry.health import Health
@@ -108,7 +111,9 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     beside them.
 
     Links are followed, but each real folder (device and inode) is read once, so links that loop, or
-    that reach one folder by several ways, neither hang the walk nor list a torrent twice.
+    that reach one folder by several ways, neither hang the walk nor list a torrent twice. The walk goes a
+    level of folders at a time (their stats made together, :func:`~modelreg.fsutil.stat_many`): a folder
+    reached by several ways is listed under the shallowest, and at one depth by its own path before a link's.
 
     With a ``store``, a folder whose device, inode, modification and change times are those it had at
     the last walk is not read again: its names come from the store (adding, removing or renaming an
@@ -119,30 +124,42 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     jsons: set[str] = set()
     seen: set[tuple[int, int]] = set()
     recent = time.time_ns() - RECENT_NS
-    todo = [str(registry)]
-    while todo:
-        folder = todo.pop()
-        try:
-            st = os.stat(folder)
-        except OSError:
-            continue  # gone, unreadable or a dangling link: nothing to list
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
-        names = store.recall_folder(folder, identity) if store is not None else None
-        if names is None:
-            try:
-                names, steady = _read_folder(folder)
-            except OSError:
+    level = [str(registry)]
+    while level:  # a level of folders at a time: their stats in one call (stat_many)
+        below: list[str] = []
+        links: list[str] = []  # walked after the real folders of the level: a folder is listed where it is
+        todo, identities = [], []
+        for folder, st in zip(level, stat_many(level), strict=True):
+            if type(st) is not tuple:
+                continue  # gone, unreadable or a dangling link: nothing to list
+            dev, ino, _, mtime, ctime = st
+            if (dev, ino) in seen:
                 continue
-            if store is not None and steady and st.st_mtime_ns < recent and st.st_ctime_ns < recent:
-                store.remember_folder(folder, identity, names)
-        folders, torrents, sidecars = names
-        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
-        todo += [prefix + name for name in folders]
-        found += [prefix + name for name in torrents]
-        jsons.update([(prefix + name).casefold() for name in sidecars])
+            seen.add((dev, ino))
+            todo.append(folder)
+            identities.append((dev, ino, mtime, ctime))
+        kept = store.recall_folders(todo, identities) if store is not None else [None] * len(todo)
+        for folder, identity, names in zip(todo, identities, kept, strict=True):
+            steady = True  # a folder recalled holds no links (one that does is never kept)
+            if names is None:
+                try:
+                    names, steady = _read_folder(folder)
+                except OSError:
+                    continue
+                if store is not None and steady and identity[2] < recent and identity[3] < recent:
+                    store.remember_folder(folder, identity, names)
+            folders, torrents, sidecars = names
+            prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
+            if folders and steady:
+                below += [prefix + name for name in folders]
+            elif folders:
+                for name in folders:
+                    (links if os.path.islink(prefix + name) else below).append(prefix + name)
+            if torrents:
+                found += [prefix + name for name in torrents]
+            if sidecars:
+                jsons.update([(prefix + name).casefold() for name in sidecars])
+        level = below + links
     found.sort()
     return Listing(found, jsons)
 
@@ -195,43 +212,59 @@ Entry = tuple[str, "str | None", str, dict[str, Any], tuple[str, ...], Torrent]
 
 class CatalogStore(Protocol):
     """Where :func:`load_catalog` keeps what it read, so that a rebuild reads only what changed: each
-    torrent's entry under its path, with the :func:`stamp` of the files it was made from, and each
+    torrent's entry under its path, with the :func:`stamps` of the files it was made from, and each
     folder's names (:func:`scan_registry`). What it gives back is untrusted like any cache: a store checks
     it, and a damaged entry is a miss."""
 
-    def recall(self, path: str, stamp: tuple) -> Entry | None:
-        """The entry kept for ``path`` under this very ``stamp``, or None."""
+    def recall_all(self, paths: list[str], stamps: list[tuple | None]) -> list[Entry | None]:
+        """The entry kept for each of ``paths`` under its very stamp, or None (always None for a None stamp)."""
 
     def remember(self, path: str, stamp: tuple, model: Model) -> None:
         """Keep the entry of ``model`` (built from ``path``'s files as they were at ``stamp``)."""
 
-    def recall_folder(self, folder: str, identity: tuple) -> Names | None:
-        """The names kept for ``folder`` under this very ``identity``, each one a single path component."""
+    def recall_folders(self, folders: list[str], identities: list[tuple]) -> list[Names | None]:
+        """The names kept for each of ``folders`` under its very identity (each name a single path
+        component), or None."""
 
     def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
         """Keep the names of ``folder`` (listed when it had this ``identity``)."""
 
 
-def stamp(path: str, rel: str, jsons: set[str] | None) -> tuple | None:
-    """The identity of everything :func:`model_from` builds a torrent's entry from: its path in the registry
-    (the entry's ``rel_path`` and folder-derived id), the torrent file and its sidecar or its absence.
+def stamps(paths: list[str], rels: list[str], jsons: set[str] | None) -> list[tuple | None]:
+    """The identity of everything :func:`model_from` builds each torrent's entry from: its path in the
+    registry (``rels``: the entry's ``rel_path`` and folder-derived id), the torrent file and its sidecar or
+    its absence.
 
     A file by its device, inode, size, modification and change times (``stat``, links followed: a file
     rewritten in place or renamed over changes them). ``jsons`` (:attr:`Listing.jsons`) spares looking for
     sidecars that are not there. None where a file cannot be looked at: its entry is built, never kept.
     """
-    try:
-        st = os.stat(path)
-        side = sidecar_of(path)
-        found = None
-        if jsons is None or side.casefold() in jsons:
-            try:
-                found = identity_of(os.stat(side))
-            except FileNotFoundError:  # also a dangling link: read as no sidecar
-                pass
-    except OSError:
-        return None
-    return (rel, *identity_of(st), found)
+    if jsons is None:
+        sides: list[str | None] = [sidecar_of(path) for path in paths]
+    else:
+        sides = [None] * len(paths)
+        if jsons:
+            # the torrents a listed .json may be the sidecar of (sidecar_of backwards: X.json beside X.torrent, or
+            # beside X for a torrent named .torrent), found at C speed; each then checked the way forward
+            near = {j[:-len(".json")] for j in jsons} | {j[:-len(".json")] + ".torrent" for j in jsons}
+            for i in compress(range(len(paths)), map(near.__contains__, map(str.casefold, paths))):
+                named = sidecar_of(paths[i])
+                if named.casefold() in jsons:
+                    sides[i] = named
+    named = [side for side in sides if side is not None]
+    identities = stat_many([*paths, *named]) if named else stat_many(paths)
+    of_sides = iter(identities[len(paths):])
+    found: list[tuple | None] = []
+    add = found.append
+    for rel, st, side in zip(rels, identities, sides, strict=False):  # (identities also holds the sidecars')
+        if side is not None:
+            side = next(of_sides)
+            if type(side) is not tuple:
+                if side != errno.ENOENT:  # unreadable: the entry is built, never kept
+                    st = None
+                side = None  # missing (also a dangling link): read as no sidecar
+        add((rel, *st, side) if type(st) is tuple else None)
+    return found
 
 
 def load_catalog(registry: str | Path, read: Any = read_torrent, paths: Listing | list[Path] | None = None,
@@ -241,7 +274,7 @@ def load_catalog(registry: str | Path, read: Any = read_torrent, paths: Listing 
     ``read`` turns a path into a :class:`Torrent` (a caching reader can be passed in); ``paths`` spares
     a second walk where the caller has walked the registry already (a :class:`Listing`; or a list of
     paths, whose sidecars are then looked for one by one). ``store`` keeps the entries built: a torrent
-    whose files are unchanged since (:func:`stamp`) is not read again. ``prefetch`` is told the torrents
+    whose files are unchanged since (:func:`stamps`) is not read again. ``prefetch`` is told the torrents
     that will be read, before they are (a caching reader can parse many of them in parallel).
 
     Raises:
@@ -258,33 +291,51 @@ def load_catalog(registry: str | Path, read: Any = read_torrent, paths: Listing 
     # the dates are known before the models are made: each is made once, with its date
     dates = commit_dates(registry) if torrents else {}
     top = str(registry)
+    rels = [_relative(path, top, registry) for path in torrents]
+    if store is not None:
+        now = stamps(torrents, rels, jsons)
+        entries = store.recall_all(torrents, now)
+    else:
+        now = entries = [None] * len(torrents)
     found: list[Model | None] = []
     todo: list[tuple[int, str, str, tuple | None]] = []
-    for path in torrents:
-        rel = _relative(path, top, registry)
-        now = stamp(path, rel, jsons) if store is not None else None
-        entry = store.recall(path, now) if store is not None and now is not None else None
+    get, made = dates.get, _made
+    for path, rel, stamped, entry in zip(torrents, rels, now, entries, strict=True):
         if entry is None:
-            todo.append((len(found), path, rel, now))
+            todo.append((len(found), path, rel, stamped))
             found.append(None)
             continue
         repo_id, revision, source, sidecar, problems, torrent = entry
-        found.append(Model(repo_id, revision, source, torrent, path, rel, sidecar, None, problems, dates.get(rel)))
+        found.append(made(repo_id, revision, source, torrent, path, rel, sidecar, None, problems, get(rel), None))
     if todo and prefetch is not None:
         prefetch([path for _, path, _, _ in todo])
     errors: list[ModelregError] = []
-    for i, path, rel, now in todo:
+    for i, path, rel, stamped in todo:
         try:
             model = model_from(path, registry, read(path))
         except ModelregError as exc:
             errors.append(exc)
             continue
-        if store is not None and now is not None:
-            store.remember(path, now, model)
+        if store is not None and stamped is not None:
+            store.remember(path, stamped, model)
         found[i] = replace(model, committed=dates[rel]) if rel in dates else model
     models, dup_errors = _without_duplicates([m for m in found if m is not None])
     models.sort(key=lambda m: m.repo_id.lower())
     return Catalog(models, errors + dup_errors)
+
+
+_MODEL_FIELDS = tuple(f.name for f in fields(Model))
+
+
+def _made(*values: Any) -> Model:
+    """``Model(*values)``, in a third of its time (a rebuild makes 100,000 of them): what its ``__init__``
+    does, set each field, without a frozen dataclass's ``object.__setattr__`` per field."""
+    model = _new(Model)
+    model.__dict__.update(zip(_MODEL_FIELDS, values, strict=True))
+    return model
+
+
+_new = object.__new__
 
 
 def _relative(path: str, top: str, registry: Path) -> str:
@@ -387,6 +438,11 @@ def _read_sidecar(path: str) -> dict[str, Any]:
 
 def _without_duplicates(models: list[Model]) -> tuple[list[Model], list[ModelregError]]:
     """Keep the first of models that share an infohash or a repository id; report the others."""
+    torrents = [m.torrent for m in models]
+    keys = [*filter(None, map(attrgetter("infohash_v1"), torrents)), *filter(None, map(attrgetter("infohash_v2"), torrents)),
+            *["repo:" + m.repo_id.lower() for m in models]]
+    if len(set(keys)) == len(keys):  # nothing shared (a registry's usual state), told at C speed: all are kept
+        return list(models), []
     seen: dict[str, Model] = {}
     kept, errors = [], []
     for model in models:

@@ -9,15 +9,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from modelreg.errors import ConfigError, HubError, MetadataCacheError
-from modelreg.hf.client import HubClient
 from modelreg.hf.retry import RetryPolicy
 from modelreg.registry.catalog import Model
 from modelreg.registry.metacache import CacheEntry, Failure, MetaCache
 from modelreg.units import utc_timestamp
+
+if TYPE_CHECKING:  # the hub client (huggingface_hub, httpx) is imported by those who make one
+    from modelreg.hf.client import HubClient
 
 DEFAULT_MAX_AGE = timedelta(days=7)
 DEFAULT_JOBS = 8

@@ -15,7 +15,6 @@ from pathlib import Path
 from modelreg.config import Config
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update, switch_path
-from modelreg.hf.client import HubClient, hub_endpoint, hub_token
 from modelreg.registry.catalog import Catalog, Model, load_catalog, read_torrent, scan_registry
 from modelreg.registry.crosscheck import compare_files
 from modelreg.registry.health import HealthStore, join_health
@@ -136,6 +135,10 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     metacache = MetaCache.for_registry(registry)
     refreshed = None
     if refresh_metadata is not None:
+        # imported here: huggingface_hub and httpx take half a second to import, which a build that
+        # reads the metadata cache alone does not need
+        from modelreg.hf.client import HubClient, hub_endpoint, hub_token
+
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
     catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors)

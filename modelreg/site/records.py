@@ -8,6 +8,7 @@ whether the site is served by a web server (``models/org/name/``) or browsed fro
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -38,20 +39,25 @@ class Paths:
     @property
     def torrent_file(self) -> str:
         """The served .torrent, beside the page (one folder per model keeps rebuilds cheap)."""
-        return f"{self.page}{self.model.torrent_path.name}"
+        # the name from the path's text: a rebuild asks every model's files, and a Path costs 10x more
+        return f"{self.page}{os.path.basename(self.model.path)}"
 
     @property
     def torrent(self) -> str:
         """The torrent's URL path (the file name percent-encoded)."""
-        return f"{self.page}{quote(self.model.torrent_path.name)}"
+        return f"{self.page}{quote(os.path.basename(self.model.path))}"
 
     @property
     def api(self) -> str:
         return f"api/models/{self.model.repo_id}.json"
 
-    def outputs(self) -> tuple[str, ...]:
-        """Every file written for this model."""
-        return (self.page + "index.html", self.torrent_file, self.api)
+    def outputs(self, torrent: bool = True, beside: str | None = None) -> tuple[str, ...]:
+        """Every file written for this model (without its .torrent where the site serves none), and the
+        file named ``beside`` in its page's folder; made with plain strings: a rebuild asks it of every model."""
+        page, api = self.page, self.api
+        found = (page + "index.html", page + os.path.basename(self.model.path), api) if torrent else (
+            page + "index.html", api)
+        return found if beside is None else (*found, page + beside)
 
 
 def link(path: str, directory_urls: bool = True) -> str:

@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,13 +100,16 @@ def render_site(
     """
     _readable(out)
     reuse = reuse or Reuse(None, None)
-    while True:
-        try:
-            return _render(catalog, config, out, reuse, digests, prepare, fingerprint, identities, pool)
-        except Damaged as exc:
-            # reused models whose bulky parts are needed turned out damaged: all again, those rendered
-            reuse.restart(exc.ids)
-            _empty(out)
+    try:
+        while True:
+            try:
+                return _render(catalog, config, out, reuse, digests, prepare, fingerprint, identities, pool)
+            except Damaged as exc:
+                # reused models whose bulky parts are needed turned out damaged: all again, those rendered
+                reuse.restart(exc.ids)
+                _empty(out)
+    finally:
+        reuse.stop()
 
 
 def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: dict[str, str] | None,
@@ -154,32 +157,43 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
             page, when = parts["dated"]
             dated.append((page, _one(when, strings)))
 
-    for model in catalog.models:
+    def keyed(model: Model) -> tuple[Model, dict[str, Any], str, bool]:
+        """The model, its inputs and key, and whether it is prepared. With ``fingerprint``, the key of the
+        model as the catalog has it, with a stand-in for what prepare() adds: an unchanged model is
+        neither prepared nor rendered."""
         if prepare is not None and fingerprint is not None:
-            # the key of the model as the catalog has it, with a stand-in for what prepare() adds:
-            # an unchanged model is neither prepared nor rendered
             inputs = _inputs(model, digests)
-            key = Reuse.key(common, inputs, fingerprint(model))
-            parts = reuse.lookup(model.repo_id, key, _files(model, config))
-            if parts is None and pool is not None and pool.claims():
-                order.append((model.repo_id, key, None, pool.submit(model, inputs["torrent"])))
-                drain(pool.window)
-                continue
-            if parts is None:
-                model = prepare(model)
-        else:
-            model = prepare(model) if prepare is not None else model
-            inputs = _inputs(model, digests)
-            key = Reuse.key(common, inputs)
-            parts = reuse.lookup(model.repo_id, key, _files(model, config))
+            return model, inputs, Reuse.key(common, inputs, fingerprint(model)), False
+        model = prepare(model) if prepare is not None else model
+        inputs = _inputs(model, digests)
+        return model, inputs, Reuse.key(common, inputs), True
+
+    def rendered(model: Model, inputs: dict[str, Any], key: str) -> dict[str, Any]:
+        """Render the (prepared) model here; its parts."""
+        parsed = (identities or {}).get(os.path.abspath(model.torrent_path))
+        parts, files = render_model(env, entry, model, config, out, inputs["torrent"], parsed)
+        reuse.written(model.repo_id, key, out, files, parts)
+        # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
+        # the build pauses the cyclic collector, so free them here: the youngest generation holds
+        # only what this model made
+        gc.collect(0)
+        return parts
+
+    def files() -> Iterator[tuple[str, tuple[str, ...]]]:
+        return ((model.repo_id, _files(model, config)) for model in catalog.models)
+
+    # the live files of the models reused are checked beside the loop (another process), and their
+    # models rendered again at the end where they changed
+    reuse.watch(files)
+    for model in catalog.models:
+        model, inputs, key, ready = keyed(model)
+        parts = reuse.lookup(model.repo_id, key, _files(model, config))
+        if parts is None and not ready and pool is not None and pool.claims():
+            order.append((model.repo_id, key, None, pool.submit(model, inputs["torrent"])))
+            drain(pool.window)
+            continue
         if parts is None:
-            parsed = (identities or {}).get(os.path.abspath(model.torrent_path))
-            parts, files = render_model(env, entry, model, config, out, inputs["torrent"], parsed)
-            reuse.written(model.repo_id, key, out, files, parts)
-            # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
-            # the build pauses the cyclic collector, so free them here: the youngest generation holds
-            # only what this model made
-            gc.collect(0)
+            parts = rendered(model if ready else prepare(model), inputs, key)
         order.append((model.repo_id, key, parts, None))
         drain(pool.window if pool is not None else 0)
     drain(0)
@@ -196,6 +210,12 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
             indexed()  # the worker must be done writing before the staging folder is emptied or dropped
         raise
     indexed()
+    changed = reuse.changed(files)
+    if changed:  # reused, but a live file was edited or replaced since: its files are made again
+        for model in catalog.models:
+            if model.repo_id in changed:
+                model, inputs, key, ready = keyed(model)
+                rendered(model if ready else prepare(model), inputs, key)
     entries.close()
     api.release()
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
@@ -498,12 +518,8 @@ _API_PAGE_PATH = re.compile(r"^page/\d+$")
 
 
 def _files(model: Model, config: Config) -> tuple[str, ...]:
-    """Every file written for a model (beside its outputs, its search row)."""
-    paths = Paths(model)
-    outputs = paths.outputs()
-    if config.torrent_url:
-        outputs = tuple(rel for rel in outputs if rel != paths.torrent_file)
-    return (*outputs, paths.page + ROW_FILE)
+    """Every file written for a model (beside its outputs, its search row): a rebuild asks it of every model."""
+    return Paths(model).outputs(not config.torrent_url, ROW_FILE)
 
 
 def _rooted(record: dict[str, Any]) -> dict[str, Any]:
@@ -589,8 +605,7 @@ def render_model(env: jinja2.Environment, entry: jinja2.Template, model: Model, 
         "dated": [record["page"], record["last_modified"]],
         "problems": list(model.problems),
     }
-    outputs = [rel for rel in paths.outputs() if not (config.torrent_url and rel == paths.torrent_file)]
-    return parts, (*outputs, paths.page + ROW_FILE)
+    return parts, _files(model, config)
 
 
 def _render_model(env: jinja2.Environment, model: Model, record: dict, paths: Paths, config: Config,

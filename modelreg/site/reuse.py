@@ -13,7 +13,10 @@ together (the search index, keyed by every model's search summary) whose key is 
 key is unchanged and whose old files are still exactly as written keeps them (the builder's staged update
 hard-links them into the new version) and its parts are reused, without being read or joined again (its
 key stands for its metadata by the identity of the metadata cache file: ``build.metadata_fingerprint``);
-anything else is rendered again. The manifest is saved only after the new site is in place.
+anything else is rendered again. Whether the old files are as written (their size and ``st_mtime_ns``) is
+checked beside the render loop, in a forked process (:meth:`Reuse.watch`); a model whose files were
+edited, replaced or deleted since is rendered again at the end (:meth:`Reuse.changed`). The manifest is
+saved only after the new site is in place.
 
 A model's parts are kept in two rows: the *light* ones every build needs (its files, the summary without
 its terms, the summary's digest, its dates and problems), all read in one query when the build starts,
@@ -25,10 +28,12 @@ one by the line offsets recorded with it (:meth:`Reuse.api_source`).
 from __future__ import annotations
 
 import array
+import contextlib
 import hashlib
 import json
 import marshal
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -48,6 +53,7 @@ _PARTS = {"json": str, "entry": str, "summary": list, "dated": list, "problems":
 #: its terms and the digest of the whole (``searched``, :func:`summary_digest`); stored with the digest of
 #: the bulky row (``sha``), which :meth:`Reuse.parts` checks.
 LIGHT = ("summary", "searched", "dated", "problems", "sha")
+_LIGHT_KEYS = frozenset(LIGHT)
 
 
 class Damaged(Exception):  # noqa: N818 - not an error: a cache entry found unusable after all
@@ -81,21 +87,32 @@ class Reuse:
         self.distrusted: set[str] = set()
         #: The digest of each reused model's bulky row, as its light row recorded it.
         self._sha: dict[str, bytes] = {}
+        #: Ids of this build's models.
+        self.models: set[str] = set()
+        #: The check of the live files of reused models (:meth:`watch`), while it runs.
+        self._watch: _Watch | None = None
         self.restart()
 
     def restart(self, distrust: Iterable[str] = ()) -> None:
         """Forget what this build did so far (its staging folder is emptied), and never reuse ``distrust``."""
         self.distrusted.update(distrust)
+        # rows this build wrote are read again below, but their files were in the staging folder, which
+        # is emptied, and the live files checked (:meth:`watch`) are not theirs
+        self.distrusted.update(self.models.difference(self._sha))
+        self._sha.clear()
         #: id -> (key, light parts' bytes) of the last build's models: one query, not one per model; each
-        #: is dropped once looked up (read again if the build restarts: rows written since are misses).
+        #: is dropped once looked up (read again if the build restarts).
         self.old: dict[Any, tuple] = {}
+        #: The ids of the rows in the manifest now (None: not read), so :meth:`save` knows without a
+        #: count whether rows must be deleted.
+        self.stored: set | None = None
         if self.previous is not None:
             self.old = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
+            self.stored = set(self.old) if not self.db.broken else None
         self.new_shared: dict[str, tuple] = {}
         self.new_groups: dict[str, tuple] = {}
         self.reused = self.rendered = 0
-        #: Ids of the models of this build.
-        self.models: set[str] = set()
+        self.models = set()
         self.model_bytes = 0
         #: Files of reused models, relative to the site, that stay as they are.
         self.kept: list[str] = []
@@ -108,13 +125,13 @@ class Reuse:
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
     def lookup(self, model_id: str, key: str, files: tuple[str, ...]) -> dict | None:
-        """The model's light parts (:data:`LIGHT`) from the last build, if its key and its live files are
-        unchanged, else None.
+        """The model's light parts (:data:`LIGHT`) from the last build, if its key is unchanged, else None.
 
         ``files`` are the model's files, as :meth:`written` was given them (the key stands for them, so
         the manifest keeps only their sizes and times, and holds no path to check). They then stay in
-        place: they are listed in ``kept`` for the staged update. Its bulky parts are read only if needed
-        (:meth:`parts`).
+        place: they are listed in ``kept`` for the staged update, unless :meth:`changed`, which the
+        caller must ask once every model is looked up, finds them edited since. Its bulky parts are read
+        only if needed (:meth:`parts`).
         """
         old = self.old.pop(model_id, None)
         if old is None or old[0] != key or model_id in self.distrusted:
@@ -123,22 +140,51 @@ class Reuse:
         if light is None:
             return None
         stats, parts = light
-        # a live file edited or replaced since it was written is not trusted: its size or time differs
-        prefix, size = self._prefix, 0
-        for rel, length, mtime_ns in zip(files, stats[::2], stats[1::2], strict=True):
-            try:
-                st = os.stat(prefix + rel)
-            except OSError:
-                return None
-            if st.st_size != length or st.st_mtime_ns != mtime_ns:
-                return None
-            size += length
         self.kept.extend(files)
         self._sha[model_id] = parts.pop("sha")
         self.models.add(model_id)
-        self.model_bytes += size
+        self.model_bytes += sum(stats[::2])
         self.reused += 1
         return parts
+
+    def watch(self, files: Callable[[], Iterable[tuple[str, tuple[str, ...]]]]) -> None:
+        """Start checking the live files of the last build's models beside the build, in a forked process
+        (the other core: one ``stat`` per file is most of what a rebuild costs per unchanged model);
+        ``files()`` gives each model's id and files, as :meth:`lookup` is given them. Once per build:
+        :meth:`changed` takes the result."""
+        if self._watch is None and self.previous is not None and self.old:
+            self._watch = _Watch.start(self._prefix, self.old, files)
+
+    def changed(self, files: Callable[[], Iterable[tuple[str, tuple[str, ...]]]]) -> set[str]:
+        """The reused models whose live files are not as the last build wrote them (edited or replaced by
+        hand, or deleted, since: their size or time differs): their files are no longer kept, and the
+        caller renders them again (:meth:`written`). ``files()`` is as for :meth:`watch`, which has
+        checked them already where it could; they are checked here otherwise."""
+        if not self._sha:  # nothing reused: nothing to check
+            self.stop()
+            return set()
+        found = self._watch.result() if self._watch is not None else None
+        self._watch = None
+        if found is None:  # no process to check them (or it failed): here, now
+            rows = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
+            reused = self._sha
+            found = _changed(self._prefix, rows, ((i, rels) for i, rels in files() if i in reused))
+        found = [entry for entry in found if entry[0] in self._sha]
+        if found:
+            dropped = {rel for _, rels, _ in found for rel in rels}
+            self.kept = [rel for rel in self.kept if rel not in dropped]
+            for model_id, _, size in found:
+                del self._sha[model_id]
+                self.models.discard(model_id)
+                self.model_bytes -= size
+                self.reused -= 1
+        return {entry[0] for entry in found}
+
+    def stop(self) -> None:
+        """End the check of :meth:`watch` if it still runs (the build failed)."""
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
 
     def parts(self, model_id: str) -> dict | None:
         """A reused model's parts (:data:`_PARTS`), or None where its row is missing or damaged (or not
@@ -271,7 +317,14 @@ class Reuse:
         """Commit this build's manifest: rows of models gone are deleted, the shared files' state replaced."""
         if self.manifest is None:
             return
-        if self.db.count("models") != len(self.models) or self.db.count("parts") != len(self.models):
+        # the rows are those read when the build started (or restarted) and those written since, which
+        # are this build's models: no count (a scan of both tables) tells more. A parts row without its
+        # models row (a damaged file) is never read, and goes with the next model deleted.
+        if self.stored is None:  # not read (no previous site): counted
+            stale = self.db.count("models") != len(self.models) or self.db.count("parts") != len(self.models)
+        else:
+            stale = not self.stored <= self.models
+        if stale:
             self.db.keep_only("models", "id", self.models)
             self.db.keep_only("parts", "id", self.models)
         state = {"shared": self.new_shared, "groups": self.new_groups}
@@ -397,15 +450,112 @@ def _light(data: object, files: int) -> tuple[tuple, dict] | None:
         stats, parts = marshal.loads(data)  # type: ignore[arg-type]
     except (ValueError, EOFError, TypeError):
         return None
-    if not (isinstance(stats, tuple) and len(stats) == 2 * files and all(type(n) is int for n in stats)):
+    if not (isinstance(stats, tuple) and len(stats) == 2 * files):
         return None
-    if not isinstance(parts, dict) or parts.keys() != set(LIGHT):
+    try:  # ints, checked at C speed: any other value marshal makes is not summed, or makes no int sum
+        if type(sum(stats)) is not int:
+            return None
+    except TypeError:
+        return None
+    if not isinstance(parts, dict) or parts.keys() != _LIGHT_KEYS:
         return None
     if not (isinstance(parts["summary"], list) and isinstance(parts["searched"], bytes)
             and isinstance(parts["dated"], list) and isinstance(parts["problems"], list)
             and isinstance(parts["sha"], bytes)):
         return None
     return stats, parts
+
+
+def _changed(prefix: str, rows: dict, files: Iterable[tuple[str, tuple[str, ...]]]) -> list[tuple[str, tuple, int]]:
+    """(id, files, their recorded size) of each model whose row in ``rows`` (id -> key and light parts'
+    bytes) :meth:`Reuse.lookup` can use but whose live files (below ``prefix``) are missing or have
+    another size or ``st_mtime_ns`` than recorded."""
+    found = []
+    for model_id, rels in files:
+        row = rows.get(model_id)
+        light = _light(row[1], len(rels)) if row is not None else None
+        if light is None:
+            continue  # no row lookup() can use: not reused
+        stats = light[0]
+        for rel, length, mtime_ns in zip(rels, stats[::2], stats[1::2], strict=True):
+            try:
+                st = os.stat(prefix + rel)
+            except OSError:
+                break
+            if st.st_size != length or st.st_mtime_ns != mtime_ns:
+                break
+        else:
+            continue
+        found.append((model_id, rels, sum(stats[::2])))
+    return found
+
+
+class _Watch:
+    """A forked process running :func:`_changed`, its result sent back through a pipe (marshal)."""
+
+    def __init__(self, pid: int, fd: int):
+        self.pid, self.fd = pid, fd
+
+    @classmethod
+    def start(cls, prefix: str, rows: dict, files: Callable[[], Iterable[tuple[str, tuple[str, ...]]]]) -> _Watch | None:
+        """The process started (it sees ``rows`` as they are now), or None where there can be none."""
+        if not hasattr(os, "fork"):
+            return None
+        read, write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            return None
+        if pid == 0:  # the child: only the check, then out without running anything of the build's
+            code = 1
+            try:
+                # the build's descriptors (its caches, the site's lock) are not this process's to hold
+                os.closerange(0, write)
+                os.closerange(write + 1, _max_fd())
+                data = memoryview(marshal.dumps(_changed(prefix, rows, files())))
+                while data:
+                    data = data[os.write(write, data):]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        return cls(pid, read)
+
+    def result(self) -> list[tuple[str, tuple, int]] | None:
+        """What the process found (waits for it), or None where it failed."""
+        with open(self.fd, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0:
+            return None
+        try:
+            found = marshal.loads(data)
+        except (ValueError, EOFError, TypeError):
+            return None
+        if not (isinstance(found, list) and all(
+                isinstance(e, tuple) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], tuple)
+                and all(isinstance(rel, str) for rel in e[1]) and isinstance(e[2], int) for e in found)):
+            return None
+        return found
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _max_fd() -> int:
+    """Above any descriptor this process can have open (one system call closes them where the kernel has
+    ``close_range``, one each elsewhere: the process's limit, not a guess)."""
+    try:
+        return max(os.sysconf("SC_OPEN_MAX"), 3)
+    except (ValueError, OSError):
+        return 1 << 16
 
 
 def _site_path(rel: object) -> bool:
