@@ -71,6 +71,22 @@ def test_workers_make_the_site_one_process_makes(registry: Path, tmp_path: Path)
     assert _tree(tmp_path / "serial") == _tree(tmp_path / "parallel")
 
 
+def test_a_worker_makes_the_search_index_and_the_unchanged_files_of_it_stay(registry: Path, tmp_path: Path):
+    site = tmp_path / "parallel"
+    build_site(_config(tmp_path, registry, "parallel"), jobs=2)
+    ids, column = (site / "search" / "ids" / "0.json").stat().st_mtime_ns, (site / "search" / "k" / "d.json").read_text()
+    path = _torrents(registry)[COUNT // 2]  # made again later: its date changes, its id not
+    top = bencode.decode(path.read_bytes())
+    top[b"creation date"] = top.get(b"creation date", 0) + 86400 * 400
+    _replace(path, bencode.encode(top))
+    serial = build_site(_config(tmp_path, registry, "serial"), jobs=1)
+    parallel = build_site(_config(tmp_path, registry, "parallel"), jobs=2)
+    assert serial.models == parallel.models == COUNT
+    assert _tree(tmp_path / "serial") == _tree(site)
+    assert (site / "search" / "k" / "d.json").read_text() != column  # the index was made again
+    assert (site / "search" / "ids" / "0.json").stat().st_mtime_ns == ids  # but this file was kept as it was
+
+
 def test_workers_serve_the_torrents_of_a_build_without_a_cache(registry: Path, tmp_path: Path):
     """Without the parse cache's file the workers parse the torrents themselves, and serve those bytes."""
     build_site(_config(tmp_path, registry, "serial"), jobs=1, incremental=False)

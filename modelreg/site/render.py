@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import array
+import contextlib
+import functools
 import gc
 import hashlib
 import itertools
@@ -50,6 +52,10 @@ class Pool(Protocol):
 
     def result(self, ticket: object) -> tuple[dict[str, Any], tuple[str, ...], dict[str, tuple[int, int]]]:
         """The model's parts, files written and their size and ``st_mtime_ns``; waits for them."""
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Call ``function(*args)`` in another process while this one goes on; a function that waits for
+        its result."""
 
 
 @dataclass
@@ -126,6 +132,8 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     # the models in catalog order, each with its parts or, where a worker renders it, its ticket: the
     # shared files take them in this order however the workers finish
     order: deque[tuple[str, str, Any, Any]] = deque()
+    # one copy of each search term, org, format... for all the summaries held until the index is made
+    strings: dict[str, str] = {}
 
     def drain(limit: int) -> None:
         """Take the parts of the models at the head of ``order`` that are done (all while more than
@@ -140,12 +148,14 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
             order.popleft()
             # a reused model's parts are the light ones (reuse.LIGHT): its API line, row and search terms
             # are read only where a file that includes them is made again
-            problems.extend((model_id, problem) for problem in parts["problems"])
+            # most models share their problems' text (no metadata cached, ...): one copy of each
+            problems.extend((model_id, _one(problem, strings)) for problem in parts["problems"])
             api.add(model_id, key, parts.get("json"))
-            summaries.append(parts["summary"])
+            summaries.append(_shared_strings(parts["summary"], strings))
             searched.append(parts["searched"] if "searched" in parts else summary_digest(parts["summary"]))
             entries.append(model_id, key, parts.get("entry"))
-            dated.append(parts["dated"])
+            page, when = parts["dated"]
+            dated.append((page, _one(when, strings)))
 
     def keyed(model: Model) -> tuple[Model, dict[str, Any], str, bool]:
         """The model, its inputs and key, and whether it is prepared. With ``fingerprint``, the key of the
@@ -189,14 +199,38 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     drain(0)
     api.close()
 
+    # the search index is made in a worker (where there are workers) while this process makes the rest
+    indexed = reuse.group("search", Reuse.key(common, hashlib.sha256(b"".join(searched)).hexdigest()),
+                          lambda: functools.partial(index_files, _complete(summaries, reuse)), out,
+                          run=pool.run if pool is not None else None)
+    try:
+        _rest(env, config, theme, out, write, summaries, dated, entries, api)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            indexed()  # the worker must be done writing before the staging folder is emptied or dropped
+        raise
+    indexed()
+    changed = reuse.changed(files)
+    if changed:  # reused, but a live file was edited or replaced since: its files are made again
+        for model in catalog.models:
+            if model.repo_id in changed:
+                model, inputs, key, ready = keyed(model)
+                rendered(model if ready else prepare(model), inputs, key)
+    entries.close()
+    api.release()
+    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
+                       problems=problems)
+
+
+def _rest(env: jinja2.Environment, config: Config, theme: Theme, out: Path, write: Callable[..., None],
+          summaries: list[list], dated: list[tuple], entries: Rows, api: ApiWriter) -> None:
+    """The shared files but for the API list and the search index: listings, API pages, feeds, static."""
     site = {"config": config, "href": linker(config.use_directory_urls)}
     facets = _facets(summaries)
     front = env.get_template("index.html")
     write_listing(env, write, "", entries, config.title, first_key=repr(facets), keys=entries.keys,
                   first_page=lambda **values: front.render(facets=facets, **values), **site)
     _group_listings(env, write, summaries, entries, site)
-    reuse.group("search", Reuse.key(common, hashlib.sha256(b"".join(searched)).hexdigest()),
-                lambda: index_files(_complete(summaries, reuse)), out)
     example = api.line(0) if api.count else None
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site))
@@ -209,16 +243,25 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
     for rel, path in theme.static_files():
         write("static/" + rel, path.read_bytes())
-    changed = reuse.changed(files)
-    if changed:  # reused, but a live file was edited or replaced since: its files are made again
-        for model in catalog.models:
-            if model.repo_id in changed:
-                model, inputs, key, ready = keyed(model)
-                rendered(model if ready else prepare(model), inputs, key)
-    entries.close()
-    api.release()
-    return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
-                       problems=problems)
+
+
+def _shared_strings(summary: list, strings: dict[str, str]) -> list:
+    """The summary with its org, formats, license, task and terms replaced by one copy of each
+    (:func:`_one`): the build holds every model's summary until the search index is made, and a term,
+    which is in many models, costs ~60 bytes a copy; the summaries are equal, only lighter."""
+    summary = list(summary)
+    for i in (1, 3, 4):
+        summary[i] = _one(summary[i], strings)
+    if isinstance(summary[2], list):
+        summary[2] = [_one(f, strings) for f in summary[2]]
+    if len(summary) == SUMMARY_LENGTH and isinstance(summary[-1], list):
+        summary[-1] = [_one(t, strings) for t in summary[-1]]
+    return summary
+
+
+def _one(value: Any, strings: dict[str, str]) -> Any:
+    """The first copy seen of a string (kept in ``strings``); anything else as it is."""
+    return strings.setdefault(value, value) if isinstance(value, str) else value
 
 
 def _complete(summaries: list[list], reuse: Reuse) -> list[list]:

@@ -241,34 +241,39 @@ class Reuse:
             return
         if callable(content):
             content = content()
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        digest = hashlib.sha256(data).digest()
-        if old is not None and old[0] == digest and self._intact(rel, (*old[:3], key)):
-            return
-        path = staging / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        st = path.stat()
-        self.new_shared[rel] = (digest, st.st_size, st.st_mtime_ns, key)
+        self._record(rel, *_put_shared(staging, rel, content, old, self._live(), key))
 
-    def group(self, name: str, key: str, files: Callable[[], Iterable[tuple[str, str | bytes]]],
-              staging: Path) -> None:
+    def group(self, name: str, key: str, files: Callable[[], Callable[[], Iterable[tuple[str, str | bytes]]]],
+              staging: Path, run: Callable[..., Callable[[], Any]] | None = None) -> Callable[[], None]:
         """Write a set of shared files made together (such as the search index), or keep them all,
-        unmade, where the group's ``key`` is the last build's and none of its live files changed."""
+        unmade, where the group's ``key`` is the last build's and none of its live files changed.
+
+        ``files()``, called only where the group is made again, gives the function that makes them (as
+        (path, content) pairs). ``run(function, *args)`` calls it and writes them, as :meth:`shared`
+        does, in another process (:meth:`modelreg.site.workers.RenderPool.run`) while this one goes on;
+        the function returned here waits for them and records them: call it before :meth:`save`.
+        """
         old = self.old_groups.get(name)
         if old is not None and old[0] == key:
             kept, entries = len(self.kept), dict(self.new_shared)
             if all((entry := self.old_shared.get(rel)) is not None and self._intact(rel, entry) for rel in old[1]):
                 self.new_groups[name] = old
-                return
+                return _nothing
             del self.kept[kept:]  # one file changed: make them all again
             self.new_shared = entries
-        rels = []
-        for rel, content in files():
-            self.shared(staging, rel, content)
-            rels.append(rel)
-        self.new_groups[name] = (key, rels)
+        made = (run or _now)(write_group, staging, files(), self.old_shared, self._live())
+
+        def finish() -> None:
+            rels = []
+            for rel, entry, kept in made():
+                self._record(rel, entry, kept)
+                rels.append(rel)
+            self.new_groups[name] = (key, rels)
+
+        if run is None:
+            finish()
+            return _nothing
+        return finish
 
     def api_source(self) -> tuple[str, dict[str, tuple[int, int]]] | None:
         """The live ``api/models.json`` and where each model's line is in it (id -> offset, length), if
@@ -289,17 +294,20 @@ class Reuse:
 
     def _intact(self, rel: str, entry: tuple) -> bool:
         """Whether the live ``rel`` is as the last build wrote it; if so it is kept, recorded as ``entry``."""
-        if self.previous is None:
+        if not _unchanged(self._live(), rel, entry):
             return False
-        try:
-            st = os.stat(self._prefix + rel)
-        except OSError:
-            return False
-        if (st.st_size, st.st_mtime_ns) != tuple(entry[1:3]):
-            return False
-        self.kept.append(rel)
-        self.new_shared[rel] = entry
+        self._record(rel, entry, True)
         return True
+
+    def _live(self) -> str | None:
+        """The path of the last build's site with a separator, if there is one."""
+        return self._prefix if self.previous is not None else None
+
+    def _record(self, rel: str, entry: tuple, kept: bool) -> None:
+        """Record a shared file of this build: written into the staging folder, or the live one ``kept``."""
+        if kept:
+            self.kept.append(rel)
+        self.new_shared[rel] = entry
 
     def site_bytes(self) -> int:
         """The size of every file this build wrote or kept (models' files and shared files)."""
@@ -331,6 +339,53 @@ class Reuse:
 
 #: The full API list, spliced by :meth:`Reuse.api_source`'s offsets.
 API_FILE = "api/models.json"
+
+
+def write_group(staging: Path, files: Callable[[], Iterable[tuple[str, str | bytes]]], old: dict[str, tuple],
+                live: str | None) -> list[tuple[str, tuple, bool]]:
+    """The files ``files()`` makes, each written as :meth:`Reuse.shared` writes it (``old``: the last
+    build's entries, ``live``: its site's path with a separator, or None); each one's path, entry and
+    whether the live file stays. Any process may call it: it reads no cache."""
+    return [(rel, *_put_shared(staging, rel, content, old.get(rel), live)) for rel, content in files()]
+
+
+def _put_shared(staging: Path, rel: str, content: str | bytes, old: tuple | None, live: str | None,
+                key: str | None = None) -> tuple[tuple, bool]:
+    """Write a shared file into ``staging``, unless the live one (``live``: the last build's site, with a
+    separator, or None) has these bytes and is as the last build wrote it (its entry ``old``): its entry
+    (digest, size, ``st_mtime_ns``, ``key``), and whether the live one stays."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    digest = hashlib.sha256(data).digest()
+    if old is not None and old[0] == digest and _unchanged(live, rel, old):
+        return (*old[:3], key), True
+    path = staging / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    st = path.stat()
+    return (digest, st.st_size, st.st_mtime_ns, key), False
+
+
+def _unchanged(live: str | None, rel: str, entry: tuple) -> bool:
+    """Whether ``rel`` of the last build's site (``live``, with a separator; None: no such site) has the
+    size and ``st_mtime_ns`` of its ``entry``."""
+    if live is None:
+        return False
+    try:
+        st = os.stat(live + rel)
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == tuple(entry[1:3])
+
+
+def _now(function: Callable, *args: Any) -> Callable[[], Any]:
+    """``run`` of :meth:`Reuse.group` in this process: calls the function now."""
+    result = function(*args)
+    return lambda: result
+
+
+def _nothing() -> None:
+    """What :meth:`Reuse.group` returns where nothing is left to wait for."""
 
 
 def summary_digest(summary: list) -> bytes:

@@ -33,8 +33,9 @@ from modelreg.site.render import render_model
 from modelreg.site.templating import Theme
 
 #: Models a worker renders per batch: large enough that sending them costs little next to rendering
-#: them (~2 ms each), small enough that the build's process never waits long for the oldest.
-BATCH = 16
+#: them (a few ms each; the build's process and the pool's threads take turns once per batch, with
+#: 16 that was ~8% of the build's process's time), small enough that it never waits long for the oldest.
+BATCH = 64
 #: With the worker count chosen by the build, this many models are rendered in the build's process
 #: before workers are started: a rebuild that renders a few never starts one.
 START_AFTER = 256
@@ -115,17 +116,29 @@ class RenderPool:
             self._send()
         future = self.futures[number]
         assert future is not None
-        try:
-            results = future.result()
-        except ModelregError as exc:
-            raise exc.with_traceback(None) from None  # the worker's traceback is no help to a user
-        except BrokenProcessPool:
-            raise BuildError("a render worker process ended abruptly (killed, or out of memory?); "
-                             "the site was left as it was: build again") from None
+        results = _outcome(future)
         result = results[index]
         if index == len(results) - 1:
             self.futures[number] = None  # the batch is taken: free it
         return result
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Call ``function(*args)`` in a worker, if they are started (else here, now), while this process
+        goes on (the rest of the site once the models are rendered, for example): a function that waits
+        for its result (raising its error, as :meth:`result` does). The function and its arguments are
+        sent by pickle.
+
+        Raises:
+            BuildError: a worker died.
+        """
+        if self.executor is None:
+            result = function(*args)
+            return lambda: result
+        try:
+            future = self.executor.submit(function, *args)
+        except BrokenProcessPool:
+            raise BuildError(_DIED) from None
+        return lambda: _outcome(future)
 
     def __enter__(self) -> RenderPool:
         return self
@@ -135,6 +148,25 @@ class RenderPool:
             # on an error, the batches waiting are dropped; the running ones end within a batch's time
             self.executor.shutdown(wait=True, cancel_futures=kind is not None)
             self.executor = None
+
+
+def _outcome(future: Future) -> Any:
+    """The result of a worker's call; raises its error, as the build's process would have.
+
+    Raises:
+        ModelregError: the call raised it.
+        BuildError: a worker died.
+    """
+    try:
+        return future.result()
+    except ModelregError as exc:
+        raise exc.with_traceback(None) from None  # the worker's traceback is no help to a user
+    except BrokenProcessPool:
+        raise BuildError(_DIED) from None
+
+
+_DIED = ("a render worker process ended abruptly (killed, or out of memory?); "
+         "the site was left as it was: build again")
 
 
 _worker: dict[str, Any] = {}
