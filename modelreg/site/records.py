@@ -55,8 +55,7 @@ class Paths:
         """Every file written for this model (without its .torrent where the site serves none), and the
         file named ``beside`` in its page's folder; made with plain strings: a rebuild asks it of every model."""
         page, api = self.page, self.api
-        found = (page + "index.html", page + os.path.basename(self.model.path), api) if torrent else (
-            page + "index.html", api)
+        found = (page + "index.html", self.torrent_file, api) if torrent else (page + "index.html", api)
         return found if beside is None else (*found, page + beside)
 
 
