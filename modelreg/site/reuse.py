@@ -34,6 +34,7 @@ import marshal
 import os
 import sys
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -278,23 +279,18 @@ class Reuse:
     def api_source(self) -> tuple[str, dict[str, tuple[int, int]]] | None:
         """The live ``api/models.json`` and where each model's line is in it (id -> offset, length), if
         the file is still the one the last build wrote (its size and time), else None."""
-        if self.old_api is None or self.previous is None:
-            return None
-        path = self._prefix + API_FILE
-        try:
-            st = os.stat(path)
-        except OSError:
+        if self.old_api is None:
             return None
         ids, offsets, size, mtime_ns = self.old_api
-        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+        if not _unchanged(self._live(), API_FILE, size, mtime_ns):
             return None
         spans = array.array("q")
         spans.frombytes(offsets)
-        return path, dict(zip(ids, zip(spans[::2], spans[1::2], strict=True), strict=True))
+        return self._prefix + API_FILE, dict(zip(ids, zip(spans[::2], spans[1::2], strict=True), strict=True))
 
     def _intact(self, rel: str, entry: tuple) -> bool:
         """Whether the live ``rel`` is as the last build wrote it; if so it is kept, recorded as ``entry``."""
-        if not _unchanged(self._live(), rel, entry):
+        if not _unchanged(self._live(), rel, *entry[1:3]):
             return False
         self._record(rel, entry, True)
         return True
@@ -356,7 +352,7 @@ def _put_shared(staging: Path, rel: str, content: str | bytes, old: tuple | None
     (digest, size, ``st_mtime_ns``, ``key``), and whether the live one stays."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     digest = hashlib.sha256(data).digest()
-    if old is not None and old[0] == digest and _unchanged(live, rel, old):
+    if old is not None and old[0] == digest and _unchanged(live, rel, *old[1:3]):
         return (*old[:3], key), True
     path = staging / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -366,16 +362,16 @@ def _put_shared(staging: Path, rel: str, content: str | bytes, old: tuple | None
     return (digest, st.st_size, st.st_mtime_ns, key), False
 
 
-def _unchanged(live: str | None, rel: str, entry: tuple) -> bool:
+def _unchanged(live: str | None, rel: str, size: int, mtime_ns: int) -> bool:
     """Whether ``rel`` of the last build's site (``live``, with a separator; None: no such site) has the
-    size and ``st_mtime_ns`` of its ``entry``."""
+    ``size`` and ``st_mtime_ns`` the last build recorded of it: as written then."""
     if live is None:
         return False
     try:
         st = os.stat(live + rel)
     except OSError:
         return False
-    return (st.st_size, st.st_mtime_ns) == tuple(entry[1:3])
+    return st.st_size == size and st.st_mtime_ns == mtime_ns
 
 
 def _now(function: Callable, *args: Any) -> Callable[[], Any]:
@@ -477,16 +473,8 @@ def _changed(prefix: str, rows: dict, files: Iterable[tuple[str, tuple[str, ...]
         if light is None:
             continue  # no row lookup() can use: not reused
         stats = light[0]
-        for rel, length, mtime_ns in zip(rels, stats[::2], stats[1::2], strict=True):
-            try:
-                st = os.stat(prefix + rel)
-            except OSError:
-                break
-            if st.st_size != length or st.st_mtime_ns != mtime_ns:
-                break
-        else:
-            continue
-        found.append((model_id, rels, sum(stats[::2])))
+        if not all(map(_unchanged, repeat(prefix), rels, stats[::2], stats[1::2])):
+            found.append((model_id, rels, sum(stats[::2])))
     return found
 
 
