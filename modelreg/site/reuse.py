@@ -262,7 +262,7 @@ class Reuse:
                 return _nothing
             del self.kept[kept:]  # one file changed: make them all again
             self.new_shared = entries
-        made = (run or _now)(write_group, staging, files(), self.old_shared, self._live())
+        made = (run or run_here)(write_group, staging, files(), self.old_shared, self._live())
 
         def finish() -> None:
             rels = []
@@ -374,8 +374,9 @@ def _unchanged(live: str | None, rel: str, size: int, mtime_ns: int) -> bool:
     return st.st_size == size and st.st_mtime_ns == mtime_ns
 
 
-def _now(function: Callable, *args: Any) -> Callable[[], Any]:
-    """``run`` of :meth:`Reuse.group` in this process: calls the function now."""
+def run_here(function: Callable, *args: Any) -> Callable[[], Any]:
+    """``run`` of :meth:`Reuse.group` (and of a render pool without workers) in this process: calls the
+    function now; a function that gives its result."""
     result = function(*args)
     return lambda: result
 

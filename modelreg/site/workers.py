@@ -30,6 +30,7 @@ from modelreg.errors import BuildError, ModelregError
 from modelreg.registry.catalog import Model
 from modelreg.site.parsecache import die_with_parent
 from modelreg.site.render import render_model
+from modelreg.site.reuse import run_here
 from modelreg.site.templating import Theme
 
 #: Models a worker renders per batch: large enough that sending them costs little next to rendering
@@ -132,8 +133,7 @@ class RenderPool:
             BuildError: a worker died.
         """
         if self.executor is None:
-            result = function(*args)
-            return lambda: result
+            return run_here(function, *args)
         try:
             future = self.executor.submit(function, *args)
         except BrokenProcessPool:
