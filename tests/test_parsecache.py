@@ -244,6 +244,20 @@ def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
     assert len(values) == len(_KEPT)
 
 
+def test_a_recalled_entry_holds_the_torrent_unpack_makes(tmp_path):
+    # _entries builds each recalled torrent inline, as _unpack(..., files=False) does: the two stay equal
+    from modelreg.site.parsecache import _entries, _pack, _unpack
+
+    path = _registry(tmp_path, count=1).rglob("*.torrent").__next__()
+    values, _ = _pack(Torrent.read(path))
+    stamp = ("Org/Name/x.torrent", 1, 2, 3, 4, 5, None)
+    raw = (stamp, "0" * 64, "Org/Name", None, "folder", {}, (), values)
+    (entry,) = _entries([raw], [stamp])
+    torrent = entry[5]
+    assert torrent == _unpack((values, None), files=False)
+    assert torrent.piece_layers is not _unpack((values, None), files=False).piece_layers
+
+
 # The folders' names kept in the parse cache: a rebuild lists only the folders that changed.
 
 def _scan(registry: Path, file: Path) -> tuple[list[str], set[str], list[str]]:
