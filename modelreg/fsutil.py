@@ -79,13 +79,16 @@ def read_regular(path: str | Path, limit: int, kind: str) -> bytes:
         _check_regular(st.st_mode, kind)
         if st.st_size > limit:
             raise UnreadableFileError(f"the {kind} is larger than {_size(limit)} ({st.st_size:,} bytes)")
-        chunks, left = [], limit + 1
+        # the first read asks for the size the stat told and one byte more: a file that keeps its size is
+        # read in one call, into a buffer of its size (not a megabyte's), and the next call finds its end
+        chunks, left, ask = [], limit + 1, min(limit + 1, st.st_size + 1)
         while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
+            chunk = os.read(fd, ask)
             if not chunk:
                 break
             chunks.append(chunk)
             left -= len(chunk)
+            ask = min(left, 1 << 16)
     finally:
         os.close(fd)
     if left <= 0:
@@ -508,6 +511,86 @@ def _files(root: Path) -> Iterator[str]:
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
         for name in files:
             yield prefix + name
+
+
+class ReadAhead:
+    """Asks the kernel to read files before they are used (``posix_fadvise(WILLNEED)``, from a few
+    threads), so that a cold page cache is filled with many reads in flight rather than one at a time.
+
+    The files are taken in the order of ``paths`` (and of those :meth:`add` appends, with ``more``), at
+    most ``lead`` of them ahead of the consumer, who tells its progress with :meth:`used`: what is read
+    ahead is used soon, and is not evicted again before (a machine that reclaims idle page cache does so
+    after a minute or so). Reading ahead is advice: a file that cannot be opened, or is not a regular
+    file, is passed over, and the reader reads it as usual. The threads start with the ``with`` block
+    and end with it.
+    """
+
+    def __init__(self, paths: Iterable[str] = (), lead: int = 1024, threads: int = 8, more: bool = False):
+        import threading  # here: only its users need it
+
+        self.paths = list(paths)
+        self.lead = lead
+        self.more = more
+        self.done = 0
+        self.stopped = False
+        self.moved = threading.Condition()
+        count = threads if more else min(threads, len(self.paths))
+        if not hasattr(os, "posix_fadvise"):
+            count = 0
+        self.threads = [threading.Thread(target=self._run, args=(k, count), daemon=True,
+                                         name=f"modelreg-readahead-{k}") for k in range(count)]
+
+    def __enter__(self) -> ReadAhead:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.moved:
+            self.stopped = True
+            self.moved.notify_all()
+        for thread in self.threads:
+            thread.join()
+
+    def add(self, paths: Iterable[str]) -> None:
+        """Read these too, after the others (``more``)."""
+        with self.moved:
+            self.paths.extend(paths)
+            self.moved.notify_all()
+
+    def used(self, count: int) -> None:
+        """The consumer has used the first ``count`` paths."""
+        # a wake-up per quarter of the lead (at most 64 files) keeps the threads ahead
+        if count - self.done >= min(64, max(1, self.lead // 4)) or count >= len(self.paths):
+            with self.moved:
+                self.done = count
+                self.moved.notify_all()
+
+    def _waits(self, i: int) -> bool:
+        return not self.stopped and (i >= self.done + self.lead or (self.more and i >= len(self.paths)))
+
+    def _run(self, i: int, step: int) -> None:
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+        while True:
+            if self._waits(i):
+                with self.moved:
+                    while self._waits(i):
+                        self.moved.wait()
+            if self.stopped or i >= len(self.paths):
+                return
+            path, i = self.paths[i], i + step
+            try:
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    continue  # no open() of a device or a FIFO, not even to advise
+                fd = os.open(path, flags)
+            except (OSError, ValueError):
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
 
 #: From this many paths on, :func:`stat_many` shares the stats with a forked child (below, a fork costs

@@ -4,6 +4,8 @@ the previous version is kept, older ones are deleted."""
 from __future__ import annotations
 
 import marshal
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -381,3 +383,72 @@ def test_a_record_naming_changed_paths_out_of_the_version_touches_nothing_there(
                          replace(live, changed=[*live.changed, "../../outside.txt", str(outside), "", "a/../.."]))
     build(site, state, expected, {"models/a/one/index.html": b"a2"})
     assert outside.read_bytes() == b"not the site's"
+
+
+def _advised(monkeypatch) -> list[str]:
+    """The files ``posix_fadvise(WILLNEED)`` is called for, by name, in the order of the calls."""
+    import threading
+
+    seen: list[str] = []
+    lock = threading.Lock()
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_WILLNEED and (offset, length) == (0, 0)
+        with lock:
+            seen.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    return seen
+
+
+def _settle(check, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the read-ahead threads did not get there"
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise") or not os.path.isdir("/proc/self/fd"),
+                    reason="needs posix_fadvise and /proc")
+def test_read_ahead_advises_regular_files_at_most_lead_ahead_of_their_use(tmp_path, monkeypatch):
+    import threading
+
+    names = [f"{i:02}.torrent" for i in range(12)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"d4:infod4:name1:xee")
+    os.mkfifo(tmp_path / "fifo")  # never opened: a FIFO without a writer, opened blocking, would hang
+    (tmp_path / "folder").mkdir()
+    paths = [str(tmp_path / n) for n in names[:3]] + [str(tmp_path / "fifo"), str(tmp_path / "missing"),
+                                                     str(tmp_path / "folder")] + [str(tmp_path / n) for n in names[3:]]
+    seen = _advised(monkeypatch)
+    before = threading.active_count()
+    with fsutil.ReadAhead(paths, lead=8, threads=3) as ahead:
+        _settle(lambda: len(seen) == 5)  # the first 8 paths: 5 regular files, a FIFO, a missing path, a folder
+        time.sleep(0.1)
+        assert sorted(seen) == names[:5]  # and no further while nothing is used
+        ahead.used(8)
+        _settle(lambda: len(seen) == 12)
+    assert sorted(seen) == names
+    assert threading.active_count() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise") or not os.path.isdir("/proc/self/fd"),
+                    reason="needs posix_fadvise and /proc")
+def test_read_ahead_takes_paths_added_later_and_stops_while_waiting(tmp_path, monkeypatch):
+    import threading
+
+    for i in range(6):
+        (tmp_path / f"{i}.torrent").write_bytes(b"x")
+    seen = _advised(monkeypatch)
+    before = threading.active_count()
+    with fsutil.ReadAhead(more=True, lead=100) as ahead:
+        ahead.add(str(tmp_path / f"{i}.torrent") for i in range(3))
+        _settle(lambda: len(seen) == 3)
+        ahead.add(str(tmp_path / f"{i}.torrent") for i in range(3, 6))
+        _settle(lambda: len(seen) == 6)
+        started = time.monotonic()
+    assert time.monotonic() - started < 2  # the threads waiting for more paths end with the block
+    assert sorted(seen) == [f"{i}.torrent" for i in range(6)]
+    assert threading.active_count() == before

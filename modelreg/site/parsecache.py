@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from modelreg.errors import ModelregError
+from modelreg.fsutil import ReadAhead
 from modelreg.registry.catalog import REPO_ID, Entry, Model, Names, is_revision, read_torrent
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.metainfo import FileEntry, Torrent
@@ -151,14 +152,17 @@ class ParseCache:
         if workers < 2:
             return  # not worth starting processes
         with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+            results = pool.map(_parse, todo, chunksize=64)  # the workers are forked before the threads start
             batch = []
-            for key, result in zip(todo, pool.map(_parse, todo, chunksize=64), strict=True):
-                if result is not None:
-                    batch.append((key, *result))
-                    self.misses += 1
-                if len(batch) >= 512:
-                    self._store(batch)
-                    batch = []
+            with ReadAhead(todo) as ahead:  # a cold registry is read with many reads in flight
+                for done, (key, result) in enumerate(zip(todo, results, strict=True), 1):
+                    ahead.used(done)
+                    if result is not None:
+                        batch.append((key, *result))
+                        self.misses += 1
+                    if len(batch) >= 512:
+                        self._store(batch)
+                        batch = []
             self._store(batch)
 
     def _store(self, rows: list[tuple]) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from modelreg.config import Config
 from modelreg.errors import BuildError, ModelregError
+from modelreg.fsutil import ReadAhead
 from modelreg.registry.catalog import Model
 from modelreg.site.parsecache import die_with_parent
 from modelreg.site.render import render_model
@@ -78,6 +79,12 @@ class RenderPool:
         self.batch: list[Job] = []
         #: The batch each ticket belongs to (the current one, not yet sent, holds None).
         self.futures: list[Future | None] = []
+        #: How many models were submitted before each batch, and in all.
+        self.starts: list[int] = []
+        self.sent = 0
+        #: The torrents of the models sent, read ahead of the workers (copied into the site as they are
+        #: rendered, when a cold page cache would have them wait for each read).
+        self.ahead: ReadAhead | None = None
 
     def claims(self) -> bool:
         if self.workers < 2:
@@ -89,6 +96,8 @@ class RenderPool:
         self.batch.append((model, digest, self.identities.get(os.path.abspath(model.torrent_path))))
         if len(self.batch) == 1:
             self.futures.append(None)
+            self.starts.append(self.sent)
+        self.sent += 1
         ticket = (len(self.futures) - 1, len(self.batch) - 1)
         if len(self.batch) == BATCH:
             self._send()
@@ -99,6 +108,9 @@ class RenderPool:
             self.executor = ProcessPoolExecutor(self.workers, initializer=_start,
                                                 initargs=(os.getpid(), self.config, self.out, self.prepare))
         self.futures[-1] = self.executor.submit(_render_batch, self.batch)
+        if self.ahead is None:  # after the first submit: the workers are forked before the threads start
+            self.ahead = ReadAhead(more=True).__enter__()
+        self.ahead.add(str(model.torrent_path) for model, _, _ in self.batch)
         self.batch = []
 
     def done(self, ticket: tuple[int, int]) -> bool:
@@ -119,6 +131,8 @@ class RenderPool:
         assert future is not None
         results = _outcome(future)
         result = results[index]
+        if self.ahead is not None:
+            self.ahead.used(self.starts[number] + index + 1)
         if index == len(results) - 1:
             self.futures[number] = None  # the batch is taken: free it
         return result
@@ -144,6 +158,9 @@ class RenderPool:
         return self
 
     def __exit__(self, kind: type | None, *_: object) -> None:
+        if self.ahead is not None:
+            self.ahead.__exit__(None, None, None)
+            self.ahead = None
         if self.executor is not None:
             # on an error, the batches waiting are dropped; the running ones end within a batch's time
             self.executor.shutdown(wait=True, cancel_futures=kind is not None)
