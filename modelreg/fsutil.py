@@ -513,6 +513,28 @@ def _files(root: Path) -> Iterator[str]:
             yield prefix + name
 
 
+def in_threads(function: Callable[[str], object], items: list[str], threads: int = 8) -> list[object]:
+    """``function`` of each of ``items``, in their order, called from ``threads`` threads (thread *k*
+    takes items *k*, *k + threads*...): for calls that mostly wait for the disk, as listing folders of a
+    cold page cache, many reads in flight instead of one. ``function`` must not raise; the threads have
+    ended when this returns (:class:`Forked` refuses to fork beside threads).
+    """
+    import threading  # here: only its users need it
+
+    results: list[object] = [None] * len(items)
+
+    def run(first: int) -> None:
+        for i in range(first, len(items), threads):
+            results[i] = function(items[i])
+
+    workers = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(min(threads, len(items)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
+
+
 class ReadAhead:
     """Asks the kernel to read files before they are used (``posix_fadvise(WILLNEED)``, from a few
     threads), so that a cold page cache is filled with many reads in flight rather than one at a time.

@@ -132,3 +132,41 @@ def test_the_sidecar_of_a_torrent_named_dot_torrent_is_read(tmp_path):
     (path.parent / ".torrent.json").write_text(json.dumps({"repo_id": "Dot/Named", "revision": REV}))
     catalog = load_catalog(reg)
     assert [(m.repo_id, m.revision_source) for m in catalog.models] == [("Dot/Named", "sidecar")]
+
+
+def test_a_level_of_many_folders_is_listed_from_threads_as_one_thread_lists_it(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from modelreg.registry import catalog
+
+    for org in range(3):
+        for model in range(150):  # 450 folders on the second level: lots of 100 from threads
+            folder = tmp_path / f"Org{org}" / f"model-{model:03}"
+            folder.mkdir(parents=True)
+            (folder / f"model-{model:03}.torrent").write_bytes(b"d4:infod4:name1:xee")
+            if model % 7 == 0:
+                (folder / f"model-{model:03}.JSON").write_text("{}")
+            if model % 11 == 0:
+                (folder / "not-a-torrent.txt").write_text("")
+    os.symlink(tmp_path / "Org0", tmp_path / "Org1" / "model-000" / "again")  # a folder reached twice
+    callers = set()
+    before = threading.active_count()
+    listed = catalog._read_folder
+
+    def spy(folder):
+        callers.add(threading.current_thread().name)
+        return listed(folder)
+
+    monkeypatch.setattr(catalog, "_read_folder", spy)
+    monkeypatch.setattr(catalog, "READ_IN_THREADS", 100)
+    monkeypatch.setattr(catalog, "SLOW_LISTING", 0)  # every lot after the first from threads
+    threaded = catalog.scan_registry(tmp_path)
+    assert len(callers) > 1  # listed from threads
+    callers.clear()
+    monkeypatch.setattr(catalog, "SLOW_LISTING", 1)  # never slow enough
+    serial = catalog.scan_registry(tmp_path)
+    assert callers == {threading.current_thread().name}
+    assert threaded == serial
+    assert len(threaded.torrents) == 450 and len(threaded.jsons) == 66
+    assert threading.active_count() == before  # the threads ended with the walk
