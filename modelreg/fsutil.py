@@ -60,6 +60,11 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -
         raise
 
 
+#: ``os.open`` flags for reading a file that may not be what its name says: a FIFO without a writer does
+#: not block the open, a terminal does not become this process's, and the descriptor is not inherited.
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+
+
 def read_regular(path: str | Path, limit: int, kind: str) -> bytes:
     """The bytes of the regular file at ``path`` (links followed), at most ``limit`` of them.
 
@@ -71,9 +76,8 @@ def read_regular(path: str | Path, limit: int, kind: str) -> bytes:
         UnreadableFileError: not a regular file, or larger than ``limit`` (also if it grows while read).
         OSError: the file cannot be opened or read (``FileNotFoundError`` where it does not exist).
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     _check_regular(os.stat(path).st_mode, kind)  # no open() of devices at all
-    fd = os.open(path, flags)
+    fd = os.open(path, READ_FLAGS)
     try:
         st = os.fstat(fd)
         _check_regular(st.st_mode, kind)
@@ -592,7 +596,6 @@ class ReadAhead:
         return not self.stopped and (i >= self.done + self.lead or (self.more and i >= len(self.paths)))
 
     def _run(self, i: int, step: int) -> None:
-        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
         while True:
             if self._waits(i):
                 with self.moved:
@@ -604,7 +607,7 @@ class ReadAhead:
             try:
                 if not stat.S_ISREG(os.stat(path).st_mode):
                     continue  # no open() of a device or a FIFO, not even to advise
-                fd = os.open(path, flags)
+                fd = os.open(path, READ_FLAGS)
             except (OSError, ValueError):
                 continue
             try:

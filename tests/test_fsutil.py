@@ -385,6 +385,10 @@ def test_a_record_naming_changed_paths_out_of_the_version_touches_nothing_there(
     assert outside.read_bytes() == b"not the site's"
 
 
+needs_fadvise = pytest.mark.skipif(not hasattr(os, "posix_fadvise") or not os.path.isdir("/proc/self/fd"),
+                                   reason="needs posix_fadvise and /proc")
+
+
 def _advised(monkeypatch) -> list[str]:
     """The files ``posix_fadvise(WILLNEED)`` is called for, by name, in the order of the calls."""
     import threading
@@ -410,8 +414,7 @@ def _settle(check, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise") or not os.path.isdir("/proc/self/fd"),
-                    reason="needs posix_fadvise and /proc")
+@needs_fadvise
 def test_read_ahead_advises_regular_files_at_most_lead_ahead_of_their_use(tmp_path, monkeypatch):
     import threading
 
@@ -434,8 +437,7 @@ def test_read_ahead_advises_regular_files_at_most_lead_ahead_of_their_use(tmp_pa
     assert threading.active_count() == before
 
 
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise") or not os.path.isdir("/proc/self/fd"),
-                    reason="needs posix_fadvise and /proc")
+@needs_fadvise
 def test_read_ahead_takes_paths_added_later_and_stops_while_waiting(tmp_path, monkeypatch):
     import threading
 

@@ -23,6 +23,7 @@ import jinja2
 
 from modelreg.config import Config
 from modelreg.errors import BuildError
+from modelreg.fsutil import READ_FLAGS
 from modelreg.registry.catalog import Catalog, Model
 from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.listing import ROOT, linker, slug, write_listing
@@ -665,7 +666,7 @@ def _copy_unchanged(source: Path, dest: str, parsed: tuple[int, int, int, int]) 
     """Copy ``source`` to the new file ``dest`` if its stat is ``parsed`` before and after; False (and
     nothing written) where it is not, or it cannot be opened."""
     try:
-        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(source, READ_FLAGS)
     except OSError:
         return False
     try:

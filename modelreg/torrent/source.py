@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from modelreg.errors import CreateError, NotRegularFileError
+from modelreg.fsutil import READ_FLAGS
 
 #: Size of the chunks :class:`LocalSource` reads. Large chunks keep the per-call
 #: overhead of Python low and let hashlib run with the GIL released.
@@ -144,7 +145,7 @@ def open_regular(path: str | os.PathLike[str]) -> tuple[BinaryIO, os.stat_result
         NotRegularFileError: ``path`` is not a regular file.
         OSError: it cannot be opened.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, READ_FLAGS)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
