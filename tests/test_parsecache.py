@@ -236,7 +236,7 @@ def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
     light = {f.name: getattr(fresh, f.name) for f in dataclasses.fields(Torrent)}
     light.update(pieces=b"", piece_layers={}, info_bytes=b"", raw=b"")
     for name in ("files", "layout"):  # the cache keeps no v2 pieces roots
-        light[name] = tuple(dataclasses.replace(f, pieces_root=None) for f in light[name])
+        light[name] = tuple(f._replace(pieces_root=None) for f in light[name])
     assert _unpack((values, layout)) == Torrent(**light)
     light.update(files=(), layout=())
     assert _unpack((values, None), files=False) == Torrent(**light)
