@@ -64,6 +64,12 @@ def test_api_pages_and_listing_pages_cover_every_model(registry: Path, tmp_path:
         assert ('rel="next"' in html) == (n < pages) and ('rel="prev"' in html) == (n > 1)
     assert listed == [r["id"] for r in everything]
     assert not (out / f"page/{pages + 1}").exists()
+    # Each model's own API file is its record with its files, written as compactly as models.json's lines.
+    for record in everything[:20]:
+        text = (out / "api" / "models" / f"{record['id']}.json").read_text()
+        detail = json.loads(text)
+        assert detail == dict(record, files=detail["files"]) and len(detail["files"]) == record["file_count"]
+        assert text == render._json(detail) + "\n"
     for org in {r["org"] for r in everything}:
         html = (out / "orgs" / org / "index.html").read_text()
         assert html.count("data-model-id=") == min(PAGE_SIZE, sum(r["org"] == org for r in everything))
