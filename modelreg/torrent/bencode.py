@@ -147,9 +147,12 @@ def _within_depth(value: list | dict, depth: int) -> bool:
 def _info_span(data: bytes, top: dict[bytes, Any]) -> tuple[int, int] | None:
     """Where the ``info`` value of canonical ``data`` lies: after the keys sorted before it and ``4:info``.
     Checked against the bytes; None if they differ (never, for canonical bencode)."""
-    before = bencode2.bencode({key: value for key, value in top.items() if key < b"info"})
+    try:
+        before = bencode2.bencode({key: value for key, value in top.items() if key < b"info"})
+        info = bencode2.bencode(top[b"info"])
+    except Exception:  # what bencode2 decoded it encodes; if ever not, the strict decoder decides
+        return None
     start = len(before) + 5  # "d" and the items before "info" (not their "e"), then "4:info"
-    info = bencode2.bencode(top[b"info"])
     end = start + len(info)
     if data[start - 6 : start] != b"4:info" or data[start:end] != info:
         return None
