@@ -273,3 +273,31 @@ def test_by_default_workers_start_only_for_many_models(registry: Path, tmp_path:
     report = build_site(_config(tmp_path, registry, "many"))
     assert len(started) == 1 and report.rendered == serial.rendered == COUNT
     assert _tree(tmp_path / "many") == _tree(tmp_path / "serial")
+
+
+def test_the_heap_is_frozen_while_models_render_and_a_callers_freeze_is_kept(registry: Path, tmp_path: Path,
+                                                                             monkeypatch):
+    # gc.collect(0) after each model must not walk everything the build made before (the catalog), and
+    # forked workers must not write to the pages they share with the build: gc.freeze while rendering
+    import gc
+
+    if gc.get_freeze_count():
+        pytest.skip("objects are frozen already in this process")
+    seen = []
+    real = render.render_model
+
+    def spy(*args, **kwargs):
+        seen.append(gc.get_freeze_count())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_model", spy)
+    build_site(_config(tmp_path, registry, "site"), jobs=1, incremental=False)
+    assert len(seen) == COUNT and min(seen) > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller's own: the build neither adds to nor unfreezes it
+    try:
+        frozen = gc.get_freeze_count()
+        build_site(_config(tmp_path, registry, "again"), jobs=1, incremental=False)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
