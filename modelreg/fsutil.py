@@ -60,6 +60,17 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -
         raise
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the file descriptor ``fd`` (``os.write`` may write less than asked).
+
+    Raises:
+        OSError: the write fails.
+    """
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 #: ``os.open`` flags for reading a file that may not be what its name says: a FIFO without a writer does
 #: not block the open, a terminal does not become this process's, and the descriptor is not inherited.
 READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
@@ -684,9 +695,7 @@ class Forked:
             try:
                 os.closerange(0, write)
                 os.closerange(write + 1, _max_fd())
-                data = memoryview(marshal.dumps(work()))
-                while data:
-                    data = data[os.write(write, data):]
+                write_all(write, marshal.dumps(work()))
                 code = 0
             finally:
                 os._exit(code)

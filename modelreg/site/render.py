@@ -23,7 +23,7 @@ import jinja2
 
 from modelreg.config import Config
 from modelreg.errors import BuildError
-from modelreg.fsutil import READ_FLAGS
+from modelreg.fsutil import READ_FLAGS, write_all
 from modelreg.registry.catalog import Catalog, Model
 from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.listing import ROOT, linker, slug, write_listing
@@ -778,9 +778,7 @@ def _put(path: str, data: bytes) -> None:
     """
     fd = os.open(path, _WRITE_FLAGS, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
