@@ -300,16 +300,21 @@ class _Parser:
         for part in raw:
             if not isinstance(part, bytes):
                 raise self.fail(f"file {index} has a path component that is not a string")
-            text = names.get(part)
-            if text is None:
-                try:
-                    text = part.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise self.fail(f"file {index} has a path component that is not UTF-8: {part!r}") from None
-                self.check_component(text, f"path component in file {index}")
-                names[part] = text
-            parts.append(text)
+            parts.append(names.get(part) or self.component(part, index))
         return tuple(parts)
+
+    def component(self, raw: bytes, index: int | None) -> str:
+        """The text of a path component not met yet in this torrent, checked and remembered in ``names``;
+        ``index`` is the v1 file's number, None for a name in the v2 'file tree'."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"file {index} has a path component that is not UTF-8: {raw!r}" if index is not None
+                            else f"'file tree' name is not UTF-8: {raw!r}") from None
+        self.check_component(text, f"path component in file {index}" if index is not None
+                             else "path component in 'file tree'")
+        self.names[raw] = text
+        return text
 
     # -- v1 ------------------------------------------------------------------------------------
 
@@ -360,14 +365,7 @@ class _Parser:
                     raise self.fail(f"file {'/'.join(prefix)} has no 32-byte 'pieces root'")
                 out.append((prefix, size, root if size else None))
                 continue
-            part = self.names.get(key)
-            if part is None:
-                try:
-                    part = key.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise self.fail(f"'file tree' name is not UTF-8: {key!r}") from None
-                self.check_component(part, "path component in 'file tree'")
-                self.names[key] = part
+            part = self.names.get(key) or self.component(key, None)
             if len(prefix) >= bencoding.MAX_DEPTH:
                 raise self.fail("'file tree' is nested too deeply")
             self.walk_tree(child, prefix + (part,), out)
