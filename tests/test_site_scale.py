@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import os
 import sys
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -202,6 +203,30 @@ def test_new_metadata_renders_its_model_again_and_equals_a_full_build(registry: 
     assert again.rendered == 0 and sorted(again.model_problems) == sorted(report.model_problems)
 
 
+def test_an_unchanged_model_is_told_by_its_stamps_without_computing_its_key(registry: Path, tmp_path: Path,
+                                                                            monkeypatch):
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    keyed: list[str] = []
+    inputs = render._inputs
+    monkeypatch.setattr(render, "_inputs", lambda model, digests: keyed.append(model.repo_id) or inputs(model, digests))
+    assert build_site(config).reused == COUNT and keyed == []
+    # touched: other stamps, so its key is computed, and is the same: reused, and kept with the new stamps
+    model = load_catalog(registry).models[11]
+    os.utime(model.torrent_path, ns=(1, 1_000_000_000))
+    assert build_site(config).reused == COUNT and keyed == [model.repo_id]
+    keyed.clear()
+    assert build_site(config).reused == COUNT and keyed == []
+    # what the stamps do not cover still makes the model again: its metadata (its health: test_health)
+    other = load_catalog(registry).models[12]
+    MetaCache.for_registry(registry).store_meta(ModelMeta(other.repo_id, other.revision, commit=other.revision,
+                                                          license="mit"), "2026-01-01T00:00:00Z")
+    report = build_site(config)
+    assert (report.rendered, keyed) == (1, [other.repo_id])
+    assert tree(out) == full_build(tmp_path, registry)
+
+
 def test_metadata_fingerprints_are_those_of_one_lstat_each(registry: Path, tmp_path: Path):
     # the listing of the cache folder spares the lstat of models whose org has no folder in it: what it
     # gives must be what lstat tells, whether the folder, the org or the file is there or not
@@ -261,13 +286,14 @@ def test_damaged_build_caches_are_ignored_and_rebuilt(small: Path, tmp_path: Pat
         ids = [row[0] for row in db.execute("SELECT id FROM models ORDER BY id")]
         db.execute("UPDATE models SET light = x'00ff' WHERE id = ?", (ids[0],))
         (light,) = db.execute("SELECT light FROM models WHERE id = ?", (ids[1],)).fetchone()
+        _, parts, quick = marshal.loads(light)
         db.execute("UPDATE models SET light = ? WHERE id = ?",
-                   (marshal.dumps(((1, 2), marshal.loads(light)[1])), ids[1]))  # the stat of one file, not four
-        db.execute("UPDATE models SET key = 42 WHERE id = ?", (ids[2],))
+                   (marshal.dumps(((1, 2), parts, quick)), ids[1]))  # the stat of one file, not four
+        db.execute("UPDATE models SET key = 42 WHERE id = ?", (ids[2],))  # not a key, whatever the tuple beside
         (light,) = db.execute("SELECT light FROM models WHERE id = ?", (ids[4],)).fetchone()
-        stats, parts = marshal.loads(light)
+        stats, parts, quick = marshal.loads(light)
         db.execute("UPDATE models SET light = ? WHERE id = ?",  # the sizes and times, but not as ints
-                   (marshal.dumps(((float(stats[0]), *stats[1:]), parts)), ids[4]))
+                   (marshal.dumps(((float(stats[0]), *stats[1:]), parts, quick)), ids[4]))
         db.execute("UPDATE parts SET value = x'00' WHERE id = ?", (ids[3],))
         db.execute("UPDATE state SET value = x'0102'")
     with sqlite3.connect(torrents) as db:

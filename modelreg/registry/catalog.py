@@ -84,6 +84,9 @@ class Catalog:
 
     models: list[Model]
     errors: list[ModelregError]
+    #: The :func:`stamps` of each model's files (by ``path``) where a store kept its entry under them: the
+    #: same stamp, the same files, so a build can tell an unchanged model without looking at its contents.
+    stamps: dict[str, tuple] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, Model]:
         return {m.repo_id: m for m in self.models}
@@ -350,7 +353,8 @@ def load_catalog(registry: str | Path, read: Any = read_torrent, paths: Listing 
         found[i] = replace(model, committed=dates[rel]) if rel in dates else model
     models, dup_errors = _without_duplicates([m for m in found if m is not None])
     models.sort(key=lambda m: m.repo_id.lower())
-    return Catalog(models, errors + dup_errors)
+    kept = {path: stamp for path, stamp in zip(torrents, now, strict=True) if stamp is not None} if store else {}
+    return Catalog(models, errors + dup_errors, kept)
 
 
 _MODEL_FIELDS = tuple(f.name for f in fields(Model))

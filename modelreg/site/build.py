@@ -141,7 +141,7 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
 
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
-    catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors)
+    catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors, catalog.stamps)
     reuse = Reuse(cache / "manifest.sqlite" if cache else None, out if cache else None)
     caches.callback(reuse.db.close)
 
@@ -285,7 +285,7 @@ def metadata_fingerprints(cache: MetaCache) -> Callable[[Model], tuple]:
 
 def join_metadata(catalog: Catalog, cache: MetaCache) -> Catalog:
     """The catalog with each model's cached metadata in ``meta`` and what is wrong with it in ``problems``."""
-    return Catalog([_joined(model, cache) for model in catalog.models], catalog.errors)
+    return Catalog([_joined(model, cache) for model in catalog.models], catalog.errors, catalog.stamps)
 
 
 def _joined(model: Model, cache: MetaCache) -> Model:

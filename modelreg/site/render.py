@@ -154,7 +154,7 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     problems: list[tuple[str, str]] = []
     # the models in catalog order, each with its parts or, where a worker renders it, its ticket: the
     # shared files take them in this order however the workers finish
-    order: deque[tuple[str, str, Any, Any]] = deque()
+    order: deque[tuple[str, str, Any, Any, tuple | None]] = deque()
     # one copy of each search term, org, format... for all the summaries held until the index is made
     strings: dict[str, str] = {}
 
@@ -162,12 +162,12 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
         """Take the parts of the models at the head of ``order`` that are done (all while more than
         ``limit`` wait)."""
         while order:
-            model_id, key, parts, ticket = order[0]
+            model_id, key, parts, ticket, quick = order[0]
             if ticket is not None:  # rendered by a worker
                 if len(order) <= limit and not pool.done(ticket):
                     return
                 parts, files, stats = pool.result(ticket)
-                reuse.written(model_id, key, out, files, parts, stats)
+                reuse.written(model_id, key, out, files, parts, stats, quick)
             order.popleft()
             # a reused model's parts are the light ones (reuse.LIGHT): its API line, row and search terms
             # are read only where a file that includes them is made again
@@ -180,22 +180,24 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
             page, when = parts["dated"]
             dated.append((page, _one(when, strings)))
 
-    def keyed(model: Model) -> tuple[Model, dict[str, Any], str, bool]:
-        """The model, its inputs and key, and whether it is prepared. With ``fingerprint``, the key of the
-        model as the catalog has it, with a stand-in for what prepare() adds: an unchanged model is
-        neither prepared nor rendered."""
+    def keyed(model: Model) -> tuple[Model, str | Callable[[], str], tuple | None, bool]:
+        """The model, its key, the quick stand-in of its key (see :meth:`Reuse.lookup`; None: none), and
+        whether it is prepared. With ``fingerprint``, the key of the model as the catalog has it, with a
+        stand-in for what prepare() adds (an unchanged model is neither prepared nor rendered), as a
+        function: where the quick tuple is the last build's, the key is too, and is not computed."""
         if prepare is not None and fingerprint is not None:
-            inputs = _inputs(model, digests)
-            return model, inputs, Reuse.key(common, inputs, fingerprint(model)), False
+            stand_in = fingerprint(model)
+            return model, lambda: Reuse.key(common, _inputs(model, digests), stand_in), \
+                _quick(common, model, catalog.stamps.get(model.path), stand_in), False
         model = prepare(model) if prepare is not None else model
-        inputs = _inputs(model, digests)
-        return model, inputs, Reuse.key(common, inputs), True
+        return model, Reuse.key(common, _inputs(model, digests)), None, True
 
-    def rendered(model: Model, inputs: dict[str, Any], key: str) -> dict[str, Any]:
+    def rendered(model: Model, key: str | Callable[[], str], quick: tuple | None) -> dict[str, Any]:
         """Render the (prepared) model here; its parts."""
+        key = key if isinstance(key, str) else key()
         parsed = (identities or {}).get(os.path.abspath(model.torrent_path))
-        parts, files = render_model(env, entry, model, config, out, inputs["torrent"], parsed)
-        reuse.written(model.repo_id, key, out, files, parts)
+        parts, files = render_model(env, entry, model, config, out, _digest(model, digests), parsed)
+        reuse.written(model.repo_id, key, out, files, parts, quick=quick)
         # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
         # the build pauses the cyclic collector, so free them here: the youngest generation holds
         # only what this model made
@@ -209,15 +211,15 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     # models rendered again at the end where they changed
     reuse.watch(files)
     for model in catalog.models:
-        model, inputs, key, ready = keyed(model)
-        parts = reuse.lookup(model.repo_id, key, _files(model, config))
+        model, key, quick, ready = keyed(model)
+        key, parts = reuse.lookup(model.repo_id, key, _files(model, config), quick)
         if parts is None and not ready and pool is not None and pool.claims():
-            order.append((model.repo_id, key, None, pool.submit(model, inputs["torrent"])))
+            order.append((model.repo_id, key, None, pool.submit(model, _digest(model, digests)), quick))
             drain(pool.window)
             continue
         if parts is None:
-            parts = rendered(model if ready else prepare(model), inputs, key)
-        order.append((model.repo_id, key, parts, None))
+            parts = rendered(model if ready else prepare(model), key, quick)
+        order.append((model.repo_id, key, parts, None, quick))
         drain(pool.window if pool is not None else 0)
     drain(0)
     api.close()
@@ -237,8 +239,8 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     if changed:  # reused, but a live file was edited or replaced since: its files are made again
         for model in catalog.models:
             if model.repo_id in changed:
-                model, inputs, key, ready = keyed(model)
-                rendered(model if ready else prepare(model), inputs, key)
+                model, key, quick, ready = keyed(model)
+                rendered(model if ready else prepare(model), key, quick)
     entries.close()
     api.release()
     return RenderStats(rendered=reuse.rendered, reused=reuse.reused, bytes=reuse.site_bytes() + api.bytes,
@@ -585,15 +587,20 @@ class Subset:
         return [self.rows[i] for i in self.indices[k]]
 
 
-def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
-    """Everything a model's outputs are made from besides the config and the templates."""
+def _digest(model: Model, digests: dict[str, str] | None) -> str:
+    """The SHA-256 of the model's torrent file: from ``digests`` (absolute path -> digest), else computed."""
     digests = digests or {}
     # a build's paths are absolute already: abspath only where they are not
     digest = digests.get(model.path) or digests.get(os.path.abspath(model.path))
     if digest is None:
         digest = hashlib.sha256(full_torrent(model.torrent, model.torrent_path).raw).hexdigest()
+    return digest
+
+
+def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
+    """Everything a model's outputs are made from besides the config and the templates."""
     return {
-        "torrent": digest,
+        "torrent": _digest(model, digests),
         "committed": model.committed,  # last_modified falls back to it
         "file": os.path.basename(model.path),
         "repo": [model.repo_id, model.revision, model.revision_source, model.rel_path],
@@ -602,6 +609,17 @@ def _inputs(model: Model, digests: dict[str, str] | None) -> dict[str, Any]:
         "problems": list(model.problems),
         "health": model.health.digest if model.health else None,
     }
+
+
+def _quick(common: str, model: Model, stamp: tuple | None, stand_in: object) -> tuple | None:
+    """What a model's key (as the catalog has it) is made from, with the :func:`~modelreg.registry.catalog.stamps`
+    of its files (``stamp``) standing for their contents (:func:`_inputs` reads them: path, torrent,
+    sidecar) and ``stand_in`` for what ``prepare`` adds: where it is the one stored with the last build's
+    key, the key is that one (:meth:`Reuse.lookup`). None where the files have no stamp, or the model
+    holds metadata already (its key covers it, the tuple does not)."""
+    if stamp is None or model.meta is not None:
+        return None
+    return common, stamp, model.committed, model.problems, model.health.digest if model.health else None, stand_in
 
 
 def render_model(env: jinja2.Environment, entry: jinja2.Template, model: Model, config: Config, out: Path,
