@@ -40,7 +40,7 @@ class Paths:
     def torrent_file(self) -> str:
         """The served .torrent, beside the page (one folder per model keeps rebuilds cheap)."""
         # the name from the path's text: a rebuild asks every model's files, and a Path costs 10x more
-        return f"{self.page}{os.path.basename(self.model.path)}"
+        return f"{self.page}{_basename(self.model.path)}"
 
     @property
     def torrent(self) -> str:
@@ -53,10 +53,24 @@ class Paths:
 
     def outputs(self, torrent: bool = True, beside: str | None = None) -> tuple[str, ...]:
         """Every file written for this model (without its .torrent where the site serves none), and the
-        file named ``beside`` in its page's folder; made with plain strings: a rebuild asks it of every model."""
-        page, api = self.page, self.api
-        found = (page + "index.html", self.torrent_file, api) if torrent else (page + "index.html", api)
-        return found if beside is None else (*found, page + beside)
+        file named ``beside`` in its page's folder (:func:`outputs`)."""
+        return outputs(self.model, torrent, beside)
+
+
+def outputs(model: Model, torrent: bool = True, beside: str | None = None) -> tuple[str, ...]:
+    """:meth:`Paths.outputs`, the same strings as its properties make, without a :class:`Paths` or a call
+    per property: a rebuild asks it of every model, twice (a microsecond, against four)."""
+    page = f"models/{model.repo_id}/"
+    api = f"api/models/{model.repo_id}.json"
+    found = (page + "index.html", page + _basename(model.path), api) if torrent else (page + "index.html", api)
+    return found if beside is None else (*found, page + beside)
+
+
+def _basename(path: str) -> str:
+    """``os.path.basename``, at a third of its cost where ``/`` is the only separator."""
+    if os.sep == "/" and not os.altsep:
+        return path[path.rfind("/") + 1:]
+    return os.path.basename(path)
 
 
 def link(path: str, directory_urls: bool = True) -> str:

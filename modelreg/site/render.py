@@ -28,7 +28,16 @@ from modelreg.registry.catalog import Catalog, Model
 from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
 from modelreg.site.listing import ROOT, linker, slug, write_listing
 from modelreg.site.parsecache import full_torrent, identity
-from modelreg.site.records import Paths, file_infos, file_list, file_tree, file_tree_html, model_record, visitor_notes
+from modelreg.site.records import (
+    Paths,
+    file_infos,
+    file_list,
+    file_tree,
+    file_tree_html,
+    model_record,
+    outputs,
+    visitor_notes,
+)
 from modelreg.site.reuse import API_FILE, Damaged, Reuse, summary_digest
 from modelreg.site.sanitize import render_card
 from modelreg.site.search import SUMMARY_LENGTH, index_files, summary
@@ -544,7 +553,7 @@ _API_PAGE_PATH = re.compile(r"^page/\d+$")
 
 def _files(model: Model, config: Config) -> tuple[str, ...]:
     """Every file written for a model (beside its outputs, its search row): a rebuild asks it of every model."""
-    return Paths(model).outputs(not config.torrent_url, ROW_FILE)
+    return outputs(model, not config.torrent_url, ROW_FILE)
 
 
 def _rooted(record: dict[str, Any]) -> dict[str, Any]:
