@@ -348,10 +348,67 @@ def test_damaged_or_hostile_folder_entries_are_misses(tmp_path, monkeypatch):
                                (identity, folders, ("bad\0.torrent",), sidecars), (identity, folders, torrents),
                                (identity, [], torrents, sidecars), (identity, folders, (7,), sidecars)][k % 6]
         db.execute("UPDATE folders SET entries = ? WHERE bucket = ?", (marshal.dumps(hostile), rows[1][0]))
+        db.execute("DELETE FROM walks")  # the walk kept whole set aside: each folder's entry is asked for
     spoiled = len(marshal.loads(rows[0][1])) + len(hostile)
     torrents, jsons, listed = _scan(registry, tmp_path / "cache")
     assert (torrents, jsons) == (plain.torrents, plain.jsons) and len(listed) == spoiled
     assert _scan(registry, tmp_path / "cache")[2] == []  # and the rows are sound again
+
+
+def test_a_walk_is_kept_whole_and_a_rebuild_lists_only_the_folders_that_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    registry = _registry(tmp_path)
+    _aged(registry)
+    plain = scan_registry(registry)
+    asked: list[int] = []
+    recall = ParseCache.recall_folders
+    monkeypatch.setattr(ParseCache, "recall_folders", lambda self, folders, ids: asked.append(len(folders))
+                        or recall(self, folders, ids))
+    assert _scan(registry, tmp_path / "cache")[:2] == (plain.torrents, plain.jsons) and asked
+    asked.clear()
+    assert _scan(registry, tmp_path / "cache") == (plain.torrents, plain.jsons, []) and asked == []
+    # a torrent re-made (a new file renamed over it): its folder changed, with the same names
+    one = Path(plain.torrents[2])
+    (one.parent / "fresh").write_bytes(one.read_bytes())
+    os.replace(one.parent / "fresh", one)
+    assert _scan(registry, tmp_path / "cache") == (plain.torrents, plain.jsons, [str(one.parent)]) and asked == []
+    # a folder added: its parent's names changed, so the registry is walked, each folder's names recalled
+    # (kept through the walks taken whole: only the folders that changed are listed)
+    (one.parent / "Sub").mkdir()
+    (one.parent / "Sub" / "S.torrent").write_bytes(one.read_bytes())
+    torrents, jsons, listed = _scan(registry, tmp_path / "cache")
+    assert (torrents, jsons) == (scan_registry(registry).torrents, plain.jsons) and asked
+    assert sorted(listed) == sorted([str(one.parent), str(one.parent / "Sub")])
+    asked.clear()
+    assert _scan(registry, tmp_path / "cache")[2] == [] and asked == []
+
+
+def test_a_damaged_or_hostile_kept_walk_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
+    registry = _registry(tmp_path, count=12)
+    _aged(registry)
+    plain = scan_registry(registry)
+    _scan(registry, tmp_path / "cache")
+    with sqlite3.connect(tmp_path / "cache") as db:
+        (value,) = db.execute("SELECT value FROM walks").fetchone()
+    folders, stats, volatile, torrents, jsons = marshal.loads(value)
+    top = str(registry)
+    hostile = [(folders, stats, volatile, [*torrents, "/etc/passwd"], jsons),
+               (folders, stats, volatile, [*torrents, top + "/../x.torrent"], jsons),
+               (folders, stats, volatile, [*torrents, top + "/a\0b.torrent"], jsons),
+               ([*folders[1:], folders[0]], [*stats[1:], stats[0]], volatile, torrents, jsons),
+               (folders, stats[1:], volatile, torrents, jsons),
+               (folders, stats, {len(folders): ((), (), ())}, torrents, jsons),
+               (folders, stats, {0: (("..",), (), ())}, torrents, jsons),
+               (folders, stats, volatile, torrents, [7]), (folders, stats, volatile, torrents), b"\x00\xff"]
+    for walk in hostile:
+        with sqlite3.connect(tmp_path / "cache") as db:
+            db.execute("UPDATE walks SET value = ?", (walk if isinstance(walk, bytes) else marshal.dumps(walk),))
+        cache = ParseCache(tmp_path / "cache")
+        assert cache.recall_walk(top) is None
+        cache.db.close()
+        torrents_now, jsons_now, _ = _scan(registry, tmp_path / "cache")
+        assert (torrents_now, jsons_now) == (plain.torrents, plain.jsons)
 
 
 def test_with_the_stats_shared_by_a_forked_child_changes_are_still_seen(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from itertools import compress
-from operator import attrgetter
+from operator import attrgetter, ne
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -121,42 +121,73 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
     With a ``store``, a folder whose device, inode, modification and change times are those it had at
     the last walk is not read again: its names come from the store (adding, removing or renaming an
     entry changes a folder's times). A folder that holds links (their targets change without it), or
-    that changed in the last :data:`RECENT_NS`, is read each time.
+    that changed in the last :data:`RECENT_NS`, is read each time. A walk that met no link and no folder
+    it could not read is kept whole (:class:`Walk`): the next one stats its folders all at once and lists
+    only those that changed; where each still has the names it had, the result is the kept one.
     """
+    top = str(registry)
+    known: dict[str, tuple[tuple, tuple[Names, bool] | None]] = {}
+    if store is not None:
+        kept = store.recall_walk(top)
+        if kept is not None:
+            listing = _rewalk(top, kept, store, known)
+            if listing is not None:
+                return listing
     found: list[str] = []
     jsons: set[str] = set()
     seen: set[tuple[int, int]] = set()
     recent = time.time_ns() - RECENT_NS
-    level = [str(registry)]
+    level = [top]
+    # the walk as kept for the next one (:class:`Walk`), while it is one that can be kept
+    walked: list[str] | None = []
+    stats: list = []
+    volatile: dict[int, Names] = {}
     while level:  # a level of folders at a time: their stats in one call (stat_many)
         below: list[str] = []
         links: list[str] = []  # walked after the real folders of the level: a folder is listed where it is
         todo, identities = [], []
         for folder, st in zip(level, stat_many(level), strict=True):
             if type(st) is not tuple:
-                continue  # gone, unreadable or a dangling link: nothing to list
+                walked = None  # gone, unreadable or a dangling link: nothing to list (and nothing kept)
+                continue
             dev, ino, _, mtime, ctime = st
             if (dev, ino) in seen:
+                walked = None
                 continue
             seen.add((dev, ino))
             todo.append(folder)
             identities.append((dev, ino, mtime, ctime))
-        kept = store.recall_folders(todo, identities) if store is not None else [None] * len(todo)
-        read = iter(_list_all([folder for folder, names in zip(todo, kept, strict=True) if names is None]))
-        for folder, identity, names in zip(todo, identities, kept, strict=True):
+            if walked is not None:
+                walked.append(folder)
+                stats.append(st)
+        base = len(walked) - len(todo) if walked is not None else 0  # the level's place in the kept walk
+        kept_names = store.recall_folders(todo, identities) if store is not None else [None] * len(todo)
+        # listed already where the kept walk was checked (_rewalk), with the same identity: not again
+        unknown = [(folder, identity) for folder, identity, names in zip(todo, identities, kept_names, strict=True)
+                   if names is None]
+        again = [known.get(folder, (None, None)) for folder, _ in unknown]
+        fresh = iter(_list_all([folder for (folder, identity), (was, _) in zip(unknown, again, strict=True)
+                                if was != identity]))
+        read = iter([listed if was == identity else next(fresh)
+                     for (_, identity), (was, listed) in zip(unknown, again, strict=True)])
+        for k, (folder, identity, names) in enumerate(zip(todo, identities, kept_names, strict=True)):
             steady = True  # a folder recalled holds no links (one that does is never kept)
             if names is None:
                 listed = next(read)
                 if listed is None:
+                    walked = None
                     continue  # the folder cannot be listed
                 names, steady = listed
                 if store is not None and steady and identity[2] < recent and identity[3] < recent:
                     store.remember_folder(folder, identity, names)
+                elif walked is not None:
+                    volatile[base + k] = names  # listed again by the next walk: kept in the walk itself
             folders, torrents, sidecars = names
             prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.scandir joins them
             if folders and steady:
                 below += [prefix + name for name in folders]
             elif folders:
+                walked = None
                 for name in folders:
                     (links if os.path.islink(prefix + name) else below).append(prefix + name)
             if torrents:
@@ -165,11 +196,60 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
                 jsons.update([(prefix + name).casefold() for name in sidecars])
         level = below + links
     found.sort()
+    if store is not None:  # a walk that met a link or an unreadable folder is not kept: none is
+        store.remember_walk(top, Walk(walked, stats, volatile, found, sorted(jsons)) if walked is not None else None)
     return Listing(found, jsons)
 
 
 #: A folder's names: its folders (links to folders included), ``.torrent`` files and ``.json`` names.
 Names = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+@dataclass
+class Walk:
+    """A walk of a registry folder as :func:`scan_registry` keeps it (one that met no link, and no folder
+    it could not stat or list): every folder listed, in order, with its stat as
+    :func:`~modelreg.fsutil.stat_many` gave it; the names of those that had changed too recently to be
+    kept by the store (by their index), and what the walk found."""
+
+    folders: list[str]
+    stats: list
+    volatile: dict[int, Names]
+    torrents: list[str]
+    jsons: list[str]
+
+
+def _rewalk(top: str, walk: Walk, store: CatalogStore,
+            known: dict[str, tuple[tuple, tuple[Names, bool] | None]]) -> Listing | None:
+    """The listing of a kept walk, if every folder of it is unchanged, or has the names it had (the
+    folders whose stat changed, and the volatile ones, are listed: ``known`` gets what was listed, by
+    folder, with its identity); else None, and the registry is walked again."""
+    now = stat_many(walk.folders)
+    # compared at C speed: a registry of 100,000 models has as many folders, and one changed
+    changed = sorted({*compress(range(len(now)), map(ne, now, walk.stats)), *walk.volatile})
+    recent = time.time_ns() - RECENT_NS
+    stored = store.folder_names([walk.folders[i] for i in changed if i not in walk.volatile])
+    same = True
+    volatile: dict[int, Names] = {}
+    for i in changed:
+        folder, st = walk.folders[i], now[i]
+        if type(st) is not tuple:
+            return None  # gone, or not a folder one can stat
+        identity = (st[0], st[1], st[3], st[4])
+        listed = known[folder] = (identity, _listed(folder))
+        if listed[1] is None or not listed[1][1]:
+            return None  # cannot be listed, or holds links now
+        names = listed[1][0]
+        same = same and names == (walk.volatile[i] if i in walk.volatile else stored.get(folder))
+        if same and identity[2] < recent and identity[3] < recent:
+            store.remember_folder(folder, identity, names)
+        elif same:
+            volatile[i] = names
+    if not same:
+        return None
+    if changed:
+        store.remember_walk(top, replace(walk, stats=now, volatile=volatile))
+    return Listing(list(walk.torrents), set(walk.jsons))
 
 
 #: :func:`scan_registry` lists a level's folders this many at a time, each lot from threads where the
@@ -260,6 +340,18 @@ class CatalogStore(Protocol):
 
     def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
         """Keep the names of ``folder`` (listed when it had this ``identity``)."""
+
+    def folder_names(self, folders: list[str]) -> dict[str, Names]:
+        """The names kept for each of ``folders`` that has some, whatever its identity was then (each
+        name a single path component)."""
+
+    def recall_walk(self, top: str) -> Walk | None:
+        """The walk kept for the registry folder ``top``, checked: names of the folders of ``top``, in
+        the shape :func:`scan_registry` keeps them; or None."""
+
+    def remember_walk(self, top: str, walk: Walk | None) -> None:
+        """Keep the walk of ``top`` (None: keep none); the names of folders that a walk recalled from it
+        does not ask :meth:`recall_folders` for stay kept."""
 
 
 def stamps(paths: list[str], rels: list[str], jsons: set[str] | None) -> list[tuple | None]:

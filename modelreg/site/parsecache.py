@@ -32,16 +32,17 @@ import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
+from operator import methodcaller
 from pathlib import Path
 from typing import NamedTuple
 
 from modelreg.errors import ModelregError
 from modelreg.fsutil import ReadAhead
-from modelreg.registry.catalog import REPO_ID, Entry, Model, Names, is_revision, read_torrent
+from modelreg.registry.catalog import REPO_ID, Entry, Model, Names, Walk, is_revision, read_torrent
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 8
+CACHE_VERSION = 9
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -125,6 +126,41 @@ class ParseCache:
 
     def remember_folder(self, folder: str, identity: tuple, names: Names) -> None:
         self.folders.put(folder, (identity, *names))
+
+    def folder_names(self, folders: list[str]) -> dict[str, Names]:
+        """The names kept for each of ``folders`` that has sound ones, whatever their identity (only the
+        rows that hold them are read)."""
+        found: dict[str, Names] = {}
+        for folder, raw in self.folders.peek(folders).items():
+            if type(raw) is tuple and len(raw) == 4 and all(map(_are_names, raw[1:])):
+                found[folder] = raw[1:]  # type: ignore[assignment]
+        return found
+
+    def recall_walk(self, top: str) -> Walk | None:
+        """The walk of ``top`` kept by :meth:`remember_walk`, if it is sound: its folders ``top`` and
+        folders below it, its torrents below them, names where names are kept; else None."""
+        row = self.db.row("SELECT value FROM walks WHERE root = ?", (top,))
+        try:
+            raw = marshal.loads(row[0]) if row is not None else None
+        except (ValueError, TypeError, EOFError):
+            return None
+        if not (type(raw) is tuple and len(raw) == 5 and all(type(part) is list for part in raw[:2])
+                and type(raw[2]) is dict and type(raw[3]) is list and type(raw[4]) is list):
+            return None
+        folders, stats, volatile, torrents, jsons = raw
+        if not (folders and folders[0] == top and len(stats) == len(folders)
+                and _below(top, folders[1:]) and _below(top, torrents) and all(type(j) is str for j in jsons)
+                and all(type(i) is int and 0 <= i < len(folders) and type(names) is tuple and len(names) == 3
+                        and all(map(_are_names, names)) for i, names in volatile.items())):
+            return None
+        return Walk(folders, stats, volatile, torrents, jsons)
+
+    def remember_walk(self, top: str, walk: Walk | None) -> None:
+        if walk is None:
+            self.db.write("DELETE FROM walks WHERE root = ?", [(top,)])
+            return
+        self.db.write("INSERT OR REPLACE INTO walks VALUES (?, ?)", [(top, marshal.dumps(
+            (walk.folders, walk.stats, walk.volatile, walk.torrents, walk.jsons)))])
 
     def prefetch(self, paths: list[str] | list[Path], workers: int | None = None) -> None:
         """Parse the torrents that are not cached yet in worker processes (one per core).
@@ -359,6 +395,22 @@ class _Bucketed:
             self.left = self._read()
         return self.left.pop(key, None)
 
+    def peek(self, keys: list[str]) -> dict[str, object]:
+        """The stored entries of ``keys`` that have one, without taking them (only their rows are read)."""
+        buckets: dict[int, list[str]] = {}
+        for key in keys:
+            buckets.setdefault(_bucket(key), []).append(key)
+        found: dict[str, object] = {}
+        for bucket, wanted in buckets.items():
+            row = self.db.row(f"SELECT entries FROM {self.table} WHERE bucket = ?", (bucket,))
+            try:
+                entries = marshal.loads(row[0]) if row is not None else None
+            except (ValueError, TypeError, EOFError):
+                continue
+            if isinstance(entries, dict):
+                found.update((key, entries[key]) for key in wanted if key in entries)
+        return found
+
     def take_all(self) -> dict[str, object]:
         """The entries not taken yet, to :meth:`take` many at once: an entry popped from it is taken."""
         if self.left is None:
@@ -383,10 +435,9 @@ class _Bucketed:
         return entries
 
     def save(self) -> None:
-        """Write the rows whose entries changed: new ones, and those of entries gone or dropped."""
-        if self.left is None:
-            self.left = self._read()
-        gone = self.left.keys() | self.dropped
+        """Write the rows whose entries changed: new ones, and those of entries gone or dropped. Where
+        none was taken (none was asked for: a walk kept whole), none is gone."""
+        gone = (self.left.keys() if self.left is not None else set()) | self.dropped
         if not self.fresh and not gone:
             return
         buckets: dict[int, list[str]] = {}
@@ -416,6 +467,20 @@ _BUCKETS = 256
 
 def _bucket(path: str) -> int:
     return zlib.crc32(path.encode("utf-8", "surrogateescape")) % _BUCKETS
+
+
+def _below(top: str, paths: list) -> bool:
+    """Whether each of ``paths`` is text naming something below the folder ``top``: ``top``, a separator and
+    path components (none empty, ``.`` or ``..``)."""
+    prefix = top if top.endswith(os.sep) else top + os.sep
+    if not all(type(p) is str for p in paths) or not all(map(methodcaller("startswith", prefix), paths)):
+        return False
+    start = len(prefix)
+    joined = os.sep.join([p[start:] for p in paths])
+    if "\0" in joined or (os.altsep is not None and os.altsep in joined):
+        return False
+    parts = joined.split(os.sep) if paths else []
+    return "" not in parts and "." not in parts and ".." not in parts
 
 
 def _are_names(names: object) -> bool:
@@ -467,4 +532,5 @@ def _entries(found: list[object], stamps: list[tuple | None]) -> list[Entry | No
 _SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER,"
            " digest TEXT, light BLOB,"
            " layout BLOB); CREATE TABLE catalog (bucket INTEGER PRIMARY KEY, entries BLOB);"
-           " CREATE TABLE folders (bucket INTEGER PRIMARY KEY, entries BLOB);")
+           " CREATE TABLE folders (bucket INTEGER PRIMARY KEY, entries BLOB);"
+           " CREATE TABLE walks (root TEXT PRIMARY KEY, value BLOB);")
