@@ -367,11 +367,22 @@ def test_a_walk_is_kept_whole_and_a_rebuild_lists_only_the_folders_that_changed(
     assert _scan(registry, tmp_path / "cache")[:2] == (plain.torrents, plain.jsons) and asked
     asked.clear()
     assert _scan(registry, tmp_path / "cache") == (plain.torrents, plain.jsons, []) and asked == []
-    # a torrent re-made (a new file renamed over it): its folder changed, with the same names
+    # a torrent re-made (a new file renamed over it): its folder changed, with the same names; of the walk
+    # kept, only the stats are written again
     one = Path(plain.torrents[2])
     (one.parent / "fresh").write_bytes(one.read_bytes())
     os.replace(one.parent / "fresh", one)
+    def kept() -> tuple:
+        db = sqlite3.connect(tmp_path / "cache")
+        try:
+            return db.execute("SELECT paths, stats FROM walks").fetchone()
+        finally:
+            db.close()
+
+    before = kept()
     assert _scan(registry, tmp_path / "cache") == (plain.torrents, plain.jsons, [str(one.parent)]) and asked == []
+    after = kept()
+    assert after[0] == before[0] and after[1] != before[1]
     # a folder added: its parent's names changed, so the registry is walked, each folder's names recalled
     # (kept through the walks taken whole: only the folders that changed are listed)
     (one.parent / "Sub").mkdir()
@@ -390,20 +401,26 @@ def test_a_damaged_or_hostile_kept_walk_is_not_used(tmp_path, monkeypatch):
     plain = scan_registry(registry)
     _scan(registry, tmp_path / "cache")
     with sqlite3.connect(tmp_path / "cache") as db:
-        (value,) = db.execute("SELECT value FROM walks").fetchone()
-    folders, stats, volatile, torrents, jsons = marshal.loads(value)
+        paths, state = db.execute("SELECT paths, stats FROM walks").fetchone()
+    (folders, torrents, jsons), (stats, volatile) = marshal.loads(paths), marshal.loads(state)
     top = str(registry)
-    hostile = [(folders, stats, volatile, [*torrents, "/etc/passwd"], jsons),
-               (folders, stats, volatile, [*torrents, top + "/../x.torrent"], jsons),
-               (folders, stats, volatile, [*torrents, top + "/a\0b.torrent"], jsons),
-               ([*folders[1:], folders[0]], [*stats[1:], stats[0]], volatile, torrents, jsons),
-               (folders, stats[1:], volatile, torrents, jsons),
-               (folders, stats, {len(folders): ((), (), ())}, torrents, jsons),
-               (folders, stats, {0: (("..",), (), ())}, torrents, jsons),
-               (folders, stats, volatile, torrents, [7]), (folders, stats, volatile, torrents), b"\x00\xff"]
+    hostile = [((folders, [*torrents, "/etc/passwd"], jsons), (stats, volatile)),
+               ((folders, [*torrents, top + "/../x.torrent"], jsons), (stats, volatile)),
+               ((folders, [*torrents, top + "/./x.torrent"], jsons), (stats, volatile)),
+               ((folders, [*torrents, top + "//x.torrent"], jsons), (stats, volatile)),
+               ((folders, [*torrents, top + "/"], jsons), (stats, volatile)),
+               ((folders, [*torrents, top + "/a\0b.torrent"], jsons), (stats, volatile)),
+               ((folders, [*torrents, top + "x/y.torrent"], jsons), (stats, volatile)),
+               (([*folders[1:], folders[0]], torrents, jsons), ([*stats[1:], stats[0]], volatile)),
+               ((folders, torrents, jsons), (stats[1:], volatile)),
+               ((folders, torrents, jsons), (stats, {len(folders): ((), (), ())})),
+               ((folders, torrents, jsons), (stats, {0: (("..",), (), ())})),
+               ((folders, torrents, [7]), (stats, volatile)), ((folders, torrents), (stats, volatile)),
+               b"\x00\xff"]
     for walk in hostile:
+        paths, state = (walk, walk) if isinstance(walk, bytes) else map(marshal.dumps, walk)
         with sqlite3.connect(tmp_path / "cache") as db:
-            db.execute("UPDATE walks SET value = ?", (walk if isinstance(walk, bytes) else marshal.dumps(walk),))
+            db.execute("UPDATE walks SET paths = ?, stats = ?", (paths, state))
         cache = ParseCache(tmp_path / "cache")
         assert cache.recall_walk(top) is None
         cache.db.close()
