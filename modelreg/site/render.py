@@ -181,7 +181,8 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
             # a reused model's parts are the light ones (reuse.LIGHT): its API line, row and search terms
             # are read only where a file that includes them is made again
             # most models share their problems' text (no metadata cached, ...): one copy of each
-            problems.extend((model_id, _one(problem, strings)) for problem in parts["problems"])
+            if parts["problems"]:
+                problems.extend((model_id, _one(problem, strings)) for problem in parts["problems"])
             api.add(model_id, key, parts.get("json"))
             summaries.append(_shared_strings(parts["summary"], strings))
             searched.append(parts["searched"] if "searched" in parts else summary_digest(parts["summary"]))
@@ -284,12 +285,14 @@ def _shared_strings(summary: list, strings: dict[str, str]) -> list:
     (:func:`_one`): the build holds every model's summary until the search index is made, and a term,
     which is in many models, costs ~60 bytes a copy; the summaries are equal, only lighter."""
     summary = list(summary)
+    one = strings.setdefault  # what _one does, inline: a rebuild of 100,000 models makes a million calls
     for i in (1, 3, 4):
-        summary[i] = _one(summary[i], strings)
-    if isinstance(summary[2], list):
-        summary[2] = [_one(f, strings) for f in summary[2]]
-    if len(summary) == SUMMARY_LENGTH and isinstance(summary[-1], list):
-        summary[-1] = [_one(t, strings) for t in summary[-1]]
+        if type(value := summary[i]) is str:
+            summary[i] = one(value, value)
+    if type(summary[2]) is list:
+        summary[2] = [one(f, f) if type(f) is str else f for f in summary[2]]
+    if len(summary) == SUMMARY_LENGTH and type(summary[-1]) is list:
+        summary[-1] = [one(t, t) if type(t) is str else t for t in summary[-1]]
     return summary
 
 
@@ -370,7 +373,7 @@ class ApiWriter:
 
     def add(self, model_id: str, key: str, line: str | None) -> None:
         """The next record: its line, or None for a reused model's, taken from the live file."""
-        if _API_PAGE_PATH.match(model_id):
+        if model_id.startswith("page/") and _API_PAGE_PATH.match(model_id):
             raise BuildError(f"{model_id}: this id clashes with the paged API's files (api/models/{model_id}.json)")
         self.ids.append(model_id)
         self.keys.append(key)
