@@ -174,9 +174,10 @@ def staged_update(target: str | Path, state: str | Path | None = None) -> Iterat
     it has finished, the next version is assembled from them: the version readers left at the last
     switch (the one before the live one) is renamed to a new id and brought up to date in place (staged files moved
     in, kept files hard-linked from the live version where they are not already the same file, others
-    deleted), or, where there is none, the staging folder itself becomes it. Then one ``rename`` of a new
+    deleted), or, where there is none or that would replace more files than it keeps (a build that changed
+    most files, and the one after it), the staging folder itself becomes it, with the kept files linked. Then one ``rename`` of a new
     link over ``target`` switches readers to it. A failed or interrupted build never touches the live
-    version; the previous one is kept and older ones are deleted. ``state`` (a folder, optional) keeps a
+    version; the previous one is kept and older ones are deleted (in the background: :func:`_collect`). ``state`` (a folder, optional) keeps a
     record of each version: its files, and the version it was made from with the paths that build
     changed. They spare walking a tree to update it, and where the recycled version is the one the live
     one was made from (as it is after every build that switched), looking at any file that neither that
@@ -262,9 +263,8 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
     base = _recyclable(versions, current, state)
     new = versions / _new_id()
     diff: list[str] | None = None  # the paths where the recycled version and the live one may differ
-    if base is None:
-        os.rename(stage.dir, new)
-    else:
+    held = None
+    if base is not None:
         # a version without its record may be half updated (records are dropped before a version changes)
         held = _read_record(state, base.name, files=False)
         if held is not None and live is not None and current is not None:
@@ -272,6 +272,16 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
                 diff = live.changed
             elif held.base == current.name:  # it was made from the live one (a build killed before its switch)
                 diff = held.changed
+        # brought up to date, it would have more paths replaced than the new version has files linked from
+        # the live one (after a build that changed most files, or during one): the staging folder becomes
+        # the new version instead, and the old one is deleted in the background (_collect), not replaced
+        # file by file inside the build
+        touched = len(staged) + (len(diff) + len(dropped) if diff is not None else len(paths) or len(kept))
+        if touched > max(len(kept.difference(staged)), FRESH_FROM):
+            base, diff = None, None
+    if base is None:
+        os.rename(stage.dir, new)
+    else:
         if diff is None and held is not None:
             held = _read_record(state, base.name)  # its files are listed by its record, not by a walk
         _drop_record(state, base.name)
@@ -302,6 +312,11 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
         else:  # the same files as the live version: its list, shared
             _write_record(state, new.name, replace(live, base=current.name, changed=changed), current.name)
     return new
+
+
+#: A version is made afresh (:func:`_assemble`) only where recycling the old one would replace at least
+#: this many paths: below, either way takes a moment, and the old version's folders are reused.
+FRESH_FROM = 10_000
 
 
 def _recyclable(versions: Path, current: Path | None, state: Path | None) -> Path | None:
@@ -418,16 +433,54 @@ def _switch(target: Path, versions: Path, new: Path) -> Path | None:
 
 
 def _collect(target: Path, versions: Path, keep: set[str], state: Path | None) -> None:
-    """Delete every version but ``keep``, and what dead builds left (staging folders, links, records)."""
+    """Delete every version but ``keep``, and what dead builds left (staging folders, links, records).
+
+    Folders are renamed out of the way (``.trash-*``, which no build reads) and deleted by a process of
+    their own that the build does not wait for: a version of a large site holds hundreds of thousands of
+    files, and freeing them takes the disk minutes. One left half deleted (the process killed) is
+    deleted again by the next build.
+    """
+    trash = []
     for path in versions.iterdir():
-        if path.name not in keep and path.name != ".lock":
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+        if path.name in keep or path.name == ".lock":
+            continue
+        if not path.is_dir() or path.is_symlink():
+            path.unlink()
+        elif path.name.startswith(_TRASH):
+            trash.append(path)
+        else:
+            gone = versions / f"{_TRASH}{path.name}"
+            os.rename(path, gone)
+            trash.append(gone)
+    _delete_in_background(trash)
     for stray in target.parent.glob(f".{target.name}-link-*"):
         shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() and not stray.is_symlink() else stray.unlink()
     if state is not None and state.is_dir():
         for record in state.iterdir():
             if record.name.partition(".")[0] not in keep:
                 record.unlink(missing_ok=True)  # also the journal of the in-place updates before versions
+
+
+#: The name prefix of the folders :func:`_collect` leaves to :func:`_delete_in_background`.
+_TRASH = ".trash-"
+
+
+def _delete_in_background(folders: list[Path]) -> None:
+    """Delete ``folders`` in a new process that outlives this one if need be (its own session, no
+    descriptor of this one), not waited for; here and now where no such process can be started."""
+    if not folders:
+        return
+    import subprocess  # here: only a build with a version to delete needs it
+    import sys
+
+    code = "import shutil, sys\nfor path in sys.argv[1:]:\n    shutil.rmtree(path, ignore_errors=True)\n"
+    try:
+        subprocess.Popen([sys.executable, "-c", code, *map(str, folders)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                         close_fds=True)
+    except OSError:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _new_id() -> str:

@@ -372,6 +372,36 @@ def test_a_build_killed_while_assembling_leaves_the_live_version(site, tmp_path,
     build(site, state, expected, {"index.html": b"v3"})
 
 
+def test_a_version_that_would_be_mostly_replaced_is_made_afresh_and_the_old_one_deleted_aside(site, tmp_path,
+                                                                                              monkeypatch):
+    monkeypatch.setattr(fsutil, "FRESH_FROM", 0)
+    state = tmp_path / "state"
+    expected = tree(site)
+    build(site, state, expected, {"index.html": b"v2", **{f"models/x/{i}/index.html": b"x" for i in range(12)}})
+    placed: list[str] = []
+    place = fsutil._place
+    monkeypatch.setattr(fsutil, "_place", lambda src, root, rel, link=False: placed.append(rel)
+                        or place(src, root, rel, link))
+    # every file made again: the staging folder becomes the version, nothing placed into an old one
+    previous = set(versions(tmp_path))
+    build(site, state, expected, {rel: data + b"!" for rel, data in expected.items()})
+    assert placed == [] and site.resolve().name not in previous
+    # the next one would replace those files in the version before: it links the live ones afresh
+    build(site, state, expected, {"index.html": b"v3"})
+    assert sorted(placed) == sorted(rel for rel in expected if rel != "index.html")
+    assert len(versions(tmp_path)) == 2
+    # and the one after is made from the version before again, its few changes placed
+    placed.clear()
+    build(site, state, expected, {"models/a/one/index.html": b"a3", "old/gone.txt": None})
+    assert sorted(placed) == ["index.html", "models/a/one/index.html"]
+    # the versions left behind are renamed aside and deleted by a process of their own
+    trash = tmp_path / ".site-versions"
+    deadline = time.monotonic() + 20
+    while any(p.name.startswith(".trash-") for p in trash.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(p.name for p in trash.iterdir() if p.name != ".lock") == versions(tmp_path)
+
+
 def test_a_record_naming_changed_paths_out_of_the_version_touches_nothing_there(site, tmp_path):
     state = tmp_path / "state"
     expected = tree(site)
