@@ -272,12 +272,13 @@ def _assemble(versions: Path, current: Path | None, stage: Stage, state: Path | 
                 diff = live.changed
             elif held.base == current.name:  # it was made from the live one (a build killed before its switch)
                 diff = held.changed
-        # brought up to date, it would have more paths replaced than the new version has files linked from
-        # the live one (after a build that changed most files, or during one): the staging folder becomes
-        # the new version instead, and the old one is deleted in the background (_collect), not replaced
-        # file by file inside the build
+        # brought up to date, it would have half as many paths replaced as the new version has files linked
+        # from the live one, or more (during a build that changed most files, and the one after it): the
+        # staging folder becomes the new version instead, and the old one is deleted in the background
+        # (_collect), not replaced file by file inside the build (a replaced file is freed: it costs the
+        # disk more than a link)
         touched = len(staged) + (len(diff) + len(dropped) if diff is not None else len(paths) or len(kept))
-        if touched > max(len(kept.difference(staged)), FRESH_FROM):
+        if touched >= FRESH_FROM and 2 * touched > len(kept.difference(staged)):
             base, diff = None, None
     if base is None:
         os.rename(stage.dir, new)
