@@ -13,7 +13,9 @@ Beside them it is the catalog's store (:class:`~modelreg.registry.catalog.Catalo
 model as :func:`~modelreg.registry.catalog.load_catalog` built it, without the file list, under the stamp
 of every file it was made from, and each registry folder's names under the folder's identity. Both are
 read all at once (a rebuild of 100,000 models asks for every one), from a few hundred rows of a few
-hundred entries each, so that a rebuild after one change rewrites a row or two.
+hundred entries each, so that a rebuild after one change rewrites a row or two. A walk of the registry
+that can be kept whole (:class:`~modelreg.registry.catalog.Walk`) is one row: its paths, written when
+the walk is made, and its folders' stats, rewritten when one changed.
 """
 
 from __future__ import annotations
