@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from modelreg.registry import catalog as catalog_module
-from modelreg.registry.catalog import Catalog, load_catalog, scan_registry, sidecar_of
+from modelreg.registry.catalog import Catalog, Listing, load_catalog, scan_registry, sidecar_of
 from modelreg.site.parsecache import ParseCache
 from modelreg.torrent import bencode
 from modelreg.torrent.create import create_torrent, write_torrent
@@ -332,12 +332,19 @@ def test_recent_folders_and_folders_with_links_are_always_listed(tmp_path, monke
     assert str(registry / "Linked" / "T.torrent") in torrents and torrents == scan_registry(registry).torrents
 
 
-def test_damaged_or_hostile_folder_entries_are_misses(tmp_path, monkeypatch):
+def _scanned(tmp_path: Path, monkeypatch) -> tuple[Path, Listing]:
+    """A registry of 12 models in folders a minute old, its walk (without a cache), and a walk of it kept
+    in the parse cache ``tmp_path / "cache"``."""
     monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
     registry = _registry(tmp_path, count=12)
     _aged(registry)
     plain = scan_registry(registry)
     _scan(registry, tmp_path / "cache")
+    return registry, plain
+
+
+def test_damaged_or_hostile_folder_entries_are_misses(tmp_path, monkeypatch):
+    registry, plain = _scanned(tmp_path, monkeypatch)
     with sqlite3.connect(tmp_path / "cache") as db:
         rows = db.execute("SELECT bucket, entries FROM folders ORDER BY bucket").fetchall()
         assert len(rows) > 3
@@ -395,11 +402,7 @@ def test_a_walk_is_kept_whole_and_a_rebuild_lists_only_the_folders_that_changed(
 
 
 def test_a_damaged_or_hostile_kept_walk_is_not_used(tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog_module, "RECENT_NS", 0)
-    registry = _registry(tmp_path, count=12)
-    _aged(registry)
-    plain = scan_registry(registry)
-    _scan(registry, tmp_path / "cache")
+    registry, plain = _scanned(tmp_path, monkeypatch)
     with sqlite3.connect(tmp_path / "cache") as db:
         paths, state = db.execute("SELECT paths, stats FROM walks").fetchone()
     (folders, torrents, jsons), (stats, volatile) = marshal.loads(paths), marshal.loads(state)
