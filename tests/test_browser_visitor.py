@@ -185,8 +185,11 @@ def test_a_site_built_for_disk_browsing_works_from_file_urls(browser, published,
         assert page.url == (out / "models" / "TestOrg" / "Locked" / "index.html").as_uri()
         assert page.inner_text("h1").startswith("TestOrg/Locked")
         page.locator("nav[aria-label=Site] a", has_text="API").click()
+        page.wait_for_load_state()
         assert page.url == (out / "api" / "index.html").as_uri() and page.inner_text("h1") == "JSON API"
         page.locator("nav[aria-label=Site] a", has_text="Models").click()
+        # the new page loaded (a click waits for the navigation to start, not for the page): its list counted
+        page.wait_for_load_state()
         assert page.url == (out / "index.html").as_uri()
         assert page.locator("#results > li").count() == 2
     finally:
