@@ -169,20 +169,21 @@ def switch_path(path: str | Path) -> Path:
 def staged_update(target: str | Path, state: str | Path | None = None) -> Iterator[Stage]:
     """Rebuild the site folder ``target`` so that a reader sees the old tree or the new one, nothing between.
 
-    ``target`` is a symbolic link to ``.<name>-versions/<id>/``, one complete version of the tree. The
-    build writes new and changed files into a staging folder and names the live files it keeps. Once
-    it has finished, the next version is assembled from them: the version readers left at the last
-    switch (the one before the live one) is renamed to a new id and brought up to date in place (staged files moved
-    in, kept files hard-linked from the live version where they are not already the same file, others
-    deleted), or, where there is none or that would replace more files than it keeps (a build that changed
-    most files, and the one after it), the staging folder itself becomes it, with the kept files linked. Then one ``rename`` of a new
-    link over ``target`` switches readers to it. A failed or interrupted build never touches the live
-    version; the previous one is kept and older ones are deleted (in the background: :func:`_collect`). ``state`` (a folder, optional) keeps a
-    record of each version: its files, and the version it was made from with the paths that build
-    changed. They spare walking a tree to update it, and where the recycled version is the one the live
-    one was made from (as it is after every build that switched), looking at any file that neither that
-    build nor this one changed. A damaged or missing record only makes the update slower. A real folder at ``target`` (from an older modelreg, or
-    made by hand) is switched to the link in one exchange too, and becomes the previous version. One build at a time per ``target``: another one fails.
+    ``target`` is a symbolic link to ``.<name>-versions/<id>/``, one complete version of the tree. The build
+    writes new and changed files into a staging folder and names the live files it keeps. Once it has finished,
+    the next version is assembled from them: the version readers left at the last switch (the one before the
+    live one) is renamed to a new id and brought up to date in place (staged files moved in, kept files
+    hard-linked from the live version where they are not already the same file, others deleted), or, where there
+    is none or it would have half as many paths replaced as kept files linked, or more (a build that changed
+    most files, and the one after it), the staging folder itself becomes it, with the kept files linked. Then
+    one ``rename`` of a new link over ``target`` switches readers to it. A failed or interrupted build never
+    touches the live version; the previous one is kept and older ones are deleted (in the background:
+    :func:`_collect`). ``state`` (a folder, optional) keeps a record of each version: its files, and the version
+    it was made from with the paths that build changed. They spare walking a tree to update it, and where the
+    recycled version is the one the live one was made from (as it is after every build that switched), looking
+    at any file that neither that build nor this one changed. A damaged or missing record only makes the update
+    slower. A real folder at ``target`` (from an older modelreg, or made by hand) is switched to the link in one
+    exchange too, and becomes the previous version. One build at a time per ``target``: another one fails.
 
     Raises:
         SiteSwitchError: another build of ``target`` runs, or ``target`` is a file.
