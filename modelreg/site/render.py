@@ -411,11 +411,7 @@ class ApiWriter:
             self._drain()
 
     def _drain(self) -> None:
-        with memoryview(self.buffer) as whole:
-            view = whole
-            while view:
-                view = view[self.file.write(view):]
-            view.release()
+        write_all(self.file.fileno(), self.buffer)
         self.buffer.clear()
 
     def _copy(self) -> None:
