@@ -150,26 +150,25 @@ def scan_registry(registry: str | Path, store: CatalogStore | None = None) -> Li
             if type(st) is not tuple:
                 walked = None  # gone, unreadable or a dangling link: nothing to list (and nothing kept)
                 continue
-            dev, ino, _, mtime, ctime = st
-            if (dev, ino) in seen:
+            identity = _folder_identity(st)
+            if identity[:2] in seen:
                 walked = None
                 continue
-            seen.add((dev, ino))
+            seen.add(identity[:2])
             todo.append(folder)
-            identities.append((dev, ino, mtime, ctime))
+            identities.append(identity)
             if walked is not None:
                 walked.append(folder)
                 stats.append(st)
         base = len(walked) - len(todo) if walked is not None else 0  # the level's place in the kept walk
         kept_names = store.recall_folders(todo, identities) if store is not None else [None] * len(todo)
-        # listed already where the kept walk was checked (_rewalk), with the same identity: not again
+        # each folder not recalled is listed, but where the kept walk was checked (_rewalk) with it as it is
         unknown = [(folder, identity) for folder, identity, names in zip(todo, identities, kept_names, strict=True)
                    if names is None]
-        again = [known.get(folder, (None, None)) for folder, _ in unknown]
-        fresh = iter(_list_all([folder for (folder, identity), (was, _) in zip(unknown, again, strict=True)
-                                if was != identity]))
-        read = iter([listed if was == identity else next(fresh)
-                     for (_, identity), (was, listed) in zip(unknown, again, strict=True)])
+        fresh = iter(_list_all([folder for folder, identity in unknown if folder not in known
+                                or known[folder][0] != identity]))
+        read = iter([known[folder][1] if folder in known and known[folder][0] == identity else next(fresh)
+                     for folder, identity in unknown])
         for k, (folder, identity, names) in enumerate(zip(todo, identities, kept_names, strict=True)):
             steady = True  # a folder recalled holds no links (one that does is never kept)
             if names is None:
@@ -235,7 +234,7 @@ def _rewalk(top: str, walk: Walk, store: CatalogStore,
         folder, st = walk.folders[i], now[i]
         if type(st) is not tuple:
             return None  # gone, or not a folder one can stat
-        identity = (st[0], st[1], st[3], st[4])
+        identity = _folder_identity(st)
         listed = known[folder] = (identity, _listed(folder))
         if listed[1] is None or not listed[1][1]:
             return None  # cannot be listed, or holds links now
@@ -250,6 +249,13 @@ def _rewalk(top: str, walk: Walk, store: CatalogStore,
     if changed:
         store.remember_walk(top, replace(walk, stats=now, volatile=volatile))
     return Listing(list(walk.torrents), set(walk.jsons))
+
+
+def _folder_identity(st: tuple) -> tuple[int, int, int, int]:
+    """What tells a folder's names unchanged, from its :func:`~modelreg.fsutil.stat_many` tuple: device,
+    inode, modification and change times (adding, removing or renaming an entry changes them)."""
+    dev, ino, _, mtime, ctime = st
+    return dev, ino, mtime, ctime
 
 
 #: :func:`scan_registry` lists a level's folders this many at a time, each lot from threads where the
