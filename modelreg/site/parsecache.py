@@ -120,7 +120,7 @@ class ParseCache:
         whole = all(type(names) is tuple for names in lists) and _are_names(tuple(chain.from_iterable(lists)))
         recalled: list[Names | None] = []
         for folder, raw, ok in zip(folders, found, shaped, strict=True):
-            if ok and (whole or all(map(_are_names, raw[1:]))):  # type: ignore[index]
+            if ok and (whole or _are_folder_names(raw[1:])):  # type: ignore[index]
                 recalled.append(raw[1:])  # type: ignore[index]
                 continue
             if raw is not None:
@@ -136,7 +136,7 @@ class ParseCache:
         rows that hold them are read)."""
         found: dict[str, Names] = {}
         for folder, raw in self.folders.peek(folders).items():
-            if type(raw) is tuple and len(raw) == 4 and all(map(_are_names, raw[1:])):
+            if type(raw) is tuple and len(raw) == 4 and _are_folder_names(raw[1:]):
                 found[folder] = raw[1:]  # type: ignore[assignment]
         return found
 
@@ -154,8 +154,8 @@ class ParseCache:
         (folders, torrents, jsons), (stats, volatile) = paths, state
         if not (folders and folders[0] == top and len(stats) == len(folders)
                 and _below(top, folders[1:]) and _below(top, torrents) and all(type(j) is str for j in jsons)
-                and all(type(i) is int and 0 <= i < len(folders) and type(names) is tuple and len(names) == 3
-                        and all(map(_are_names, names)) for i, names in volatile.items())):
+                and all(type(i) is int and 0 <= i < len(folders) and _are_folder_names(names)
+                        for i, names in volatile.items())):
             return None
         self._walk = (folders, torrents, jsons)
         return Walk(folders, stats, volatile, torrents, jsons)
@@ -498,6 +498,12 @@ def _below(top: str, paths: list) -> bool:
     # a component that is empty, "." or "..": between two of the separators and NULs
     ends = [*seps, "\0"]
     return not any(a + middle + b in rest for a in ends for b in ends for middle in ("", ".", ".."))
+
+
+def _are_folder_names(names: object) -> bool:
+    """Whether ``names`` is a folder's :data:`~modelreg.registry.catalog.Names`: its folders, torrents and
+    .json names, each a tuple of single path components (:func:`_are_names`)."""
+    return type(names) is tuple and len(names) == 3 and all(map(_are_names, names))
 
 
 def _are_names(names: object) -> bool:
