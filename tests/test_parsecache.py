@@ -185,6 +185,19 @@ def test_a_new_registry_root_or_a_moved_torrent_is_read_again(tmp_path):
     _same(catalog, registry.parent)
 
 
+def _stored(file: Path) -> tuple[dict[str, tuple], dict[str, object]]:
+    """The catalog's entries in the parse cache ``file``: those of its base (path -> entry), and its journal."""
+    kept = ParseCache(file)
+    base, journal = kept.entries._read()
+    kept.db.close()
+    return ({path: tuple(fields) for path, *fields in zip(*base, strict=True)} if base is not None else {}), journal
+
+
+def _rows(file: Path) -> dict[str, bytes]:
+    with sqlite3.connect(file) as db:
+        return dict(db.execute("SELECT name, value FROM catalog").fetchall())
+
+
 def test_removed_torrents_leave_the_store(tmp_path):
     registry = _registry(tmp_path)
     _load(registry, tmp_path / "cache")
@@ -193,33 +206,95 @@ def test_removed_torrents_leave_the_store(tmp_path):
         path.unlink()
     catalog, reads = _load(registry, tmp_path / "cache")
     assert reads == [] and len(catalog.models) == 4
-    kept = ParseCache(tmp_path / "cache")
-    entries = kept.entries._read()
-    kept.db.close()
-    assert set(entries) == {m.path for m in catalog.models}
+    base, journal = _stored(tmp_path / "cache")
+    # the base keeps them until the journal is folded in; the journal tells them gone
+    assert journal == dict.fromkeys(map(str, gone)) and set(base) - set(journal) == {m.path for m in catalog.models}
+    catalog_module.load_catalog(registry, store=(cache := ParseCache(tmp_path / "cache")))
+    cache.entries._base = None  # as if no base were sound: written again, with the entries asked for alone
+    cache.save()
+    cache.db.close()
+    base, journal = _stored(tmp_path / "cache")
+    assert set(base) == {m.path for m in catalog.models} and journal == {}
+
+
+def test_a_change_writes_the_journal_and_many_fold_it_into_the_base(tmp_path, monkeypatch):
+    import modelreg.site.parsecache as parsecache
+
+    registry = _registry(tmp_path, count=12)
+    first, _ = _load(registry, tmp_path / "cache")
+    rows = _rows(tmp_path / "cache")
+    assert marshal.loads(rows["journal"]) == {} and len(marshal.loads(rows["path"])) == 12
+    before, _ = _stored(tmp_path / "cache")
+    _load(registry, tmp_path / "cache")
+    assert _rows(tmp_path / "cache") == rows  # nothing changed: nothing written
+    paths = sorted(registry.rglob("*.torrent"))
+    for k, path in enumerate(paths[:3]):
+        os.utime(path, ns=(1_000_000_000 * (k + 1),) * 2)
+    catalog, reads = _load(registry, tmp_path / "cache")
+    assert len(reads) == 3 and catalog.models == first.models
+    after = _rows(tmp_path / "cache")
+    assert {name: value for name, value in after.items() if name != "journal"} == \
+        {name: value for name, value in rows.items() if name != "journal"}  # the base is as it was
+    base, journal = _stored(tmp_path / "cache")
+    assert set(journal) == set(map(str, paths[:3])) and all(journal[p][0] != base[p][0] for p in journal)
+    again, reads = _load(registry, tmp_path / "cache")
+    assert reads == [] and again.models == first.models and _rows(tmp_path / "cache") == after
+    # past the journal's limit, the base is written again and the journal emptied
+    monkeypatch.setattr(parsecache, "_JOURNAL_MAX", 3)
+    os.utime(paths[3], ns=(5_000_000_000,) * 2)
+    again, reads = _load(registry, tmp_path / "cache")
+    assert reads == [paths[3].name] and again.models == first.models
+    base, journal = _stored(tmp_path / "cache")
+    assert journal == {} and base.keys() == before.keys()
+    assert [str(p) for p in paths if base[str(p)] != before[str(p)]] == [str(p) for p in paths[:4]]
+    assert _load(registry, tmp_path / "cache")[1] == []
+    _same(again, registry)
 
 
 def test_damaged_or_foreign_entries_are_misses(tmp_path):
     registry = _registry(tmp_path, count=12)
     first, _ = _load(registry, tmp_path / "cache")
+    rows = _rows(tmp_path / "cache")
+    paths = marshal.loads(rows["path"])
+
+    def spoiled(change: dict[str, object]) -> list[str]:
+        """The torrents read again once the catalog's rows are changed so (name -> value, marshalled)."""
+        with sqlite3.connect(tmp_path / "cache") as db:
+            db.executemany("INSERT OR REPLACE INTO catalog VALUES (?, ?)",
+                           [(name, marshal.dumps(value)) for name, value in change.items()])
+        catalog, reads = _load(registry, tmp_path / "cache")
+        assert catalog.models == first.models
+        _same(catalog, registry)
+        assert _load(registry, tmp_path / "cache")[1] == []  # and the rows are sound again
+        return sorted(reads)
+
+    column = lambda name: marshal.loads(_rows(tmp_path / "cache")[name])  # noqa: E731
+    everything = sorted(os.path.basename(p) for p in paths)
+    # the base unreadable or of another shape: every torrent is read again
+    for change in ({"path": [1, 2]}, {"digest": column("digest")[:-1]}, {"light": "text"}, {"path": paths[:-1]}):
+        assert spoiled(change) == everything
     with sqlite3.connect(tmp_path / "cache") as db:
-        rows = db.execute("SELECT bucket, entries FROM catalog ORDER BY bucket").fetchall()
-        assert len(rows) > 3
-        db.execute("UPDATE catalog SET entries = x'00ff' WHERE bucket = ?", (rows[0][0],))
-        db.execute("UPDATE catalog SET entries = 'text' WHERE bucket = ?", (rows[1][0],))
-        db.execute("UPDATE catalog SET entries = ? WHERE bucket = ?", (marshal.dumps([1, 2]), rows[2][0]))
-        # well-formed rows holding entries of the wrong shape, or naming a repository that leaves the site
-        hostile = {}
-        for k, (path, entry) in enumerate(marshal.loads(rows[3][1]).items()):
-            bad = [entry[:7], (*entry[:2], "../../outside", *entry[3:]), (*entry[:1], 7, *entry[2:]),
-                   (*entry[:7], ("short",))][k % 4]
-            hostile[path] = bad
-        db.execute("UPDATE catalog SET entries = ? WHERE bucket = ?", (marshal.dumps(hostile), rows[3][0]))
-    spoiled = sum(len(marshal.loads(blob)) for _, blob in rows[:4])
-    catalog, reads = _load(registry, tmp_path / "cache")
-    assert len(reads) == spoiled and catalog.models == first.models
-    _same(catalog, registry)
-    assert _load(registry, tmp_path / "cache")[1] == []  # and the rows are sound again
+        db.execute("UPDATE catalog SET value = x'00ff' WHERE name = 'sidecar'")
+    assert sorted(_load(registry, tmp_path / "cache")[1]) == everything
+    # well-formed columns holding a field of the wrong shape, or a repository that leaves the site: only
+    # the entries with one are read again
+    bad = {"digest": "0" * 63, "repo_id": "../../outside", "revision": "bad..ref", "source": 7, "sidecar": [],
+           "problems": ("text", 3), "light": ("short",)}
+    for k, (name, value) in enumerate(bad.items()):
+        values = column(name)
+        order = column("path")
+        values[k] = value
+        assert spoiled({name: values}) == [os.path.basename(order[k])], name
+    # hostile journal entries: each is a miss (the others, which stand for the spoiled base's, stay)
+    journal = column("journal")
+    order = [path for path in column("path") if path not in journal]
+    entry = tuple(column(name)[0] for name in ("stamp", "digest", "repo_id", "revision", "source", "sidecar",
+                                                 "problems", "light"))
+    journal.update({order[0]: entry[:7], order[1]: (*entry[:2], "../../outside", *entry[3:]), order[2]: "text",
+                    order[3]: None})
+    assert spoiled({"journal": journal}) == sorted(os.path.basename(p) for p in order[:4])
+    # a journal of another shape: the base alone, whose spoiled entries are read again
+    assert len(spoiled({"journal": ["not", "a", "dict"]})) == len(bad)
 
 
 def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
@@ -246,16 +321,19 @@ def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
 
 def test_a_recalled_entry_holds_the_torrent_unpack_makes(tmp_path):
     # _entries builds each recalled torrent inline, as _unpack(..., files=False) does: the two stay equal
-    from modelreg.site.parsecache import _entries, _pack, _unpack
+    # (and so does _checked, a field at a time)
+    from modelreg.site.parsecache import _checked, _entries, _pack, _unpack
 
     path = _registry(tmp_path, count=1).rglob("*.torrent").__next__()
     values, _ = _pack(Torrent.read(path))
     stamp = ("Org/Name/x.torrent", 1, 2, 3, 4, 5, None)
     raw = (stamp, "0" * 64, "Org/Name", None, "folder", {}, (), values)
     (entry,) = _entries([raw], [stamp])
-    torrent = entry[5]
-    assert torrent == _unpack((values, None), files=False)
-    assert torrent.piece_layers is not _unpack((values, None), files=False).piece_layers
+    (checked,), hits = _checked([[value] for value in raw], [stamp])
+    assert hits == [True] and checked[:5] == entry[:5] == raw[2:7]
+    for torrent in (entry[5], checked[5]):
+        assert torrent == _unpack((values, None), files=False)
+        assert torrent.piece_layers is not _unpack((values, None), files=False).piece_layers
 
 
 # The folders' names kept in the parse cache: a rebuild lists only the folders that changed.

@@ -33,11 +33,12 @@ from modelreg.registry.history import commit_dates
 from modelreg.torrent.metainfo import Torrent
 
 # ``\Z``, not ``$`` (which also matches before a final newline), and :meth:`re.Pattern.fullmatch` below.
-_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
-REPO_ID = re.compile(rf"^({_PART})/({_PART})\Z")
+#: One part of a repository id (the owner, the name).
+REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+REPO_ID = re.compile(rf"^({REPO_PART})/({REPO_PART})\Z")
 COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
-_HF_RESOLVE = re.compile(rf"/(?:models/)?({_PART})/({_PART})/resolve/([^/]+)/?\Z")
-_GATEWAY = re.compile(rf"/v1/({_PART})/({_PART})/([0-9a-f]{{40}})/?\Z")
+_HF_RESOLVE = re.compile(rf"/(?:models/)?({REPO_PART})/({REPO_PART})/resolve/([^/]+)/?\Z")
+_GATEWAY = re.compile(rf"/v1/({REPO_PART})/({REPO_PART})/([0-9a-f]{{40}})/?\Z")
 #: What git's ref-name rules forbid anywhere in a branch name (``git check-ref-format --branch``).
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 #: Size caps of the files a build reads, named in the errors of files over them.

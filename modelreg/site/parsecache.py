@@ -28,23 +28,24 @@ import hashlib
 import marshal
 import operator
 import os
+import re
 import signal
 import sys
 import threading
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from itertools import chain
+from itertools import chain, compress, count, repeat
 from pathlib import Path
 from typing import NamedTuple
 
 from modelreg.errors import ModelregError
 from modelreg.fsutil import ReadAhead
-from modelreg.registry.catalog import REPO_ID, Entry, Model, Names, Walk, is_revision, read_torrent
+from modelreg.registry.catalog import REPO_ID, REPO_PART, Entry, Model, Names, Walk, is_revision, read_torrent
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 10
+CACHE_VERSION = 11
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
@@ -71,7 +72,7 @@ class ParseCache:
         self.identities: dict[str, tuple[int, int, int, int]] = {}
         self.hits = self.misses = 0
         #: The catalog's entries and the registry's folders' names (see CatalogStore).
-        self.entries = _Bucketed(self.db, "catalog")
+        self.entries = _Columns(self.db)
         self.folders = _Bucketed(self.db, "folders")
         #: The paths of the walk recalled (:meth:`recall_walk`), whose row is then not written again.
         self._walk: tuple[list, list, list] | None = None
@@ -81,19 +82,14 @@ class ParseCache:
         :class:`~modelreg.registry.catalog.CatalogStore`), checked; None for a path without a stamp, or with
         another or a damaged entry (which leaves the store).
 
-        All are looked for and checked in one call, with no call per entry but its checks (a rebuild of
-        100,000 models asks for every one).
+        All are looked for and checked in one call, a field of all entries at a time (:func:`_checked`):
+        a rebuild of 100,000 models asks for every one.
         """
-        left = self.entries.take_all()
-        found = [left.pop(path, None) for path in paths]
-        entries = _entries(found, stamps)
-        for path, raw, entry in zip(paths, found, entries, strict=True):
-            if entry is None:
-                if raw is not None:
-                    self.entries.drop(path)
-                continue
-            self.digests[absolute(path)] = raw[1]  # type: ignore[index]
-            self.hits += 1
+        entries, hits = _checked(self.entries.recall(paths), stamps)
+        self.entries.found(hits)
+        recalled = list(compress(paths, hits))
+        self.digests.update(zip(map(absolute, recalled), compress(self.entries.digests, hits), strict=True))
+        self.hits += len(recalled)
         return entries
 
     def remember(self, path: str, stamp: tuple, model: Model) -> None:
@@ -473,7 +469,140 @@ class _Bucketed:
         self.left, self.fresh, self.dropped = {}, {}, set()
 
 
-#: The catalog's entries (and the folders' names) are spread over this many rows, by a hash of their path.
+class _Columns:
+    """The catalog's entries (path -> the tuple :meth:`ParseCache.remember` makes), kept as columns: a base
+    of every entry's fields, one row of the table per field in the order the paths were last asked for,
+    and a journal (one row) of the entries that changed since (None for one gone).
+
+    A rebuild asks for every entry (:meth:`recall`): the base is a few ``marshal`` loads of long lists
+    (checked a field at a time, :func:`_checked`), and where the paths are those of the base, in its order,
+    nothing is looked up. :meth:`save` writes the journal alone, and the base again only once the journal
+    holds a sixteenth of the entries (at 100,000 models the base is some 80 MB, the journal after one
+    change a few KB). What :meth:`recall` was not asked for is gone, as are entries found stale or damaged.
+    """
+
+    def __init__(self, db: CacheDB):
+        self.db = db
+        #: Entries of torrents read in this run.
+        self.fresh: dict[str, tuple] = {}
+        #: The digest column of the entries recalled (aligned with the paths asked for).
+        self.digests: list = []
+        self._base: list[list] | None = None
+        self._journal: dict[str, object] = {}
+        self._asked: list[str] | None = None
+        self._columns: list[list] = []
+        self._hits: list[bool] = []
+        self._overridden: dict[str, int] = {}
+
+    def recall(self, paths: list[str]) -> list[list]:
+        """The stored fields of each of ``paths``, as :data:`_ENTRY_WIDTH` columns aligned with them; a path
+        without a stored entry has :data:`_MISSING` for its stamp."""
+        base, journal = self._base, self._journal = self._read()
+        width, size = _ENTRY_WIDTH, len(paths)
+        if base is None:
+            columns = [[_MISSING] * size, *([None] * size for _ in range(width - 1))]
+        elif base[0] == paths:  # the base's paths, in its order (a rebuild's usual case): as they are
+            base[0] = paths  # the very list: save() knows them the same without comparing them again
+            columns = [list(column) for column in base[1:]] if journal else base[1:]
+        else:  # each path's place in the base, and the base's fields picked by it (all at C speed)
+            stored = len(base[0])
+            where = list(map(dict(zip(base[0], range(stored), strict=True)).get, paths, repeat(stored)))
+            columns = [list(map([*column, filler].__getitem__, where))
+                       for column, filler in zip(base[1:], (_MISSING, *repeat(None, width - 1)), strict=True)]
+        if journal:
+            place = dict(zip(paths, range(size), strict=True))
+            for path, raw in journal.items():
+                i = place.get(path)
+                if i is None:
+                    continue
+                self._overridden[path] = i
+                if type(raw) is tuple and len(raw) == width:
+                    for column, value in zip(columns, raw, strict=True):
+                        column[i] = value
+                else:  # gone since the base was written, or damaged: a miss
+                    columns[0][i] = _MISSING
+        self._asked, self._columns, self.digests = paths, columns, columns[1]
+        return columns
+
+    def found(self, hits: list[bool]) -> None:
+        """Which of the entries :meth:`recall` gave back were used: the others leave the store."""
+        self._hits = hits
+
+    def put(self, key: str, value: tuple) -> None:
+        self.fresh[key] = value
+
+    def _read(self) -> tuple[list[list] | None, dict[str, object]]:
+        """The base (the paths, then a list per field, all as long; None where missing or damaged) and the
+        journal (empty where missing or damaged)."""
+        rows = {}
+        for name, value in self.db.rows("SELECT name, value FROM catalog"):
+            try:
+                rows[name] = marshal.loads(value)
+            except (ValueError, TypeError, EOFError):
+                continue
+        base = [rows.get(name) for name in _COLUMN_NAMES]
+        if not (all(type(column) is list for column in base) and len(set(map(len, base))) == 1
+                and set(map(type, base[0])) <= {str}):
+            base = None  # type: ignore[assignment]
+        journal = rows.get("journal")
+        if not (type(journal) is dict and set(map(type, journal)) <= {str}):
+            journal = {}
+        return base, journal  # type: ignore[return-value]
+
+    def save(self) -> None:
+        """Write what changed: the journal, or (with no sound base, or a journal grown to a sixteenth of
+        the entries) the base again, in the order of the paths asked for, and an empty journal."""
+        if self._asked is None:  # never asked: nothing is known gone, the entries read are added
+            if self.fresh:
+                _, journal = self._read()
+                self._write({"journal": {**journal, **self.fresh}})
+                self.fresh = {}
+            return
+        paths, columns, hits, fresh = self._asked, self._columns, self._hits, self.fresh
+        journal: dict[str, object] = {path: self._journal[path] for path, i in self._overridden.items()
+                                      if hits[i] and path not in fresh}
+        base_paths = self._base[0] if self._base is not None else []
+        if base_paths:
+            # entries of the base missed (stale, damaged, the torrent unreadable) or not asked for (gone)
+            missed = compress(paths, map(operator.not_, hits))
+            if base_paths is paths:  # every path asked for is in the base, and no other
+                journal.update(dict.fromkeys(missed))
+            else:
+                stored = set(base_paths)
+                journal.update((path, None) for path in missed if path in stored)
+                journal.update(dict.fromkeys(stored.difference(paths)))
+        journal.update(fresh)
+        if self._base is None or len(journal) > max(_JOURNAL_MAX, len(paths) // 16):
+            keep = list(hits)
+            if fresh:
+                place = dict(zip(paths, range(len(paths)), strict=True))
+                for path, raw in fresh.items():
+                    i = place.get(path)
+                    if i is not None:
+                        keep[i] = True
+                        for column, value in zip(columns, raw, strict=True):
+                            column[i] = value
+            rows = {name: list(compress(column, keep)) for name, column in zip(_COLUMN_NAMES, (paths, *columns), strict=True)}
+            self._write({**rows, "journal": {}})
+        elif journal != self._journal:
+            self._write({"journal": journal})
+        self._asked, self._columns, self._base, self._journal, self.fresh = None, [], None, {}, {}
+
+    def _write(self, rows: dict[str, object]) -> None:
+        self.db.write("INSERT OR REPLACE INTO catalog VALUES (?, ?)",
+                      [(name, marshal.dumps(value)) for name, value in rows.items()])
+
+
+#: The fields of a catalog entry (:meth:`ParseCache.remember`), and their rows in the table after the paths.
+_COLUMN_NAMES = ("path", "stamp", "digest", "repo_id", "revision", "source", "sidecar", "problems", "light")
+_ENTRY_WIDTH = len(_COLUMN_NAMES) - 1
+#: The stamp of a path without a stored entry: equal to no stamp.
+_MISSING = object()
+#: The journal is folded into the base when it holds more entries than this and a sixteenth of them.
+_JOURNAL_MAX = 256
+
+
+#: The folders' names are spread over this many rows, by a hash of their path.
 _BUCKETS = 256
 
 
@@ -520,13 +649,72 @@ def _are_names(names: object) -> bool:
             and "" not in names and "." not in names and ".." not in names)
 
 
+def _checked(columns: list[list], stamps: list[tuple | None]) -> tuple[list[Entry | None], list[bool]]:
+    """The catalog's entry of each row of the stored ``columns`` (:meth:`_Columns.recall`) where it is for
+    its stamp (not None) and of the shape :meth:`ParseCache.remember` writes (and its id and revision ones
+    the catalog accepts), else None; and which rows those are.
+
+    The fields of the entries for their stamps are checked a field at a time, at C speed; only where one
+    fails are the entries checked one by one (:func:`_entries`), each bad one then a miss.
+    """
+    hits = list(map(operator.eq, columns[0], stamps))
+    if None in stamps:
+        hits = [hit and stamp is not None for hit, stamp in zip(hits, stamps, strict=True)]
+    picked = [list(compress(column, hits)) for column in columns[1:]]
+    if not _sound(*picked):
+        entries = _entries(list(zip(*columns, strict=True)), stamps)
+        return entries, [entry is not None for entry in entries]
+    _, repo_ids, revisions, sources, sidecars, problems, lights = picked
+    entries: list[Entry | None] = [None] * len(stamps)
+    new, slim, kept = _new, _SLIM, _KEPT
+    for i, repo_id, revision, source, sidecar, problem, light in zip(
+            compress(count(), hits), repo_ids, revisions, sources, sidecars, problems, lights, strict=True):
+        # what _unpack(..., files=False) makes, inline
+        torrent = new(Torrent)
+        state = torrent.__dict__
+        state.update(zip(kept, light, strict=False))  # the length is checked
+        state.update(slim)
+        state["piece_layers"] = {}
+        entries[i] = (repo_id, revision, source, sidecar, problem, torrent)
+    return entries, hits
+
+
+def _sound(digests: list, repo_ids: list, revisions: list, sources: list, sidecars: list, problems: list,
+           lights: list) -> bool:
+    """Whether every entry given by its fields is of the shape :func:`_entries` accepts, told a field at a
+    time: digests of 64 characters, repository ids the catalog accepts, revisions None or ones
+    :func:`~modelreg.registry.catalog.is_revision` accepts (commits told by one match), the source text,
+    the sidecar a dict, problems a tuple of texts and the torrent's fields a tuple of :data:`_KEPT`'s
+    length."""
+    if not (set(map(type, digests)) <= {str} and set(map(len, digests)) <= {64} and set(map(type, repo_ids)) <= {str}
+            and set(map(type, sources)) <= {str} and set(map(type, sidecars)) <= {dict}
+            and set(map(type, problems)) <= {tuple} and set(map(type, chain.from_iterable(problems))) <= {str}
+            and set(map(type, lights)) <= {tuple} and set(map(len, lights)) <= {len(_KEPT)}):
+        return False
+    # one id per line (no id holds a line break), each matched as REPO_ID would
+    if _REPO_IDS.fullmatch(_lines(repo_ids)) is None:
+        return False
+    named = [revision for revision in revisions if revision is not None]
+    if not set(map(type, named)) <= {str}:
+        return False
+    return _COMMITS.fullmatch(_lines(named)) is not None or all(map(is_revision, named))
+
+
+def _lines(texts: list[str]) -> str:
+    """Each of ``texts`` followed by a line break."""
+    return "\n".join(texts) + "\n" if texts else ""
+
+
+#: Lines of repository ids (:data:`~modelreg.registry.catalog.REPO_ID`'s parts) and of commits.
+_REPO_IDS = re.compile(rf"(?:{REPO_PART}/{REPO_PART}\n)*")
+_COMMITS = re.compile(r"(?:[0-9a-f]{40}\n)*")
+
+
 def _entries(found: list[object], stamps: list[tuple | None]) -> list[Entry | None]:
     """The catalog's entry of each raw stored one, where it is for its stamp (not None) and of the shape
     :meth:`ParseCache.remember` writes (and its id and revision ones the catalog accepts); else None.
 
-    One loop with no call per entry but the checks of its id and revision (a rebuild of 100,000 models
-    asks for every one). Checking a field of all entries at once, at C speed, was measured slower: the
-    cost is in touching each entry's objects, which both ways do once.
+    One by one: what :func:`_checked` falls back to where a field of some entry is not sound.
     """
     entries: list[Entry | None] = []
     add, new, slim, kept, width, repo_id_of, revision_ok = entries.append, _new, _SLIM, _KEPT, len(_KEPT), \
@@ -554,6 +742,6 @@ def _entries(found: list[object], stamps: list[tuple | None]) -> list[Entry | No
 
 _SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER,"
            " digest TEXT, light BLOB,"
-           " layout BLOB); CREATE TABLE catalog (bucket INTEGER PRIMARY KEY, entries BLOB);"
+           " layout BLOB); CREATE TABLE catalog (name TEXT PRIMARY KEY, value BLOB);"
            " CREATE TABLE folders (bucket INTEGER PRIMARY KEY, entries BLOB);"
            " CREATE TABLE walks (root TEXT PRIMARY KEY, paths BLOB, stats BLOB);")
