@@ -122,6 +122,24 @@ def test_feed_is_atom_newest_first_with_torrent_enclosures(site: Path):
         assert entry.findtext(f"{ATOM}id").startswith("urn:btih:")
 
 
+def test_the_newest_records_are_found_among_those_from_the_cut_on():
+    # the feed sorts only the records dated at or after newest_cut: the same first ones as sorting all,
+    # ties (the same date, unknown dates) included
+    import random
+
+    from modelreg.site.feeds import newest_cut, newest_first
+
+    rng = random.Random(5)
+    days = [None, "", *(f"2026-0{m}-1{d}T00:00:00Z" for m in range(1, 4) for d in range(3))]
+    records = [{"id": f"Org/M{rng.randrange(10**6)}", "last_modified": rng.choice(days)} for _ in range(400)]
+    for count in (1, 7, 40, 120, 399, 400, 500):
+        cut = newest_cut([r["last_modified"] for r in records], count)
+        found = [r for r in records if (r["last_modified"] or "") >= cut]
+        assert len(found) >= min(count, len(records))
+        assert newest_first(found)[:count] == newest_first(records)[:count]
+    assert len([r for r in records if (r["last_modified"] or "") >= newest_cut([r["last_modified"] for r in records], 7)]) < 400
+
+
 def test_sitemap_has_absolute_urls_under_the_base_path(mirror: Path):
     sitemap = ET.fromstring((mirror / "sitemap.xml").read_bytes())
     locs = [loc.text for loc in sitemap.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]

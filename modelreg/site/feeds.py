@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from typing import Any
 
@@ -29,6 +30,15 @@ def newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     every build."""
     by_id = sorted(records, key=lambda r: r["id"].lower())
     return sorted(by_id, key=lambda r: r["last_modified"] or "", reverse=True)
+
+
+def newest_cut(dates: list[str | None], count: int) -> str:
+    """The last change at or after which the ``count`` newest of records with these ``dates`` are, in
+    :func:`newest_first`'s order (unknown dates, as "", last): the feed's records are found among them,
+    without sorting every model's ("": all)."""
+    if len(dates) <= count:
+        return ""
+    return heapq.nlargest(count, (date or "" for date in dates))[-1]
 
 
 def feed_xml(env: jinja2.Environment, config: Config, records: list[dict[str, Any]]) -> str:

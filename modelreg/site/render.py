@@ -25,7 +25,7 @@ from modelreg.config import Config
 from modelreg.errors import BuildError
 from modelreg.fsutil import READ_FLAGS, write_all
 from modelreg.registry.catalog import Catalog, Model
-from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_first, sitemap_xml
+from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_cut, newest_first, sitemap_xml
 from modelreg.site.listing import ROOT, linker, slug, write_listing
 from modelreg.site.parsecache import full_torrent, identity
 from modelreg.site.records import (
@@ -269,8 +269,9 @@ def _rest(env: jinja2.Environment, config: Config, theme: Theme, out: Path, writ
     example = api.line(0) if api.count else None
     write("api/index.html", env.get_template("api.html").render(
         root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site))
+    cut = newest_cut([when for _, when in dated], FEED_ENTRIES)
     newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
-                           for k, (s, d) in enumerate(zip(summaries, dated, strict=True))])
+                           for k, (s, d) in enumerate(zip(summaries, dated, strict=True)) if (d[1] or "") >= cut])
     write("feed.xml", feed_xml(env, config, [json.loads(api.line(r["k"])) for r in newest[:FEED_ENTRIES]]))
     sitemap = sitemap_xml(env, config, [{"page": page, "last_modified": when} for page, when in dated])
     if sitemap is not None:
