@@ -617,7 +617,7 @@ def _below(top: str, paths: list) -> bool:
     prefix = top if top.endswith(os.sep) else top + os.sep
     if not paths:
         return True
-    if not all(type(p) is str for p in paths) or not all(map(operator.methodcaller("startswith", prefix), paths)):
+    if not set(map(type, paths)) <= {str} or not all(map(operator.methodcaller("startswith", prefix), paths)):
         return False
     # each path's part below the prefix, after a NUL (none can be in a path): "\0rel\0rel...\0"
     rest = ("\0" + "\0".join(paths)).replace("\0" + prefix, "\0") + "\0"
