@@ -21,6 +21,7 @@ from modelreg.site import build as build_module
 from modelreg.site import listing, render
 from modelreg.site.build import build_site
 from modelreg.site.listing import PAGE_SIZE
+from modelreg.site.reuse import Reuse
 from modelreg.torrent import bencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -452,6 +453,59 @@ def test_the_rows_of_models_gone_are_deleted(small: Path, tmp_path: Path):
     assert build_site(config).reused == SMALL - 1
     manifest, _ = _caches(tmp_path)
     with sqlite3.connect(manifest) as db:
-        counts = [db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("models", "parts")]
-    assert counts == [SMALL - 1, SMALL - 1]
+        count = db.execute("SELECT count(*) FROM parts").fetchone()[0]
+    assert count == len(_manifest_rows(manifest)) == SMALL - 1
     assert build_site(config).reused == SMALL - 1
+
+
+def _manifest_rows(manifest: Path) -> dict[str, tuple]:
+    """id -> (key, light parts' bytes) of each model in the manifest, as a build reads them."""
+    reuse = Reuse(manifest, None)
+    try:
+        return reuse._rows()
+    finally:
+        reuse.db.close()
+
+
+def test_the_manifests_base_is_checked_entry_by_entry_and_written_again_where_damaged(small: Path, tmp_path: Path):
+    import sqlite3
+
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(small), out=str(out))
+    build_site(config)
+    manifest, _ = _caches(tmp_path)
+
+    def base(value: bytes | None = None) -> list | None:
+        """The base's three lists; or, given ``value``, the base replaced by it (None)."""
+        with sqlite3.connect(manifest) as db:
+            if value is not None:
+                db.execute("UPDATE state SET value = ? WHERE name = 'models'", (value,))
+                return None
+            return marshal.loads(db.execute("SELECT value FROM state WHERE name = 'models'").fetchone()[0])
+
+    with sqlite3.connect(manifest) as db:
+        assert db.execute("SELECT count(*) FROM models").fetchone()[0] == 0  # all in the base
+    ids, keys, lights = base()  # type: ignore[misc]
+    assert sorted(ids) == sorted(m.repo_id for m in load_catalog(small).models)
+    full = full_build(tmp_path, small)
+    # entries damaged in the base: each is rendered again (then kept in the rows written since)
+    keys[0] = 42
+    lights[1] = b"\x00\xff"
+    stats, parts, quick = marshal.loads(lights[2])
+    lights[2] = marshal.dumps(((1, 2), parts, quick))
+    base(marshal.dumps([ids, keys, lights]))
+    report = build_site(config)
+    assert (report.rendered, report.reused) == (3, SMALL - 3) and tree(out) == full
+    assert build_site(config).reused == SMALL
+    # a base of another shape: every model is rendered again but those of the rows written since (the
+    # three above, the first time), and the base written again
+    for damaged in (b"\x00\xff", marshal.dumps([ids, keys]), marshal.dumps([ids[:-1], keys, lights]),
+                    marshal.dumps([[["unhashable"]] * len(ids), keys, lights]), marshal.dumps("text")):
+        base(damaged)
+        with sqlite3.connect(manifest) as db:
+            since = db.execute("SELECT count(*) FROM models").fetchone()[0]
+        report = build_site(config)
+        assert (report.rendered, report.reused) == (SMALL - since, since) and tree(out) == full
+        assert since == (3 if damaged == b"\x00\xff" else 0)
+        assert sorted(base()[0]) == sorted(ids)  # type: ignore[index]
+        assert build_site(config).reused == SMALL

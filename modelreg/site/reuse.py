@@ -21,9 +21,9 @@ checked beside the render loop, in a forked process (:meth:`Reuse.watch`); a mod
 edited, replaced or deleted since is rendered again at the end (:meth:`Reuse.changed`). The manifest is
 saved only after the new site is in place.
 
-A model's parts are kept in two rows: the *light* ones every build needs (its files, the summary without
-its terms, the summary's digest, its dates and problems), all read in one query when the build starts,
-and the bulky ones (its API record, its listing row, its summary's terms), read by :meth:`Reuse.parts`
+A model's parts are kept in two places: the *light* ones every build needs (its files, the summary without
+its terms, the summary's digest, its dates and problems), all read when the build starts (a base of every
+model's, and the rows written since: :meth:`Reuse._rows`), and the bulky ones (its API record, its listing row, its summary's terms), read by :meth:`Reuse.parts`
 only where a shared file that includes them is made again. ``api/models.json`` is spliced from the live
 one by the line offsets recorded with it (:meth:`Reuse.api_source`).
 """
@@ -70,10 +70,10 @@ class Damaged(Exception):  # noqa: N818 - not an error: a cache entry found unus
 class Reuse:
     """The previous build's manifest, and the one being written for this build.
 
-    The manifest is a SQLite file (:class:`~modelreg.site.cachedb.CacheDB`): per model a row of its key
-    and light parts, all read in one query when the build starts, and a row of its bulky parts, read as
-    needed; rows are replaced when a model is rendered again, in one transaction that :meth:`save`
-    commits once the new site is in place. The shared files' and groups' entries (a few thousand) are one
+    The manifest is a SQLite file (:class:`~modelreg.site.cachedb.CacheDB`): per model its key and light
+    parts, all read when the build starts (a base of them all, and a row for each written since), and a
+    row of its bulky parts, read as needed; rows are replaced when a model is rendered again, in one
+    transaction that :meth:`save` commits once the new site is in place. The shared files' and groups' entries (a few thousand) are one
     row, read whole, and the index of ``api/models.json`` another.
     """
 
@@ -109,8 +109,12 @@ class Reuse:
         #: The ids of the rows in the manifest now (None: not read), so :meth:`save` knows without a
         #: count whether rows must be deleted.
         self.stored: set | None = None
+        #: The models' ids in the manifest's base (see :meth:`_rows`), and whether it is to be written
+        #: again (it was damaged).
+        self._base: set = set()
+        self._refold = False
         if self.previous is not None:
-            self.old = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
+            self.old = self._rows()
             self.stored = set(self.old) if not self.db.broken else None
         self.new_shared: dict[str, tuple] = {}
         self.new_groups: dict[str, tuple] = {}
@@ -154,8 +158,8 @@ class Reuse:
             if old[0] != key:
                 return key, None
             if quick is not None:  # the same key from other stamps (a file touched, copied): kept with them
-                self.db.write("UPDATE models SET light = ? WHERE id = ?",
-                              [(marshal.dumps((stats, parts, quick)), model_id)])
+                self.db.write("INSERT OR REPLACE INTO models VALUES (?, ?, ?)",
+                              [(model_id, key, marshal.dumps((stats, parts, quick)))])
         self.kept.extend(files)
         self._sha[model_id] = parts.pop("sha")
         self.models.add(model_id)
@@ -183,7 +187,7 @@ class Reuse:
         found = _found(self._watch.result()) if self._watch is not None else None
         self._watch = None
         if found is None:  # no process to check them (or it failed): here, now
-            rows = {row[0]: row[1:] for row in self.db.rows("SELECT id, key, light FROM models")}
+            rows = self._rows()
             reused = self._sha
             found = _changed(self._prefix, rows, ((i, rels) for i, rels in files() if i in reused))
         found = [entry for entry in found if entry[0] in self._sha]
@@ -333,13 +337,21 @@ class Reuse:
         # the rows are those read when the build started (or restarted) and those written since, which
         # are this build's models: no count (a scan of both tables) tells more. A parts row without its
         # models row (a damaged file) is never read, and goes with the next model deleted.
-        if self.stored is None:  # not read (no previous site): counted
-            stale = self.db.count("models") != len(self.models) or self.db.count("parts") != len(self.models)
-        else:
-            stale = not self.stored <= self.models
-        if stale:
-            self.db.keep_only("models", "id", self.models)
+        if self.stored is None:  # not read (no previous site): this build's rows alone are kept
+            self.db.write("DELETE FROM state WHERE name = ?", [("models",)])
+            if self.db.count("models") != len(self.models) or self.db.count("parts") != len(self.models):
+                self.db.keep_only("models", "id", self.models)
+                self.db.keep_only("parts", "id", self.models)
+        elif not self.stored <= self.models:
+            gone = self.stored.difference(self.models)
+            # a row without key and light hides the base's (see _rows)
+            self.db.write("INSERT OR REPLACE INTO models VALUES (?, NULL, NULL)",
+                          [(model_id,) for model_id in gone if model_id in self._base])
+            self.db.write("DELETE FROM models WHERE id = ?", [(model_id,) for model_id in gone
+                                                                if model_id not in self._base])
             self.db.keep_only("parts", "id", self.models)
+        if self.stored is None or self._refold or self.db.count("models") > max(_JOURNAL_MAX, len(self.models) // 16):
+            self._fold()
         state = {"shared": self.new_shared, "groups": self.new_groups}
         if state != {"shared": self.old_shared, "groups": self.old_groups}:
             self.db.write("INSERT OR REPLACE INTO state VALUES (?, ?)", [("shared", marshal.dumps(state))])
@@ -350,6 +362,42 @@ class Reuse:
         self.db.commit()
 
 
+    def _rows(self) -> dict[Any, tuple]:
+        """id -> (key, light parts' bytes) of each model in the manifest: the base (a row of the ``state``
+        table: ids, keys and light parts as three lists) with the rows of the ``models`` table over it,
+        written since (by :meth:`written`, :meth:`lookup`, :meth:`save`: a row without key and light is
+        a model gone). The models' ids in the base are kept in ``_base``. Any key or light part is given
+        back as it is: :meth:`lookup` checks them."""
+        row = self.db.row("SELECT value FROM state WHERE name = 'models'")
+        try:
+            ids, keys, lights = marshal.loads(row[0]) if row is not None else ([], [], [])
+            if not (type(ids) is type(keys) is type(lights) is list and len(ids) == len(keys) == len(lights)):
+                raise ValueError("not the base's shape")
+            rows = dict(zip(ids, zip(keys, lights, strict=True), strict=True))
+        except (ValueError, EOFError, TypeError):  # damaged: no base (its models are rendered again)
+            rows, self._refold = {}, True
+        self._base = set(rows)
+        for model_id, key, light in self.db.rows("SELECT id, key, light FROM models"):
+            if key is None and light is None:
+                rows.pop(model_id, None)
+            else:
+                rows[model_id] = (key, light)
+        return rows
+
+    def _fold(self) -> None:
+        """Write the rows of this build's models as the base, and empty the ``models`` table: the next
+        build reads three lists, not a row per model (100,000 rows took half a second of a rebuild)."""
+        rows = self._rows()
+        ids = [model_id for model_id in rows if model_id in self.models]
+        columns = [ids, [rows[model_id][0] for model_id in ids], [rows[model_id][1] for model_id in ids]]
+        self.db.write("INSERT OR REPLACE INTO state VALUES (?, ?)", [("models", marshal.dumps(columns))])
+        self.db.write("DELETE FROM models", [()])
+        self._base, self._refold = set(ids), False
+
+
+#: The ``models`` table (the rows written since the base) is folded into the base when it holds more rows
+#: than this and a sixteenth of the models.
+_JOURNAL_MAX = 256
 #: The full API list, spliced by :meth:`Reuse.api_source`'s offsets.
 API_FILE = "api/models.json"
 
