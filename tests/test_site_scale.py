@@ -395,6 +395,35 @@ def test_api_offsets_that_do_not_tile_the_live_list_are_not_copied_from(registry
     assert tree(out) == full_build(tmp_path, registry)
 
 
+def test_api_offsets_are_used_only_where_they_tile_the_file():
+    import array
+
+    from modelreg.site.reuse import _api_state
+
+    class Db:  # what _api_state asks of the manifest
+        def __init__(self, state):
+            self.value = marshal.dumps(state)
+
+        def row(self, query, args=()):
+            return (self.value,)
+
+    lines = [b'{"id": "a"}', b'{"id": "bb"}', b'{"id": "c"}']
+    size = len(b"[\n" + b",\n".join(lines) + b"\n]\n")
+
+    def state(spans: list[int], ids: list = ["a", "bb", "c"], size: int = size) -> dict:  # noqa: B006
+        return {"ids": ids, "offsets": array.array("q", spans).tobytes(), "size": size, "mtime_ns": 1}
+
+    good = [2, 11, 15, 12, 29, 11]
+    assert _api_state(Db(state(good))) is not None
+    assert _api_state(Db(state([], ids=[], size=5))) is not None
+    for bad in ([3, 11, 15, 12, 29, 11], [2, 11, 16, 12, 29, 11], [2, 11, 15, 12, 29, 10], [2, 11, 15, 0, 17, 23],
+                [2, 11, 14, 13, 29, 11], [2, -1, 3, 24, 29, 11]):
+        assert _api_state(Db(state(bad))) is None, bad
+    assert _api_state(Db(state(good, size=size + 1))) is None
+    assert _api_state(Db(state(good, ids=["a", "bb", 3]))) is None
+    assert _api_state(Db(state(good[:4]))) is None
+
+
 @pytest.mark.parametrize("check", ["forked", "here", "failed"])
 def test_live_files_edited_replaced_or_deleted_by_hand_are_made_again(small: Path, tmp_path: Path, monkeypatch,
                                                                       check: str):
