@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import filterfalse
 from pathlib import Path
+from typing import Any
 
 from modelreg.errors import SiteSwitchError, UnreadableFileError
 from modelreg.paths import path_problem
@@ -467,22 +468,46 @@ def _collect(target: Path, versions: Path, keep: set[str], state: Path | None) -
 _TRASH = ".trash-"
 
 
-def _delete_in_background(folders: list[Path]) -> None:
+def _delete_in_background(folders: list[Path]) -> Any:
     """Delete ``folders`` in a new process that outlives this one if need be (its own session, no
-    descriptor of this one), not waited for; here and now where no such process can be started."""
+    descriptor of this one), not waited for; here and now where no such process can be started. The
+    process (None: none was started), for a caller that waits.
+
+    Each folder is deleted under a lock on it (``flock``): one that another process is deleting already
+    (a build after a build whose folder of 400,000 files takes the disk minutes to free) is left to it,
+    not deleted twice at once.
+    """
     if not folders:
-        return
+        return None
     import subprocess  # here: only a build with a version to delete needs it
     import sys
 
-    code = "import shutil, sys\nfor path in sys.argv[1:]:\n    shutil.rmtree(path, ignore_errors=True)\n"
     try:
-        subprocess.Popen([sys.executable, "-c", code, *map(str, folders)], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                         close_fds=True)
+        return subprocess.Popen([sys.executable, "-c", _DELETE, *map(str, folders)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                close_fds=True)
     except OSError:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+#: What the process of :func:`_delete_in_background` runs.
+_DELETE = """
+import fcntl, os, shutil, sys
+for path in sys.argv[1:]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        continue
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another process deletes it
+        os.close(fd)
+        continue
+    shutil.rmtree(path, ignore_errors=True)
+    os.close(fd)
+"""
 
 
 def _new_id() -> str:

@@ -402,6 +402,27 @@ def test_a_version_that_would_be_mostly_replaced_is_made_afresh_and_the_old_one_
     assert sorted(p.name for p in trash.iterdir() if p.name != ".lock") == versions(tmp_path)
 
 
+def test_a_folder_another_process_deletes_is_left_to_it(tmp_path):
+    # a build while the last one's deletion still runs starts another: it leaves that folder alone
+    import fcntl
+
+    folders = []
+    for name in ("busy", "free"):
+        (tmp_path / name / "deep").mkdir(parents=True)
+        (tmp_path / name / "deep" / "file").write_bytes(b"x")
+        folders.append(tmp_path / name)
+    fd = os.open(folders[0], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what the deleting process holds
+        assert fsutil._delete_in_background(folders).wait(timeout=20) == 0
+        assert (folders[0] / "deep" / "file").is_file() and not folders[1].exists()
+    finally:
+        os.close(fd)
+    assert fsutil._delete_in_background(folders[:1]).wait(timeout=20) == 0
+    assert not folders[0].exists()
+    assert fsutil._delete_in_background([]) is None
+
+
 def test_a_record_naming_changed_paths_out_of_the_version_touches_nothing_there(site, tmp_path):
     state = tmp_path / "state"
     expected = tree(site)
