@@ -12,8 +12,9 @@ one row per torrent; a damaged file, or one written by another Python or for ano
 Beside them it is the catalog's store (:class:`~modelreg.registry.catalog.CatalogStore`): each torrent's
 model as :func:`~modelreg.registry.catalog.load_catalog` built it, without the file list, under the stamp
 of every file it was made from, and each registry folder's names under the folder's identity. Both are
-read all at once (a rebuild of 100,000 models asks for every one), from a few hundred rows of a few
-hundred entries each, so that a rebuild after one change rewrites a row or two. A walk of the registry
+read all at once (a rebuild of 100,000 models asks for every one): the entries as columns, a base and a
+journal of the entries changed since (:class:`_Columns`), the folders' names from a few hundred rows of a
+few hundred each, so that a rebuild after one change rewrites a row or two. A walk of the registry
 that can be kept whole (:class:`~modelreg.registry.catalog.Walk`) is one row: its paths, written when
 the walk is made, and its folders' stats, rewritten when one changed.
 """
