@@ -160,6 +160,53 @@ def test_a_corrupt_web_seed_byte_is_refetched_from_a_peer(tmp_path):
     assert tree_bytes(snapshot(tmp_path / "hf")) == pub.files
 
 
+@pytest.mark.parametrize("flips", [0, 1, 9])
+def test_after_a_failed_piece_the_files_are_checked_again_on_disk(tmp_path, monkeypatch, flips):
+    # a piece failed its check during the download (as a corrupt web seed makes one fail): the pieces are
+    # checked again from disk before anything is placed. A byte of a file wrong there (as libtorrent's disk
+    # threads once left one) is downloaded again, and the file hashed again; still wrong after that (here:
+    # flipped after every download), the get fails naming the file, with nothing placed
+    import modelreg.swarm.get as get_module
+
+    rel = "model-00001-of-00002.safetensors"
+    real_download, real_flush = get_module._download, get_module._flush
+    flipped = []
+
+    def download(*args):
+        real_download(*args)
+        args[6].hash_failures += 1  # the report
+
+    def flush(ses, handle, traffic, hasher):
+        real_flush(ses, handle, traffic, hasher)
+        if len(flipped) < flips:
+            (path,) = [path for name, path, _ in hasher.files.values() if name == rel]
+            with open(path, "r+b") as f:
+                f.seek(70_000)
+                byte = f.read(1)
+                f.seek(70_000)
+                f.write(bytes([byte[0] ^ 0xFF]))
+            flipped.append(path)
+
+    monkeypatch.setattr(get_module, "_download", download)
+    monkeypatch.setattr(get_module, "_flush", flush)
+    with FileServer(tmp_path / "source") as ws:
+        pub = publish(tmp_path, ws.url)
+        entry = open_source(str(pub.registry)).entry(REPO_ID, None)
+        assert rel not in entry.lfs_sha256  # only the torrent's pieces can tell
+        if flips <= get_module.RECHECKS:
+            get(entry, tmp_path / "hf", GetOptions(stall_timeout=20, **QUIET))
+            assert tree_bytes(snapshot(tmp_path / "hf")) == pub.files and len(flipped) == flips
+            # the blob is named by the SHA-256 of the bytes placed, not of those first hashed
+            assert os.path.basename(os.readlink(snapshot(tmp_path / "hf") / rel)) == hashlib.sha256(pub.files[rel]).hexdigest()
+            return
+        with pytest.raises(FileCheckError, match=rel):
+            get(entry, tmp_path / "hf", GetOptions(stall_timeout=20, **QUIET))
+    assert len(flipped) == get_module.RECHECKS + 1
+    assert not snapshot(tmp_path / "hf").exists()
+    repo = hfcache.repo_folder(tmp_path / "hf", REPO_ID)
+    assert list((repo / "blobs").iterdir() if (repo / "blobs").exists() else []) == []
+
+
 def test_a_corrupt_web_seed_alone_fails_naming_the_file_and_places_nothing(tmp_path):
     with FileServer(tmp_path / "source") as ws:
         pub = publish(tmp_path, ws.url)

@@ -126,6 +126,18 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
         try:
             _download(ses, handle, entry, wanted, options, traffic, report, hasher)
             _flush(ses, handle, traffic, hasher)
+            for attempt in range(RECHECKS + 1):  # only where a piece failed its check (see _recheck)
+                bad = _recheck(ses, handle, wanted) if report.hash_failures else []
+                if not bad:
+                    break
+                if attempt == RECHECKS:
+                    raise FileCheckError(
+                        f"{entry.repo_id}: {', '.join(repo_path(torrent, f) for _, f in bad)}: pieces that failed "
+                        "their hash check during the download still do not check out on disk after "
+                        f"{RECHECKS} more downloads; nothing was placed")
+                hasher.forget([i for i, _ in bad])
+                _download(ses, handle, entry, wanted, options, traffic, report, hasher)
+                _flush(ses, handle, traffic, hasher)
             report.downloaded = handle.status().total_payload_download
             report.webseed_bytes, report.peer_bytes = traffic.webseed_bytes, traffic.peer_bytes
             ses.remove_torrent(handle)
@@ -263,6 +275,34 @@ def _flush(ses: Any, handle: Any, traffic: Traffic, hasher: Hasher, timeout: flo
         if time.monotonic() > deadline:
             raise SwarmError(f"libtorrent did not finish writing {handle.status().name} within {timeout:g} s")
         ses.wait_for_alert(100)
+
+
+def _recheck(ses: Any, handle: Any, wanted: list[tuple[int, FileEntry]]) -> list[tuple[int, FileEntry]]:
+    """Check every wanted piece again from disk (libtorrent's recheck), after a download in which a piece
+    failed its hash check; the wanted files with a piece that fails (libtorrent then downloads it again).
+
+    The blocks of a piece that fails are written before its check fails, and those downloaded again are
+    written over them, by libtorrent's disk threads: once, in a test under load, a file so downloaded was
+    left with the failed copy's byte while every piece had passed. A file whose SHA-256 the registry
+    lists is checked against it too (:func:`_check`); this covers the others, and costs a read of the
+    files only where a piece failed.
+
+    Raises:
+        SwarmError: libtorrent fails (the files cannot be read).
+    """
+    lib = lt()
+    ses.pop_alerts()
+    handle.force_recheck()
+    while not any(isinstance(alert, lib.torrent_checked_alert) for alert in ses.pop_alerts()):
+        if handle.status().errc.value():
+            raise SwarmError(f"{handle.status().name}: {handle.status().errc.message()}")
+        ses.wait_for_alert(int(POLL * 1000))
+    progress = handle.file_progress(flags=lib.torrent_handle.piece_granularity)
+    return [(i, f) for i, f in wanted if progress[i] < f.size]
+
+
+#: How many times the files with a piece that fails its check on disk are downloaded again (:func:`_recheck`).
+RECHECKS = 2
 
 
 def _check(entry: Entry, work: Path, wanted: list[tuple[int, FileEntry]], hasher: Hasher) -> dict[str, tuple[Path, str]]:

@@ -65,6 +65,12 @@ class Hasher:
             self._submit(index)
         self._fence()
 
+    def forget(self, indices: list[int]) -> None:
+        """Files to be hashed again once libtorrent reports them complete again (they were downloaded
+        again); a hash still running for one is left to finish, unused."""
+        for index in indices:
+            self.futures.pop(self.files[index][0], None)
+
     @property
     def idle(self) -> bool:
         """No file waits for a fence and none is in flight."""
