@@ -252,7 +252,7 @@ def test_a_change_writes_the_journal_and_many_fold_it_into_the_base(tmp_path, mo
 
 
 def test_damaged_or_foreign_entries_are_misses(tmp_path):
-    registry = _registry(tmp_path, count=12)
+    registry = _registry(tmp_path, count=16)
     first, _ = _load(registry, tmp_path / "cache")
     rows = _rows(tmp_path / "cache")
     paths = marshal.loads(rows["path"])
@@ -280,7 +280,10 @@ def test_damaged_or_foreign_entries_are_misses(tmp_path):
     # the entries with one are read again
     bad = {"digest": "0" * 63, "repo_id": "../../outside", "revision": "bad..ref", "source": 7, "sidecar": [],
            "problems": ("text", 3), "light": ("short",)}
-    for k, (name, value) in enumerate(bad.items()):
+    # an id or a commit with a line break: two lines of the right shape, but not one id or revision
+    repo_ids = column("repo_id")
+    bad_lines = {"repo_id": f"{repo_ids[0]}\n{repo_ids[1]}", "revision": "a" * 40 + "\n" + "b" * 40}
+    for k, (name, value) in enumerate([*bad.items(), *bad_lines.items()]):
         values = column(name)
         order = column("path")
         values[k] = value
@@ -294,7 +297,7 @@ def test_damaged_or_foreign_entries_are_misses(tmp_path):
                     order[3]: None})
     assert spoiled({"journal": journal}) == sorted(os.path.basename(p) for p in order[:4])
     # a journal of another shape: the base alone, whose spoiled entries are read again
-    assert len(spoiled({"journal": ["not", "a", "dict"]})) == len(bad)
+    assert len(spoiled({"journal": ["not", "a", "dict"]})) == len(bad) + len(bad_lines)
 
 
 def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):

@@ -692,18 +692,20 @@ def _sound(digests: list, repo_ids: list, revisions: list, sources: list, sideca
             and set(map(type, problems)) <= {tuple} and set(map(type, chain.from_iterable(problems))) <= {str}
             and set(map(type, lights)) <= {tuple} and set(map(len, lights)) <= {len(_KEPT)}):
         return False
-    # one id per line (no id holds a line break), each matched as REPO_ID would
-    if _REPO_IDS.fullmatch(_lines(repo_ids)) is None:
+    # one id per line, each matched as REPO_ID would (an id with a line break in it is more lines)
+    if not _each_line(_REPO_IDS, repo_ids):
         return False
     named = [revision for revision in revisions if revision is not None]
     if not set(map(type, named)) <= {str}:
         return False
-    return _COMMITS.fullmatch(_lines(named)) is not None or all(map(is_revision, named))
+    return _each_line(_COMMITS, named) or all(map(is_revision, named))
 
 
-def _lines(texts: list[str]) -> str:
-    """Each of ``texts`` followed by a line break."""
-    return "\n".join(texts) + "\n" if texts else ""
+def _each_line(pattern: re.Pattern, texts: list[str]) -> bool:
+    """Whether ``pattern`` (lines of one shape) matches ``texts`` joined, a line each: each text is one
+    line of that shape."""
+    joined = "\n".join(texts) + "\n" if texts else ""
+    return joined.count("\n") == len(texts) and pattern.fullmatch(joined) is not None
 
 
 #: Lines of repository ids (:data:`~modelreg.registry.catalog.REPO_ID`'s parts) and of commits.
