@@ -496,45 +496,55 @@ def _manifest_rows(manifest: Path) -> dict[str, tuple]:
         reuse.db.close()
 
 
-def test_the_manifests_base_is_checked_entry_by_entry_and_written_again_where_damaged(small: Path, tmp_path: Path):
+def test_the_manifests_base_is_checked_entry_by_entry_and_written_again_where_damaged(small: Path, tmp_path: Path,
+                                                                                      monkeypatch):
     import sqlite3
 
+    from modelreg.site import reuse
+
+    monkeypatch.setattr(reuse, "_JOURNAL_MAX", 0)  # every build's rows folded into the base
+    monkeypatch.setattr(reuse, "_BASE_PART", 8)  # in parts of 8 models
     out = tmp_path / "site"
     config = Config(root=tmp_path).replace(registry=str(small), out=str(out))
+    manifest = None
+
+    def state(query: str, *args) -> list:
+        with sqlite3.connect(manifest) as db:
+            return db.execute(query, args).fetchall()
+
+    def parts() -> list[list]:
+        (count,) = state("SELECT value FROM state WHERE name = 'models'")[0]
+        return [marshal.loads(state("SELECT value FROM state WHERE name = ?", f"models:{k}")[0][0])
+                for k in range(marshal.loads(count))]
+
     build_site(config)
     manifest, _ = _caches(tmp_path)
-
-    def base(value: bytes | None = None) -> list | None:
-        """The base's three lists; or, given ``value``, the base replaced by it (None)."""
-        with sqlite3.connect(manifest) as db:
-            if value is not None:
-                db.execute("UPDATE state SET value = ? WHERE name = 'models'", (value,))
-                return None
-            return marshal.loads(db.execute("SELECT value FROM state WHERE name = 'models'").fetchone()[0])
-
-    with sqlite3.connect(manifest) as db:
-        assert db.execute("SELECT count(*) FROM models").fetchone()[0] == 0  # all in the base
-    ids, keys, lights = base()  # type: ignore[misc]
-    assert sorted(ids) == sorted(m.repo_id for m in load_catalog(small).models)
+    # the build that wrote every row leaves them as they are (its memory peaks then); the next folds them
+    assert state("SELECT count(*) FROM state WHERE name LIKE 'models%'") == [(0,)]
+    assert build_site(config).reused == SMALL
+    assert state("SELECT count(*) FROM models") == [(0,)]
+    base = parts()
+    assert [len(ids) for ids, _, _ in base] == [8, 8, 8, 6]
+    assert sorted(i for ids, _, _ in base for i in ids) == sorted(m.repo_id for m in load_catalog(small).models)
     full = full_build(tmp_path, small)
-    # entries damaged in the base: each is rendered again (then kept in the rows written since)
-    keys[0] = 42
-    lights[1] = b"\x00\xff"
-    stats, parts, quick = marshal.loads(lights[2])
-    lights[2] = marshal.dumps(((1, 2), parts, quick))
-    base(marshal.dumps([ids, keys, lights]))
+    # entries damaged in the base: each is rendered again
+    base[0][1][0] = 42  # a key
+    base[1][2][1] = b"\x00\xff"  # light parts
+    stats, light, quick = marshal.loads(base[2][2][2])
+    base[2][2][2] = marshal.dumps(((1, 2), light, quick))  # the stat of one file, not four
+    for k, part in enumerate(base[:3]):
+        state("UPDATE state SET value = ? WHERE name = ?", marshal.dumps(part), f"models:{k}")
     report = build_site(config)
     assert (report.rendered, report.reused) == (3, SMALL - 3) and tree(out) == full
     assert build_site(config).reused == SMALL
-    # a base of another shape: every model is rendered again but those of the rows written since (the
-    # three above, the first time), and the base written again
-    for damaged in (b"\x00\xff", marshal.dumps([ids, keys]), marshal.dumps([ids[:-1], keys, lights]),
-                    marshal.dumps([[["unhashable"]] * len(ids), keys, lights]), marshal.dumps("text")):
-        base(damaged)
-        with sqlite3.connect(manifest) as db:
-            since = db.execute("SELECT count(*) FROM models").fetchone()[0]
+    # a base of another shape: every model is rendered again, and the base written again
+    ids, keys, lights = parts()[0]
+    for name, damaged in (("models:0", b"\x00\xff"), ("models:0", marshal.dumps([ids, keys])),
+                          ("models:0", marshal.dumps([ids[:-1], keys, lights])),
+                          ("models:0", marshal.dumps([[["unhashable"]] * len(ids), keys, lights])),
+                          ("models", marshal.dumps("text")), ("models", marshal.dumps(5))):
+        state("UPDATE state SET value = ? WHERE name = ?", damaged, name)
         report = build_site(config)
-        assert (report.rendered, report.reused) == (SMALL - since, since) and tree(out) == full
-        assert since == (3 if damaged == b"\x00\xff" else 0)
-        assert sorted(base()[0]) == sorted(ids)  # type: ignore[index]
+        assert (report.rendered, report.reused) == (SMALL, 0) and tree(out) == full, name
+        assert sorted(i for ids, _, _ in parts() for i in ids) == sorted(i for ids, _, _ in base for i in ids)
         assert build_site(config).reused == SMALL

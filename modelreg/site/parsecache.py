@@ -590,8 +590,8 @@ class _Columns:
         self._asked, self._columns, self._base, self._journal, self.fresh = None, [], None, {}, {}
 
     def _write(self, rows: dict[str, object]) -> None:
-        self.db.write("INSERT OR REPLACE INTO catalog VALUES (?, ?)",
-                      [(name, marshal.dumps(value)) for name, value in rows.items()])
+        for name, value in rows.items():  # one at a time: the build holds one row's bytes, not all of them
+            self.db.write("INSERT OR REPLACE INTO catalog VALUES (?, ?)", [(name, marshal.dumps(value))])
 
 
 #: The fields of a catalog entry (:meth:`ParseCache.remember`), and their rows in the table after the paths.

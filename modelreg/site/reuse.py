@@ -339,7 +339,7 @@ class Reuse:
         # are this build's models: no count (a scan of both tables) tells more. A parts row without its
         # models row (a damaged file) is never read, and goes with the next model deleted.
         if self.stored is None:  # not read (no previous site): this build's rows alone are kept
-            self.db.write("DELETE FROM state WHERE name = ?", [("models",)])
+            self._drop_base()
             if self.db.count("models") != len(self.models) or self.db.count("parts") != len(self.models):
                 self.db.keep_only("models", "id", self.models)
                 self.db.keep_only("parts", "id", self.models)
@@ -351,7 +351,9 @@ class Reuse:
             self.db.write("DELETE FROM models WHERE id = ?", [(model_id,) for model_id in gone
                                                                 if model_id not in self._base])
             self.db.keep_only("parts", "id", self.models)
-        if self.stored is None or self._refold or self.db.count("models") > max(_JOURNAL_MAX, len(self.models) // 16):
+        # not in the build that wrote every row (its memory peaks there): in the next one
+        if self.stored is not None and (self._refold or self.db.count("models") > max(_JOURNAL_MAX,
+                                                                                     len(self.models) // 16)):
             self._fold()
         state = {"shared": self.new_shared, "groups": self.new_groups}
         if state != {"shared": self.old_shared, "groups": self.old_groups}:
@@ -364,17 +366,24 @@ class Reuse:
 
 
     def _rows(self) -> dict[Any, tuple]:
-        """id -> (key, light parts' bytes) of each model in the manifest: the base (a row of the ``state``
-        table: ids, keys and light parts as three lists) with the rows of the ``models`` table over it,
+        """id -> (key, light parts' bytes) of each model in the manifest: the base (rows of the ``state``
+        table: ``models``, the number of parts, and ``models:<k>``, each part's ids, keys and light parts as
+        three lists, at most :data:`_BASE_PART` models a part) with the rows of the ``models`` table over it,
         written since (by :meth:`written`, :meth:`lookup`, :meth:`save`: a row without key and light is
         a model gone). The models' ids in the base are kept in ``_base``. Any key or light part is given
         back as it is: :meth:`lookup` checks them."""
+        rows: dict[Any, tuple] = {}
         row = self.db.row("SELECT value FROM state WHERE name = 'models'")
         try:
-            ids, keys, lights = marshal.loads(row[0]) if row is not None else ([], [], [])
-            if not (type(ids) is type(keys) is type(lights) is list and len(ids) == len(keys) == len(lights)):
-                raise ValueError("not the base's shape")
-            rows = dict(zip(ids, zip(keys, lights, strict=True), strict=True))
+            parts = marshal.loads(row[0]) if row is not None else 0
+            if type(parts) is not int:
+                raise ValueError("not a number of parts")
+            for k in range(parts):
+                part = self.db.row("SELECT value FROM state WHERE name = ?", (f"models:{k}",))
+                ids, keys, lights = marshal.loads(part[0])  # type: ignore[index]
+                if not (type(ids) is type(keys) is type(lights) is list and len(ids) == len(keys) == len(lights)):
+                    raise ValueError("not the base's shape")
+                rows.update(zip(ids, zip(keys, lights, strict=True), strict=True))
         except (ValueError, EOFError, TypeError):  # damaged: no base (its models are rendered again)
             rows, self._refold = {}, True
         self._base = set(rows)
@@ -387,18 +396,29 @@ class Reuse:
 
     def _fold(self) -> None:
         """Write the rows of this build's models as the base, and empty the ``models`` table: the next
-        build reads three lists, not a row per model (100,000 rows took half a second of a rebuild)."""
+        build reads a few parts of three lists each, not a row per model (100,000 rows took half a
+        second of a rebuild)."""
         rows = self._rows()
         ids = [model_id for model_id in rows if model_id in self.models]
-        columns = [ids, [rows[model_id][0] for model_id in ids], [rows[model_id][1] for model_id in ids]]
-        self.db.write("INSERT OR REPLACE INTO state VALUES (?, ?)", [("models", marshal.dumps(columns))])
+        self._drop_base()
+        parts = range(0, len(ids), _BASE_PART)
+        for k, start in enumerate(parts):  # a part at a time: the build holds one part's bytes, not all
+            part = ids[start:start + _BASE_PART]
+            columns = [part, [rows[model_id][0] for model_id in part], [rows[model_id][1] for model_id in part]]
+            self.db.write("INSERT INTO state VALUES (?, ?)", [(f"models:{k}", marshal.dumps(columns))])
+        self.db.write("INSERT INTO state VALUES (?, ?)", [("models", marshal.dumps(len(parts)))])
         self.db.write("DELETE FROM models", [()])
         self._base, self._refold = set(ids), False
+
+    def _drop_base(self) -> None:
+        self.db.write("DELETE FROM state WHERE name = ? OR name LIKE ?", [("models", "models:%")])
 
 
 #: The ``models`` table (the rows written since the base) is folded into the base when it holds more rows
 #: than this and a sixteenth of the models.
 _JOURNAL_MAX = 256
+#: Models in a part of the base (some 9 MB at 10,000).
+_BASE_PART = 10_000
 #: The full API list, spliced by :meth:`Reuse.api_source`'s offsets.
 API_FILE = "api/models.json"
 
