@@ -93,7 +93,8 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
     Raises:
         SwarmError: no commit known, nothing selected, libtorrent fails (disk full, unreadable torrent...).
         StalledError: no verified piece for ``options.stall_timeout`` seconds (names the files left).
-        FileCheckError: a file's SHA-256 is not the registry's (names the file; nothing is placed).
+        FileCheckError: a file's SHA-256 is not the registry's, or a piece of it still fails its check on disk
+            after it was downloaded again (:func:`_recheck`) (names the file; nothing is placed).
     """
     torrent = entry.torrent
     if entry.commit is None:
