@@ -323,8 +323,8 @@ def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
 
 
 def test_a_recalled_entry_holds_the_torrent_unpack_makes(tmp_path):
-    # _entries builds each recalled torrent inline, as _unpack(..., files=False) does: the two stay equal
-    # (and so does _checked, a field at a time)
+    # _entries and _checked (a field at a time) make each recalled torrent as _unpack(..., files=False)
+    # does: they stay equal
     from modelreg.site.parsecache import _checked, _entries, _pack, _unpack
 
     path = _registry(tmp_path, count=1).rglob("*.torrent").__next__()

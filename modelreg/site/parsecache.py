@@ -360,17 +360,23 @@ def _unpack(packed: tuple, files: bool = True) -> Torrent:
     values, blob = packed
     if not isinstance(values, tuple) or len(values) != len(_KEPT):
         raise ValueError("not a packed torrent")
-    # what Torrent(...) does (its __init__ only sets each field), in a third of its time: a rebuild of
-    # 100,000 models makes each of their torrents
-    torrent = _new(Torrent)
-    state = torrent.__dict__
-    state.update(zip(_KEPT, values, strict=False))  # the lengths are checked above
-    state.update(_SLIM)
-    state["piece_layers"] = {}
+    torrent = _slim(values)
     if files:
         layout = tuple(FileEntry(path, size, offset, None, pad, attr)
                        for path, size, offset, pad, attr in marshal.loads(blob))
-        state.update(files=tuple(f for f in layout if not f.is_pad), layout=layout)
+        torrent.__dict__.update(files=tuple(f for f in layout if not f.is_pad), layout=layout)
+    return torrent
+
+
+def _slim(values: tuple) -> Torrent:
+    """The torrent of its :data:`_KEPT` fields (``values``, as many: the caller checks), without its files,
+    pieces or bytes. What ``Torrent(...)`` does (its ``__init__`` only sets each field), in a third of its
+    time: a rebuild of 100,000 models makes each of their torrents."""
+    torrent = _new(Torrent)
+    state = torrent.__dict__
+    state.update(zip(_KEPT, values, strict=False))
+    state.update(_SLIM)
+    state["piece_layers"] = {}
     return torrent
 
 
@@ -667,16 +673,9 @@ def _checked(columns: list[list], stamps: list[tuple | None]) -> tuple[list[Entr
         return entries, [entry is not None for entry in entries]
     _, repo_ids, revisions, sources, sidecars, problems, lights = picked
     entries: list[Entry | None] = [None] * len(stamps)
-    new, slim, kept = _new, _SLIM, _KEPT
     for i, repo_id, revision, source, sidecar, problem, light in zip(
             compress(count(), hits), repo_ids, revisions, sources, sidecars, problems, lights, strict=True):
-        # what _unpack(..., files=False) makes, inline
-        torrent = new(Torrent)
-        state = torrent.__dict__
-        state.update(zip(kept, light, strict=False))  # the length is checked
-        state.update(slim)
-        state["piece_layers"] = {}
-        entries[i] = (repo_id, revision, source, sidecar, problem, torrent)
+        entries[i] = (repo_id, revision, source, sidecar, problem, _slim(light))
     return entries, hits
 
 
@@ -720,8 +719,7 @@ def _entries(found: list[object], stamps: list[tuple | None]) -> list[Entry | No
     One by one: what :func:`_checked` falls back to where a field of some entry is not sound.
     """
     entries: list[Entry | None] = []
-    add, new, slim, kept, width, repo_id_of, revision_ok = entries.append, _new, _SLIM, _KEPT, len(_KEPT), \
-        REPO_ID.fullmatch, is_revision
+    add, width, repo_id_of, revision_ok = entries.append, len(_KEPT), REPO_ID.fullmatch, is_revision
     for raw, stamp in zip(found, stamps, strict=True):
         if not (type(raw) is tuple and len(raw) == 8 and stamp is not None and raw[0] == stamp):
             add(None)
@@ -733,13 +731,7 @@ def _entries(found: list[object], stamps: list[tuple | None]) -> list[Entry | No
                 and type(light) is tuple and len(light) == width):
             add(None)
             continue
-        # what _unpack(..., files=False) makes, inline
-        torrent = new(Torrent)
-        state = torrent.__dict__
-        state.update(zip(kept, light, strict=False))  # the length is checked above
-        state.update(slim)
-        state["piece_layers"] = {}
-        add((repo_id, revision, source, sidecar, problems, torrent))
+        add((repo_id, revision, source, sidecar, problems, _slim(light)))
     return entries
 
 
