@@ -23,9 +23,10 @@ saved only after the new site is in place.
 
 A model's parts are kept in two places: the *light* ones every build needs (its files, the summary without
 its terms, the summary's digest, its dates and problems), all read when the build starts (a base of every
-model's, and the rows written since: :meth:`Reuse._rows`), and the bulky ones (its API record, its listing row, its summary's terms), read by :meth:`Reuse.parts`
-only where a shared file that includes them is made again. ``api/models.json`` is spliced from the live
-one by the line offsets recorded with it (:meth:`Reuse.api_source`).
+model's, and the rows written since: :meth:`Reuse._rows`), and the bulky ones (its API record, its listing
+row, its summary's terms), read by :meth:`Reuse.parts` only where a shared file that includes them is made
+again. ``api/models.json`` is spliced from the live one by the line offsets recorded with it
+(:meth:`Reuse.api_source`).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class Reuse:
     The manifest is a SQLite file (:class:`~modelreg.site.cachedb.CacheDB`): per model its key and light
     parts, all read when the build starts (a base of them all, and a row for each written since), and a
     row of its bulky parts, read as needed; rows are replaced when a model is rendered again, in one
-    transaction that :meth:`save` commits once the new site is in place. The shared files' and groups' entries (a few thousand) are one
-    row, read whole, and the index of ``api/models.json`` another.
+    transaction that :meth:`save` commits once the new site is in place. The shared files' and groups'
+    entries (a few thousand) are one row, read whole, and the index of ``api/models.json`` another.
     """
 
     def __init__(self, manifest: Path | None, previous: Path | None):
