@@ -86,10 +86,11 @@ class ParseCache:
         All are looked for and checked in one call, a field of all entries at a time (:func:`_checked`):
         a rebuild of 100,000 models asks for every one.
         """
-        entries, hits = _checked(self.entries.recall(paths), stamps)
+        columns = self.entries.recall(paths)
+        entries, hits = _checked(columns, stamps)
         self.entries.found(hits)
         recalled = list(compress(paths, hits))
-        self.digests.update(zip(map(absolute, recalled), compress(self.entries.digests, hits), strict=True))
+        self.digests.update(zip(map(absolute, recalled), compress(columns[1], hits), strict=True))
         self.hits += len(recalled)
         return entries
 
@@ -405,11 +406,6 @@ class _Bucketed:
         self.fresh: dict[str, object] = {}
         self.dropped: set[str] = set()
 
-    def take(self, key: str) -> object | None:
-        if self.left is None:
-            self.left = self._read()
-        return self.left.pop(key, None)
-
     def peek(self, keys: list[str]) -> dict[str, object]:
         """The stored entries of ``keys`` that have one, without taking them (only their rows are read)."""
         buckets: dict[int, list[str]] = {}
@@ -427,7 +423,7 @@ class _Bucketed:
         return found
 
     def take_all(self) -> dict[str, object]:
-        """The entries not taken yet, to :meth:`take` many at once: an entry popped from it is taken."""
+        """The entries not taken yet, to take many at once: an entry popped from it is taken."""
         if self.left is None:
             self.left = self._read()
         return self.left
@@ -492,8 +488,6 @@ class _Columns:
         self.db = db
         #: Entries of torrents read in this run.
         self.fresh: dict[str, tuple] = {}
-        #: The digest column of the entries recalled (aligned with the paths asked for).
-        self.digests: list = []
         self._base: list[list] | None = None
         self._journal: dict[str, object] = {}
         self._asked: list[str] | None = None
@@ -528,7 +522,7 @@ class _Columns:
                         column[i] = value
                 else:  # gone since the base was written, or damaged: a miss
                     columns[0][i] = _MISSING
-        self._asked, self._columns, self.digests = paths, columns, columns[1]
+        self._asked, self._columns = paths, columns
         return columns
 
     def found(self, hits: list[bool]) -> None:
