@@ -160,6 +160,46 @@ def test_a_corrupt_web_seed_byte_is_refetched_from_a_peer(tmp_path):
     assert tree_bytes(snapshot(tmp_path / "hf")) == pub.files
 
 
+def test_a_piece_that_failed_is_counted_even_when_told_after_the_download_ended(tmp_path, monkeypatch):
+    # the web seed's copy of a piece fails its check and a peer's passes, and the download ends, all
+    # between two polls: the failure's alert is still queued when the download loop returns, and is
+    # taken while waiting for the writes. It must still count: the files are checked again on disk
+    # before anything is placed (a file was once placed with the failed copy's byte this way, under load)
+    import modelreg.swarm.get as get_module
+
+    checked = []
+    real_recheck = get_module._recheck
+
+    def download(ses, handle, entry, wanted, options, traffic, report, hasher):
+        # as the real loop, but no alert is taken: web seed alone until a piece failed, then the peer
+        deadline = time.monotonic() + 30
+        while handle.status().total_failed_bytes == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        handle.connect_peer(peer)
+        while not handle.status().is_seeding and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert report.hash_failures == 0  # nothing told yet
+
+    def recheck(*args):
+        checked.append(args)
+        return real_recheck(*args)
+
+    monkeypatch.setattr(get_module, "_download", download)
+    monkeypatch.setattr(get_module, "_recheck", recheck)
+    with FileServer(tmp_path / "source") as ws:
+        pub = publish(tmp_path, ws.url)
+        ws.corrupt[f"{pub.name}/model-00001-of-00002.safetensors"] = {70_000}
+        seeder = Seeder(pub.torrent_bytes, pub.source)
+        peer = ("127.0.0.1", seeder.port)
+        try:
+            report = get(open_source(str(pub.registry)).entry(REPO_ID, None), tmp_path / "hf",
+                         GetOptions(stall_timeout=20, **QUIET))
+        finally:
+            seeder.close()
+    assert report.hash_failures >= 1 and len(checked) == 1
+    assert tree_bytes(snapshot(tmp_path / "hf")) == pub.files
+
+
 @pytest.mark.parametrize("flips", [0, 1, 9])
 def test_after_a_failed_piece_the_files_are_checked_again_on_disk(tmp_path, monkeypatch, flips):
     # a piece failed its check during the download (as a corrupt web seed makes one fail): the pieces are
@@ -176,8 +216,8 @@ def test_after_a_failed_piece_the_files_are_checked_again_on_disk(tmp_path, monk
         real_download(*args)
         args[6].hash_failures += 1  # the report
 
-    def flush(ses, handle, traffic, hasher):
-        real_flush(ses, handle, traffic, hasher)
+    def flush(ses, handle, entry, traffic, report, hasher):
+        real_flush(ses, handle, entry, traffic, report, hasher)
         if len(flipped) < flips:
             (path,) = [path for name, path, _ in hasher.files.values() if name == rel]
             with open(path, "r+b") as f:

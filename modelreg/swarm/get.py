@@ -126,7 +126,7 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
                         entry.lfs_sha256)
         try:
             _download(ses, handle, entry, wanted, options, traffic, report, hasher)
-            _flush(ses, handle, traffic, hasher)
+            _flush(ses, handle, entry, traffic, report, hasher)
             for attempt in range(RECHECKS + 1):  # only where a piece failed its check (see _recheck)
                 bad = _recheck(ses, handle, wanted) if report.hash_failures else []
                 if not bad:
@@ -138,7 +138,7 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
                         f"{RECHECKS} more downloads; nothing was placed")
                 hasher.forget([i for i, _ in bad])
                 _download(ses, handle, entry, wanted, options, traffic, report, hasher)
-                _flush(ses, handle, traffic, hasher)
+                _flush(ses, handle, entry, traffic, report, hasher)
             report.downloaded = handle.status().total_payload_download
             report.webseed_bytes, report.peer_bytes = traffic.webseed_bytes, traffic.peer_bytes
             ses.remove_torrent(handle)
@@ -215,17 +215,7 @@ def _download(ses: Any, handle: Any, entry: Entry, wanted: list[tuple[int, FileE
                 for peer in options.peers:
                     handle.connect_peer(peer)
                 last_connect = now
-            for alert in ses.pop_alerts():
-                if isinstance(alert, lib.block_finished_alert):
-                    traffic.block(alert)
-                elif isinstance(alert, lib.file_completed_alert):
-                    hasher.completed(alert.index)
-                elif isinstance(alert, lib.cache_flushed_alert):
-                    hasher.flushed()
-                elif isinstance(alert, lib.hash_failed_alert):
-                    report.hash_failures += 1
-                elif isinstance(alert, (lib.file_error_alert, lib.torrent_error_alert)):
-                    raise SwarmError(f"{entry.repo_id}: {alert.message()}")
+            _take_alerts(ses, entry, traffic, report, hasher)
             st = handle.status()
             if st.errc.value():
                 raise SwarmError(f"{entry.repo_id}: {st.errc.message()}")
@@ -252,25 +242,45 @@ def _stalled(entry: Entry, handle: Any, wanted: list[tuple[int, FileEntry]], tim
             "Nothing was placed in the cache; run again to resume.")
 
 
-def _flush(ses: Any, handle: Any, traffic: Traffic, hasher: Hasher, timeout: float = 60.0) -> None:
+def _take_alerts(ses: Any, entry: Entry, traffic: Traffic, report: GetReport, hasher: Hasher) -> None:
+    """Act on the alerts libtorrent has queued: blocks counted by source, files completed and written
+    (for the hasher), pieces that failed their check counted (the files are then checked again on disk
+    before anything is placed: :func:`_recheck`).
+
+    Raises:
+        SwarmError: libtorrent cannot read or write a file of the torrent.
+    """
+    lib = lt()
+    for alert in ses.pop_alerts():
+        if isinstance(alert, lib.block_finished_alert):
+            traffic.block(alert)
+        elif isinstance(alert, lib.file_completed_alert):
+            hasher.completed(alert.index)
+        elif isinstance(alert, lib.cache_flushed_alert):
+            hasher.flushed()
+        elif isinstance(alert, lib.hash_failed_alert):
+            report.hash_failures += 1
+        elif isinstance(alert, (lib.file_error_alert, lib.torrent_error_alert)):
+            raise SwarmError(f"{entry.repo_id}: {alert.message()}")
+
+
+def _flush(ses: Any, handle: Any, entry: Entry, traffic: Traffic, report: GetReport, hasher: Hasher,
+           timeout: float = 60.0) -> None:
     """Wait until libtorrent has written every wanted file (see :mod:`modelreg.swarm.hasher`: files are
     hashed only after a write fence that follows their completion).
 
     Raises:
-        SwarmError: libtorrent did not confirm the writes within ``timeout`` seconds.
+        SwarmError: libtorrent did not confirm the writes within ``timeout`` seconds, or cannot write a
+            file.
     """
-    lib = lt()
     for index in hasher.files:
         hasher.completed(index)
     deadline = time.monotonic() + timeout
     while True:
-        # alerts first, even when nothing is left to write: the last blocks' alerts may still be queued
-        # (the download can end between two polls), and the traffic counts need them
-        for alert in ses.pop_alerts():
-            if isinstance(alert, lib.block_finished_alert):
-                traffic.block(alert)
-            elif isinstance(alert, lib.cache_flushed_alert):
-                hasher.flushed()
+        # alerts first, even when nothing is left to write: the last ones may still be queued (the
+        # download can end between two polls), and the traffic counts and the failed pieces need them: a
+        # piece that failed its check, then passed from another source within one poll, is told only here
+        _take_alerts(ses, entry, traffic, report, hasher)
         if hasher.idle:
             return
         if time.monotonic() > deadline:
