@@ -349,6 +349,37 @@ def test_a_damaged_row_of_a_reused_model_is_found_when_its_page_is_made_again(re
     assert tree(out) == full_build(tmp_path, registry)
 
 
+def test_reused_models_bulky_parts_are_read_many_at_a_time_each_checked(small: Path, tmp_path: Path, monkeypatch):
+    import sqlite3
+
+    from modelreg.site import reuse as reuse_module
+    from modelreg.site.reuse import Reuse
+
+    monkeypatch.setattr(reuse_module, "_READ_MANY", 4)  # several queries
+    out = tmp_path / "site"
+    build_site(Config(root=tmp_path).replace(registry=str(small), out=str(out)))
+    (manifest, _) = _caches(tmp_path)
+    ids = sorted(m.repo_id for m in load_catalog(small).models)
+    with sqlite3.connect(manifest) as db:
+        db.execute("UPDATE parts SET value = ? WHERE id = ?", (marshal.dumps({"entry": "forged"}), ids[1]))
+        db.execute("DELETE FROM parts WHERE id = ?", (ids[2],))
+    reuse = Reuse(manifest, out)
+    try:
+        rows = reuse._rows()
+        for model_id in ids[:-1]:  # reused (the last one is not: it has no parts to give)
+            light = reuse_module._light(rows[model_id][1], 4)
+            reuse._sha[model_id] = light[1]["sha"]
+        asked = [ids[0], ids[1], ids[2], ids[-1], ids[0], *ids[3:-1]]
+        found = reuse.parts_of(asked)
+        assert [part is None for part in found] == [False, True, True, True, False] + [False] * (len(ids) - 4)
+        assert found[0] == found[4] and found[0]["summary"][0] == ids[0]
+        assert [part["summary"][0] for part in found[5:]] == ids[3:-1]
+        assert reuse.parts(ids[0]) == found[0] and reuse.parts(ids[1]) is None
+    finally:
+        reuse.stop()
+        reuse.db.close()
+
+
 def test_the_api_list_is_kept_or_spliced_from_the_live_one_unless_that_changed(registry: Path, tmp_path: Path):
     out = tmp_path / "site"
     config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))

@@ -305,16 +305,21 @@ def _one(value: Any, strings: dict[str, str]) -> Any:
 def _complete(summaries: list[list], reuse: Reuse) -> list[list]:
     """The summaries with the search terms of reused models (their light parts leave them out)."""
     damaged = []
-    for k, s in enumerate(summaries):
-        if len(s) < SUMMARY_LENGTH:
-            parts = reuse.parts(s[0])
-            if parts is None or parts["summary"][:-1] != s:
-                damaged.append(s[0])
+    light = [k for k, s in enumerate(summaries) if len(s) < SUMMARY_LENGTH]
+    for start in range(0, len(light), _PARTS_HELD):  # their parts read a few thousand at a time
+        chunk = light[start:start + _PARTS_HELD]
+        for k, parts in zip(chunk, reuse.parts_of([summaries[k][0] for k in chunk]), strict=True):
+            if parts is None or parts["summary"][:-1] != summaries[k]:
+                damaged.append(summaries[k][0])
             else:
                 summaries[k] = parts["summary"]
     if damaged:
         raise Damaged(damaged)
     return summaries
+
+
+#: Reused models whose bulky parts :func:`_complete` holds at once (some 3 KB each).
+_PARTS_HELD = 2_000
 
 
 def _empty(folder: Path) -> None:
@@ -524,18 +529,33 @@ class Rows:
             picked = range(*k.indices(len(self)))
             for _, run in itertools.groupby(picked, lambda i: self.index[i] - i if self.index[i] >= 0 else None):
                 run = list(run)
-                if self.index[run[0]] < 0:
-                    found += (self[i] for i in run)
+                if self.index[run[0]] < 0:  # reused models' rows: from the manifest, read together
+                    found += self._reused([self.ids[i] for i in run])
                 else:  # rows written one after another: one read
                     found += self._read(self.index[run[0]], self.index[run[-1]] + 1)
             return found
         i = self.index[k]
         if i < 0:
-            parts = self.reuse.parts(self.ids[k])
-            if parts is None:
-                raise Damaged([self.ids[k]])
-            return parts["entry"]
+            return self._reused([self.ids[k]])[0]
         return self._read(i, i + 1)[0]
+
+    def pick(self, picked: list[int]) -> list[str]:
+        """The rows of the models at ``picked`` (a group listing's page): the reused ones' read together."""
+        reused = [i for i in picked if self.index[i] < 0]
+        rows = dict(zip(reused, self._reused([self.ids[i] for i in reused]), strict=True))
+        return [rows[i] if i in rows else self._read(self.index[i], self.index[i] + 1)[0] for i in picked]
+
+    def _reused(self, ids: list[str]) -> list[str]:
+        """The rows of reused models, from the manifest.
+
+        Raises:
+            Damaged: the entries of some of them are damaged.
+        """
+        parts = self.reuse.parts_of(ids)
+        damaged = [model_id for model_id, found in zip(ids, parts, strict=True) if found is None]
+        if damaged:
+            raise Damaged(damaged)
+        return [found["entry"] for found in parts]  # type: ignore[index]
 
     def _read(self, first: int, stop: int) -> list[str]:
         """The rows written ``first`` to ``stop`` (their places in the file)."""
@@ -593,7 +613,7 @@ class Subset:
         return len(self.indices)
 
     def __getitem__(self, k: slice) -> list[str]:
-        return [self.rows[i] for i in self.indices[k]]
+        return self.rows.pick(self.indices[k])
 
 
 def _digest(model: Model, digests: dict[str, str] | None) -> str:

@@ -212,19 +212,19 @@ class Reuse:
     def parts(self, model_id: str) -> dict | None:
         """A reused model's parts (:data:`_PARTS`), or None where its row is missing or damaged (or not
         the one its light row was written with)."""
-        sha = self._sha.get(model_id)
-        row = self.db.row("SELECT value FROM parts WHERE id = ?", (model_id,)) if sha is not None else None
-        if row is None or not isinstance(row[0], bytes) or hashlib.sha256(row[0]).digest() != sha:
-            return None
-        try:
-            parts = marshal.loads(row[0])
-        except (ValueError, EOFError, TypeError):
-            return None
-        if not isinstance(parts, dict) or parts.keys() != _PARTS.keys():
-            return None
-        if not all(isinstance(parts[k], kind) for k, kind in _PARTS.items()):
-            return None
-        return parts
+        return self.parts_of([model_id])[0]
+
+    def parts_of(self, ids: list[str]) -> list[dict | None]:
+        """:meth:`parts` of each of ``ids``, read :data:`_READ_MANY` rows a query: a query per model took
+        three times as long (1.2 s against 0.4 s for 100,000 rows). The caller holds them all: a few
+        thousand at a time."""
+        wanted = [model_id for model_id in dict.fromkeys(ids) if model_id in self._sha]
+        blobs: dict[Any, object] = {}
+        for start in range(0, len(wanted), _READ_MANY):
+            chunk = tuple(wanted[start:start + _READ_MANY])
+            blobs.update(self.db.rows(f"SELECT id, value FROM parts WHERE id IN ({','.join('?' * len(chunk))})",
+                                      chunk))
+        return [_parts(blobs.get(model_id), self._sha.get(model_id)) for model_id in ids]
 
     def written(self, model_id: str, key: str, staging: Path, files: tuple[str, ...], parts: dict,
                 taken: dict[str, tuple[int, int]] | None = None, quick: tuple | None = None) -> None:
@@ -420,6 +420,8 @@ class Reuse:
 _JOURNAL_MAX = 256
 #: Models in a part of the base (some 9 MB at 10,000).
 _BASE_PART = 10_000
+#: Bulky rows read in one query (:meth:`Reuse.parts_of`; SQLite allows 999 parameters at least).
+_READ_MANY = 500
 #: The full API list, spliced by :meth:`Reuse.api_source`'s offsets.
 API_FILE = "api/models.json"
 
@@ -574,6 +576,22 @@ def _found(value: object) -> list[tuple[str, tuple, int]] | None:
             and all(isinstance(rel, str) for rel in e[1]) and isinstance(e[2], int) for e in value)):
         return None
     return value
+
+
+def _parts(blob: object, sha: bytes | None) -> dict | None:
+    """A reused model's parts from its bulky row's bytes, or None where there are none, they are not
+    those its light row records the digest of (``sha``), or not of the shape :data:`_PARTS` says."""
+    if sha is None or not isinstance(blob, bytes) or hashlib.sha256(blob).digest() != sha:
+        return None
+    try:
+        parts = marshal.loads(blob)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(parts, dict) or parts.keys() != _PARTS.keys():
+        return None
+    if not all(isinstance(parts[k], kind) for k, kind in _PARTS.items()):
+        return None
+    return parts
 
 
 def _site_path(rel: object) -> bool:
