@@ -365,7 +365,6 @@ class Reuse:
             self.db.write("DELETE FROM state WHERE name = ?", [("api",)])
         self.db.commit()
 
-
     def _rows(self) -> dict[Any, tuple]:
         """id -> (key, light parts' bytes) of each model in the manifest: the base (rows of the ``state``
         table: ``models``, the number of parts, and ``models:<k>``, each part's ids, keys and light parts as

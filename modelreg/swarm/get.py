@@ -125,9 +125,11 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
         hasher = Hasher(handle, {i: (repo_path(torrent, f), _target(work, torrent, f), f.size) for i, f in wanted},
                         entry.lfs_sha256)
         try:
-            _download(ses, handle, entry, wanted, options, traffic, report, hasher)
-            _flush(ses, handle, entry, traffic, report, hasher)
-            for attempt in range(RECHECKS + 1):  # only where a piece failed its check (see _recheck)
+            # the download, and again for the files whose pieces fail on disk where a piece failed its
+            # check (see _recheck)
+            for attempt in range(RECHECKS + 1):
+                _download(ses, handle, entry, wanted, options, traffic, report, hasher)
+                _flush(ses, handle, entry, traffic, report, hasher)
                 bad = _recheck(ses, handle, wanted) if report.hash_failures else []
                 if not bad:
                     break
@@ -137,8 +139,6 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
                         "their hash check during the download still do not check out on disk after "
                         f"{RECHECKS} more downloads; nothing was placed")
                 hasher.forget([i for i, _ in bad])
-                _download(ses, handle, entry, wanted, options, traffic, report, hasher)
-                _flush(ses, handle, entry, traffic, report, hasher)
             report.downloaded = handle.status().total_payload_download
             report.webseed_bytes, report.peer_bytes = traffic.webseed_bytes, traffic.peer_bytes
             ses.remove_torrent(handle)
