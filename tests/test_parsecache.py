@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import marshal
 import os
+import pickle
 import sqlite3
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from modelreg.registry import catalog as catalog_module
 from modelreg.registry.catalog import Catalog, Listing, load_catalog, scan_registry, sidecar_of
-from modelreg.site.parsecache import ParseCache
+from modelreg.site.parsecache import _COLUMN_NAMES, ParseCache
 from modelreg.torrent import bencode
 from modelreg.torrent.create import create_torrent, write_torrent
 from modelreg.torrent.metainfo import Torrent
@@ -271,7 +275,7 @@ def test_damaged_or_foreign_entries_are_misses(tmp_path):
     column = lambda name: marshal.loads(_rows(tmp_path / "cache")[name])  # noqa: E731
     everything = sorted(os.path.basename(p) for p in paths)
     # the base unreadable or of another shape: every torrent is read again
-    for change in ({"path": [1, 2]}, {"digest": column("digest")[:-1]}, {"light": "text"}, {"path": paths[:-1]}):
+    for change in ({"path": [1, 2]}, {"digest": column("digest")[:-1]}, {"infohash_v1": "text"}, {"path": paths[:-1]}):
         assert spoiled(change) == everything
     with sqlite3.connect(tmp_path / "cache") as db:
         db.execute("UPDATE catalog SET value = x'00ff' WHERE name = 'sidecar'")
@@ -279,7 +283,7 @@ def test_damaged_or_foreign_entries_are_misses(tmp_path):
     # well-formed columns holding a field of the wrong shape, or a repository that leaves the site: only
     # the entries with one are read again
     bad = {"digest": "0" * 63, "repo_id": "../../outside", "revision": "bad..ref", "source": 7, "sidecar": [],
-           "problems": ("text", 3), "light": ("short",)}
+           "problems": ("text", 3), "infohash_v1": "0" * 39, "infohash_v2": 5}
     # an id or a commit with a line break: two lines of the right shape, but not one id or revision
     repo_ids = column("repo_id")
     bad_lines = {"repo_id": f"{repo_ids[0]}\n{repo_ids[1]}", "revision": "a" * 40 + "\n" + "b" * 40}
@@ -291,13 +295,88 @@ def test_damaged_or_foreign_entries_are_misses(tmp_path):
     # hostile journal entries: each is a miss (the others, which stand for the spoiled base's, stay)
     journal = column("journal")
     order = [path for path in column("path") if path not in journal]
-    entry = tuple(column(name)[0] for name in ("stamp", "digest", "repo_id", "revision", "source", "sidecar",
-                                                 "problems", "light"))
+    entry = tuple(column(name)[0] for name in _COLUMN_NAMES[1:])
     journal.update({order[0]: entry[:7], order[1]: (*entry[:2], "../../outside", *entry[3:]), order[2]: "text",
-                    order[3]: None})
-    assert spoiled({"journal": journal}) == sorted(os.path.basename(p) for p in order[:4])
+                    order[3]: None, order[4]: (*entry[:-1], ("short",))})
+    assert spoiled({"journal": journal}) == sorted(os.path.basename(p) for p in order[:5])
     # a journal of another shape: the base alone, whose spoiled entries are read again
     assert len(spoiled({"journal": ["not", "a", "dict"]})) == len(bad) + len(bad_lines)
+
+
+def test_damaged_torrent_fields_are_read_from_the_file_where_asked_for(tmp_path, monkeypatch):
+    # the torrents' fields of the catalog's entries are loaded only where one is asked for (a rebuild
+    # renders a few models): there they are checked, and a damaged one is read from its file instead
+    # and leaves the store, so that the next build reads that torrent again
+    import modelreg.site.parsecache as parsecache
+
+    registry, file = _registry(tmp_path, count=16), tmp_path / "cache"
+    first, _ = _load(registry, file)
+    rows = _rows(file)
+    order, lights = marshal.loads(rows["path"]), marshal.loads(rows["light"])
+    pristine = file.read_bytes()
+    fallback: list[str] = []
+    real = parsecache.read_torrent
+    monkeypatch.setattr(parsecache, "read_torrent", lambda path: fallback.append(os.path.basename(path)) or real(path))
+
+    def spoiled(value: object) -> tuple[list[str], list[str]]:
+        """The torrents whose fields came from their files once the column is ``value``, and those the
+        next build read again."""
+        file.write_bytes(pristine)  # each case from the first build's store
+        with sqlite3.connect(file) as db:
+            db.execute("INSERT OR REPLACE INTO catalog VALUES ('light', ?)", (marshal.dumps(value),))
+        cache = ParseCache(file)
+        catalog = load_catalog(registry, read=lambda path: pytest.fail(f"{path} read by the catalog"), store=cache)
+        assert catalog.models == first.models  # every field asked for
+        cache.save()
+        cache.db.close()
+        found = sorted(fallback)
+        fallback.clear()
+        again, reads = _load(registry, file)
+        assert again.models == first.models and fallback == []
+        assert _load(registry, file)[1] == []  # and the entries are sound again
+        return found, sorted(reads)
+
+    everything = sorted(os.path.basename(p) for p in order)
+    assert spoiled("text") == (everything, everything)
+    assert spoiled(lights[:-1]) == (everything, everything)  # not one value per path
+    for k, value in enumerate([("short",), [*lights[2]], None]):
+        changed = list(lights)
+        changed[k] = value
+        assert spoiled(changed) == ([os.path.basename(order[k])],) * 2, value
+
+
+def test_a_rebuild_loads_no_torrent_fields_it_does_not_show(tmp_path, monkeypatch):
+    import modelreg.site.parsecache as parsecache
+
+    registry, file = _registry(tmp_path, count=8), tmp_path / "cache"
+    first, _ = _load(registry, file)
+    loads = []
+    real = parsecache._Lights._load
+    monkeypatch.setattr(parsecache._Lights, "_load",
+                        lambda self: (loads.append(self) if self._values is None else None) or real(self))
+    cache = ParseCache(file)
+    catalog = load_catalog(registry, read=cache.read_light, store=cache)
+    assert loads == [] and len(catalog.models) == 8
+    model = catalog.models[3]
+    assert type(model.torrent) is not Torrent and model.torrent.infohash_v1 == first.models[3].torrent.infohash_v1
+    assert loads == []  # the catalog tells duplicates by the infohashes, which come without the rest
+    assert model.torrent.name == first.models[3].torrent.name and len(loads) == 1
+    assert type(model.torrent) is Torrent and model.torrent == first.models[3].torrent
+    # what reads every field without asking for one by name fills the torrent first
+    for k, check in enumerate((lambda t: t == first.models[4].torrent, lambda t: repr(t) == repr(first.models[5].torrent),
+                               lambda t: pickle.loads(pickle.dumps(t)) == first.models[6].torrent), 4):
+        torrent = catalog.models[k].torrent
+        assert type(torrent) is not Torrent and check(torrent) and type(torrent) is Torrent
+    assert not hasattr(catalog.models[0].torrent, "no_such_field")
+    assert len(loads) == 1  # one load of the column serves every torrent
+    cache.db.close()
+    # whichever field is asked for first (those with a default too: the class has them)
+    for field in dataclasses.fields(Torrent):
+        cache = ParseCache(file)
+        torrent = load_catalog(registry, read=cache.read_light, store=cache).models[0].torrent
+        cache.db.close()
+        assert type(torrent) is not Torrent and getattr(torrent, field.name) == getattr(first.models[0].torrent, field.name)
+        assert torrent == first.models[0].torrent, field.name
 
 
 def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
@@ -325,14 +404,16 @@ def test_an_unpacked_torrent_is_the_one_its_constructor_makes(tmp_path):
 def test_a_recalled_entry_holds_the_torrent_unpack_makes(tmp_path):
     # _entries and _checked (a field at a time) make each recalled torrent as _unpack(..., files=False)
     # does: they stay equal
-    from modelreg.site.parsecache import _checked, _entries, _pack, _unpack
+    from modelreg.site.parsecache import _LIGHT, _checked, _entries, _Lights, _pack, _unpack
 
     path = _registry(tmp_path, count=1).rglob("*.torrent").__next__()
-    values, _ = _pack(Torrent.read(path))
+    torrent = Torrent.read(path)
+    values, _ = _pack(torrent)
     stamp = ("Org/Name/x.torrent", 1, 2, 3, 4, 5, None)
-    raw = (stamp, "0" * 64, "Org/Name", None, "folder", {}, (), values)
-    (entry,) = _entries([raw], [stamp])
-    (checked,), hits = _checked([[value] for value in raw], [stamp])
+    raw = (stamp, "0" * 64, "Org/Name", None, "folder", {}, (), torrent.infohash_v1, torrent.infohash_v2)
+    light = marshal.dumps([tuple(getattr(torrent, name) for name in _LIGHT)])
+    (entry,) = _entries([str(path)], [*([value] for value in raw), _Lights(light, 1)], [stamp])
+    (checked,), hits = _checked([str(path)], [*([value] for value in raw), _Lights(light, 1)], [stamp])
     assert hits == [True] and checked[:5] == entry[:5] == raw[2:7]
     for torrent in (entry[5], checked[5]):
         assert torrent == _unpack((values, None), files=False)

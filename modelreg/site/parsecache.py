@@ -13,8 +13,9 @@ Beside them it is the catalog's store (:class:`~modelreg.registry.catalog.Catalo
 model as :func:`~modelreg.registry.catalog.load_catalog` built it, without the file list, under the stamp
 of every file it was made from, and each registry folder's names under the folder's identity. Both are
 read all at once (a rebuild of 100,000 models asks for every one): the entries as columns, a base and a
-journal of the entries changed since (:class:`_Columns`), the folders' names from a few hundred rows of a
-few hundred each, so that a rebuild after one change rewrites a row or two. A walk of the registry
+journal of the entries changed since (:class:`_Columns`), the torrents' fields among them loaded only
+when a model's are first asked for (:class:`_Recalled`: a rebuild renders a few), the folders' names from
+a few hundred rows of a few hundred each, so that a rebuild after one change rewrites a row or two. A walk of the registry
 that can be kept whole (:class:`~modelreg.registry.catalog.Walk`) is one row: its paths, written when
 the walk is made, and its folders' stats, rewritten when one changed.
 """
@@ -35,10 +36,11 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain, compress, count, repeat
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from modelreg.errors import ModelregError
 from modelreg.fsutil import ReadAhead
@@ -46,10 +48,14 @@ from modelreg.registry.catalog import REPO_ID, REPO_PART, Entry, Model, Names, W
 from modelreg.site.cachedb import CacheDB
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
-CACHE_VERSION = 11
+CACHE_VERSION = 12
 _FIELDS = tuple(f.name for f in dataclasses.fields(Torrent))
 _DROPPED = {"files", "layout", "pieces", "piece_layers", "info_bytes", "raw"}
 _KEPT = tuple(name for name in _FIELDS if name not in _DROPPED)
+#: The catalog's entries keep the infohashes apart (the catalog tells duplicates by them), and these fields
+#: of the torrent together, read only where one is asked for (:class:`_Recalled`).
+_HASHES = ("infohash_v1", "infohash_v2")
+_LIGHT = tuple(name for name in _KEPT if name not in _HASHES)
 #: Written first in the file; a cache with any other header is not read.
 _HEADER = (CACHE_VERSION, tuple(sys.version_info[:2]), _FIELDS)
 
@@ -84,10 +90,11 @@ class ParseCache:
         another or a damaged entry (which leaves the store).
 
         All are looked for and checked in one call, a field of all entries at a time (:func:`_checked`):
-        a rebuild of 100,000 models asks for every one.
+        a rebuild of 100,000 models asks for every one. Each torrent's fields but its infohashes are read
+        from the store when the first is asked for (:class:`_Recalled`).
         """
         columns = self.entries.recall(paths)
-        entries, hits = _checked(columns, stamps)
+        entries, hits = _checked(paths, columns, stamps)
         self.entries.found(hits)
         recalled = list(compress(paths, hits))
         self.digests.update(zip(map(absolute, recalled), compress(columns[1], hits), strict=True))
@@ -99,9 +106,10 @@ class ParseCache:
         digest = self.digests.get(os.path.abspath(path))
         if digest is None:
             return
-        light = tuple(getattr(model.torrent, name) for name in _KEPT)
+        torrent = model.torrent
         self.entries.put(path, (stamp, digest, model.repo_id, model.revision, model.revision_source, model.sidecar,
-                                model.problems, light))
+                                model.problems, torrent.infohash_v1, torrent.infohash_v2,
+                                tuple(getattr(torrent, name) for name in _LIGHT)))
 
     def recall_folders(self, folders: list[str], identities: list[tuple]) -> list[Names | None]:
         """The names of each of ``folders`` kept under its very identity, checked: single path components
@@ -372,16 +380,21 @@ def _unpack(packed: tuple, files: bool = True) -> Torrent:
 def _slim(values: tuple) -> Torrent:
     """The torrent of its :data:`_KEPT` fields (``values``, as many: the caller checks), without its files,
     pieces or bytes. What ``Torrent(...)`` does (its ``__init__`` only sets each field), in a third of its
-    time: a rebuild of 100,000 models makes each of their torrents."""
+    time: a full build reads every torrent from the cache."""
     torrent = _new(Torrent)
     state = torrent.__dict__
     state.update(zip(_KEPT, values, strict=False))
-    state.update(_SLIM)
-    state["piece_layers"] = {}
+    _slimmed(state)
     return torrent
 
 
-#: What a cached torrent holds in place of what the site does not show (and of its files, until read).
+def _slimmed(state: dict[str, Any]) -> None:
+    """Put in a torrent's ``state`` what a cached torrent holds in place of what the site does not show
+    (and of its files, until read)."""
+    state.update(_SLIM)
+    state["piece_layers"] = {}
+
+
 _SLIM = {"files": (), "layout": (), "pieces": b"", "info_bytes": b"", "raw": b""}
 _new = object.__new__
 
@@ -501,15 +514,16 @@ class _Columns:
         base, journal = self._base, self._journal = self._read()
         width, size = _ENTRY_WIDTH, len(paths)
         if base is None:
-            columns = [[_MISSING] * size, *([None] * size for _ in range(width - 1))]
+            columns = [[_MISSING] * size, *([None] * size for _ in range(width - 2)), _Lights(None, size)]
         elif base[0] == paths:  # the base's paths, in its order (a rebuild's usual case): as they are
             base[0] = paths  # the very list: save() knows them the same without comparing them again
-            columns = [list(column) for column in base[1:]] if journal else base[1:]
+            columns = [*(list(column) for column in base[1:-1]), base[-1]] if journal else base[1:]
         else:  # each path's place in the base, and the base's fields picked by it (all at C speed)
             stored = len(base[0])
             where = list(map(dict(zip(base[0], range(stored), strict=True)).get, paths, repeat(stored)))
             columns = [list(map([*column, filler].__getitem__, where))
-                       for column, filler in zip(base[1:], (_MISSING, *repeat(None, width - 1)), strict=True)]
+                       for column, filler in zip(base[1:-1], (_MISSING, *repeat(None, width - 2)), strict=True)]
+            columns.append(base[-1].picked(where))
         if journal:
             place = dict(zip(paths, range(size), strict=True))
             for path, raw in journal.items():
@@ -517,7 +531,7 @@ class _Columns:
                 if i is None:
                     continue
                 self._overridden[path] = i
-                if type(raw) is tuple and len(raw) == width:
+                if type(raw) is tuple and len(raw) == width and _is_light(raw[-1]):  # (checked now: few)
                     for column, value in zip(columns, raw, strict=True):
                         column[i] = value
                 else:  # gone since the base was written, or damaged: a miss
@@ -533,18 +547,24 @@ class _Columns:
         self.fresh[key] = value
 
     def _read(self) -> tuple[list[list] | None, dict[str, object]]:
-        """The base (the paths, then a list per field, all as long; None where missing or damaged) and the
-        journal (empty where missing or damaged)."""
-        rows = {}
+        """The base (the paths, then a list per field, all as long, the torrents' fields a :class:`_Lights`;
+        None where missing or damaged) and the journal (empty where missing or damaged)."""
+        rows: dict[str, object] = {}
         for name, value in self.db.rows("SELECT name, value FROM catalog"):
+            if name == "light":  # loaded where a torrent's fields are first asked for (_Lights)
+                rows[name] = value
+                continue
             try:
                 rows[name] = marshal.loads(value)
             except (ValueError, TypeError, EOFError):
                 continue
-        base = [rows.get(name) for name in _COLUMN_NAMES]
-        if not (all(type(column) is list for column in base) and len(set(map(len, base))) == 1
-                and set(map(type, base[0])) <= {str}):
-            base = None  # type: ignore[assignment]
+        base: list | None = [rows.get(name) for name in _COLUMN_NAMES[:-1]]
+        light = rows.get("light")
+        if not (all(type(column) is list for column in base) and len(set(map(len, base))) == 1  # type: ignore[union-attr]
+                and set(map(type, base[0])) <= {str} and type(light) is bytes):  # type: ignore[index]
+            base = None
+        else:
+            base.append(_Lights(light, len(base[0])))  # type: ignore[union-attr, index, arg-type]
         journal = rows.get("journal")
         if not (type(journal) is dict and set(map(type, journal)) <= {str}):
             journal = {}
@@ -560,6 +580,8 @@ class _Columns:
                 self.fresh = {}
             return
         paths, columns, hits, fresh = self._asked, self._columns, self._hits, self.fresh
+        if columns and columns[-1].damaged:  # a torrent's stored fields found damaged: the entry is gone
+            hits = [hit and i not in columns[-1].damaged for i, hit in enumerate(hits)]
         journal: dict[str, object] = {path: self._journal[path] for path, i in self._overridden.items()
                                       if hits[i] and path not in fresh}
         base_paths = self._base[0] if self._base is not None else []
@@ -583,7 +605,10 @@ class _Columns:
                         keep[i] = True
                         for column, value in zip(columns, raw, strict=True):
                             column[i] = value
-            rows = {name: list(compress(column, keep)) for name, column in zip(_COLUMN_NAMES, (paths, *columns), strict=True)}
+            lights = list(columns[-1])  # all loaded now: the base is written with them
+            keep = list(map(operator.and_, keep, map(operator.is_not, lights, repeat(None))))  # damaged: gone
+            rows = {name: list(compress(column, keep))
+                    for name, column in zip(_COLUMN_NAMES, (paths, *columns[:-1], lights), strict=True)}
             self._write({**rows, "journal": {}})
         elif journal != self._journal:
             self._write({"journal": journal})
@@ -595,7 +620,8 @@ class _Columns:
 
 
 #: The fields of a catalog entry (:meth:`ParseCache.remember`), and their rows in the table after the paths.
-_COLUMN_NAMES = ("path", "stamp", "digest", "repo_id", "revision", "source", "sidecar", "problems", "light")
+_COLUMN_NAMES = ("path", "stamp", "digest", "repo_id", "revision", "source", "sidecar", "problems", *_HASHES,
+                 "light")
 _ENTRY_WIDTH = len(_COLUMN_NAMES) - 1
 #: The stamp of a path without a stored entry: equal to no stamp.
 _MISSING = object()
@@ -650,40 +676,45 @@ def _are_names(names: object) -> bool:
             and "" not in names and "." not in names and ".." not in names)
 
 
-def _checked(columns: list[list], stamps: list[tuple | None]) -> tuple[list[Entry | None], list[bool]]:
-    """The catalog's entry of each row of the stored ``columns`` (:meth:`_Columns.recall`) where it is for
-    its stamp (not None) and of the shape :meth:`ParseCache.remember` writes (and its id and revision ones
-    the catalog accepts), else None; and which rows those are.
+def _checked(paths: list[str], columns: list, stamps: list[tuple | None]) -> tuple[list[Entry | None], list[bool]]:
+    """The catalog's entry of each of ``paths`` from its row of the stored ``columns`` (:meth:`_Columns.recall`)
+    where it is for its stamp (not None) and of the shape :meth:`ParseCache.remember` writes (and its id and
+    revision ones the catalog accepts), else None; and which rows those are.
 
     The fields of the entries for their stamps are checked a field at a time, at C speed; only where one
-    fails are the entries checked one by one (:func:`_entries`), each bad one then a miss.
+    fails are the entries checked one by one (:func:`_entries`), each bad one then a miss. The torrents'
+    fields (the last column) are checked where they are read (:class:`_Recalled`).
     """
     hits = list(map(operator.eq, columns[0], stamps))
     if None in stamps:
         hits = [hit and stamp is not None for hit, stamp in zip(hits, stamps, strict=True)]
-    picked = [list(compress(column, hits)) for column in columns[1:]]
+    picked = [list(compress(column, hits)) for column in columns[1:-1]]
     if not _sound(*picked):
-        entries = _entries(list(zip(*columns, strict=True)), stamps)
+        entries = _entries(paths, columns, stamps)
         return entries, [entry is not None for entry in entries]
-    _, repo_ids, revisions, sources, sidecars, problems, lights = picked
+    _, repo_ids, revisions, sources, sidecars, problems, v1s, v2s = picked
     entries: list[Entry | None] = [None] * len(stamps)
-    for i, repo_id, revision, source, sidecar, problem, light in zip(
-            compress(count(), hits), repo_ids, revisions, sources, sidecars, problems, lights, strict=True):
-        entries[i] = (repo_id, revision, source, sidecar, problem, _slim(light))
+    lights, new = columns[-1], _new
+    for i, path, repo_id, revision, source, sidecar, problem, v1, v2 in zip(
+            compress(count(), hits), compress(paths, hits), repo_ids, revisions, sources, sidecars, problems, v1s,
+            v2s, strict=True):
+        torrent = new(_Recalled)  # what _recalled() does, inline: 100,000 calls in a rebuild
+        torrent.__dict__.update(infohash_v1=v1, infohash_v2=v2, _at=(lights, i, path))
+        entries[i] = (repo_id, revision, source, sidecar, problem, torrent)
     return entries, hits
 
 
 def _sound(digests: list, repo_ids: list, revisions: list, sources: list, sidecars: list, problems: list,
-           lights: list) -> bool:
+           v1s: list, v2s: list) -> bool:
     """Whether every entry given by its fields is of the shape :func:`_entries` accepts, told a field at a
     time: digests of 64 characters, repository ids the catalog accepts, revisions None or ones
     :func:`~modelreg.registry.catalog.is_revision` accepts (commits told by one match), the source text,
-    the sidecar a dict, problems a tuple of texts and the torrent's fields a tuple of :data:`_KEPT`'s
-    length."""
+    the sidecar a dict, problems a tuple of texts, and infohashes None or text of 40 (v1) and 64 (v2)
+    characters."""
     if not (set(map(type, digests)) <= {str} and set(map(len, digests)) <= {64} and set(map(type, repo_ids)) <= {str}
             and set(map(type, sources)) <= {str} and set(map(type, sidecars)) <= {dict}
             and set(map(type, problems)) <= {tuple} and set(map(type, chain.from_iterable(problems))) <= {str}
-            and set(map(type, lights)) <= {tuple} and set(map(len, lights)) <= {len(_KEPT)}):
+            and _are_hashes(v1s, 40) and _are_hashes(v2s, 64)):
         return False
     # one id per line, each matched as REPO_ID would (an id with a line break in it is more lines)
     if not _each_line(_REPO_IDS, repo_ids):
@@ -692,6 +723,12 @@ def _sound(digests: list, repo_ids: list, revisions: list, sources: list, sideca
     if not set(map(type, named)) <= {str}:
         return False
     return _each_line(_COMMITS, named) or all(map(is_revision, named))
+
+
+def _are_hashes(hashes: list, length: int) -> bool:
+    """Whether each of ``hashes`` is None or text of ``length`` characters (an infohash in hex)."""
+    named = [h for h in hashes if h is not None]
+    return set(map(type, named)) <= {str} and set(map(len, named)) <= {length}
 
 
 def _each_line(pattern: re.Pattern, texts: list[str]) -> bool:
@@ -706,27 +743,144 @@ _REPO_IDS = re.compile(rf"(?:{REPO_PART}/{REPO_PART}\n)*")
 _COMMITS = re.compile(r"(?:[0-9a-f]{40}\n)*")
 
 
-def _entries(found: list[object], stamps: list[tuple | None]) -> list[Entry | None]:
-    """The catalog's entry of each raw stored one, where it is for its stamp (not None) and of the shape
-    :meth:`ParseCache.remember` writes (and its id and revision ones the catalog accepts); else None.
+def _entries(paths: list[str], columns: list, stamps: list[tuple | None]) -> list[Entry | None]:
+    """The catalog's entry of each of ``paths`` from its row of ``columns``, where it is for its stamp (not
+    None) and of the shape :meth:`ParseCache.remember` writes (and its id and revision ones the catalog
+    accepts); else None.
 
     One by one: what :func:`_checked` falls back to where a field of some entry is not sound.
     """
     entries: list[Entry | None] = []
-    add, width, repo_id_of, revision_ok = entries.append, len(_KEPT), REPO_ID.fullmatch, is_revision
-    for raw, stamp in zip(found, stamps, strict=True):
-        if not (type(raw) is tuple and len(raw) == 8 and stamp is not None and raw[0] == stamp):
+    add, repo_id_of, revision_ok = entries.append, REPO_ID.fullmatch, is_revision
+    lights = columns[-1]
+    for i, (path, raw, stamp) in enumerate(zip(paths, zip(*columns[:-1], strict=True), stamps, strict=True)):
+        if not (stamp is not None and raw[0] == stamp):
             add(None)
             continue
-        _, digest, repo_id, revision, source, sidecar, problems, light = raw
+        _, digest, repo_id, revision, source, sidecar, problems, v1, v2 = raw
         if not (type(digest) is str and len(digest) == 64 and type(repo_id) is str and repo_id_of(repo_id)
                 and (revision is None or revision_ok(revision)) and type(source) is str and type(sidecar) is dict
                 and type(problems) is tuple and (not problems or all(type(p) is str for p in problems))
-                and type(light) is tuple and len(light) == width):
+                and _are_hashes([v1], 40) and _are_hashes([v2], 64)):
             add(None)
             continue
-        add((repo_id, revision, source, sidecar, problems, _slim(light)))
+        add((repo_id, revision, source, sidecar, problems, _recalled(lights, i, path, v1, v2)))
     return entries
+
+
+class _Lights(Sequence):
+    """The torrents' fields (:data:`_LIGHT`) of the catalog's entries as :meth:`_Columns.recall` gives them
+    back, a column aligned with the paths asked for: the stored bytes are loaded when the first is asked
+    for, and each value is checked as it is taken (None: damaged, or none stored). A rebuild that renders
+    a few models asks for none of the others' (the column is some 40 MB at 100,000 models)."""
+
+    def __init__(self, blob: bytes | None, size: int, where: list[int] | None = None, stored: int | None = None):
+        self._blob, self._size, self._where = blob, size, where
+        #: How many values the stored column holds (``where`` picks among them; an index past them: none).
+        self._stored = size if stored is None else stored
+        self._values: list | None = None
+        self._set: dict[int, object] = {}
+        #: The indices whose value was taken and found damaged (their entries leave the store).
+        self.damaged: set[int] = set()
+
+    def picked(self, where: list[int]) -> _Lights:
+        """The column of the values at ``where`` (indices into this one, which has none set)."""
+        return _Lights(self._blob, len(where), where, self._stored)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, i: int) -> tuple | None:  # type: ignore[override]
+        if not 0 <= i < self._size:
+            raise IndexError(i)
+        if i in self._set:
+            value = self._set[i]
+        else:
+            values = self._load()
+            j = i if self._where is None else self._where[i]
+            value = values[j] if j < len(values) else None
+        if _is_light(value):
+            return value  # type: ignore[return-value]
+        self.damaged.add(i)
+        return None
+
+    def __setitem__(self, i: int, value: object) -> None:
+        self._set[i] = value
+
+    def _load(self) -> list:
+        if self._values is None:
+            try:
+                values = marshal.loads(self._blob) if self._blob is not None else []
+            except (ValueError, TypeError, EOFError):
+                values = []
+            self._values = values if type(values) is list and len(values) == self._stored else []
+            self._blob = None
+        return self._values
+
+
+def _is_light(value: object) -> bool:
+    """Whether ``value`` is in the shape of a catalog entry's torrent fields: a tuple of :data:`_LIGHT`'s length."""
+    return type(value) is tuple and len(value) == len(_LIGHT)
+
+
+class _Recalled(Torrent):
+    """A torrent of the catalog's store: its infohashes (the catalog tells duplicates by them) and, when
+    any other field is first asked for, the rest from its column (:class:`_Lights`), or from its file
+    where the stored fields are damaged. It is then a :class:`Torrent` like any other (its class too). A
+    rebuild of 100,000 models renders a few: the others' fields are never loaded, made nor freed.
+
+    Raises:
+        TorrentError: (a field asked for) the stored fields are damaged and the file is no torrent now.
+    """
+
+    def _fill(self) -> None:
+        state = self.__dict__
+        lights, i, path = state.pop("_at")
+        values = lights[i]
+        if values is None:
+            torrent = read_torrent(path)
+            values = tuple(getattr(torrent, name) for name in _LIGHT)
+            state.update(infohash_v1=torrent.infohash_v1, infohash_v2=torrent.infohash_v2)
+        state.update(zip(_LIGHT, values, strict=True))
+        _slimmed(state)
+        object.__setattr__(self, "__class__", Torrent)
+
+    # what reads the fields without asking for one: each fills the torrent first, then is Torrent's own
+    # (a torrent is no key: its piece layers are a dict)
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return self == other
+
+    def __repr__(self) -> str:
+        self._fill()
+        return repr(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        self._fill()
+        return self.__reduce_ex__(protocol)
+
+
+def _filled(name: str) -> property:
+    """The field ``name`` of a :class:`_Recalled` torrent: read (with the others) when first asked for. A
+    property, not ``__getattr__``: a field with a default is an attribute of the class, found before it."""
+
+    def get(torrent: _Recalled) -> Any:
+        torrent._fill()
+        return getattr(torrent, name)
+
+    return property(get)
+
+
+for _name in _FIELDS:
+    if _name not in _HASHES:
+        setattr(_Recalled, _name, _filled(_name))
+
+
+def _recalled(lights: _Lights, i: int, path: str, v1: str | None, v2: str | None) -> Torrent:
+    """The torrent of the entry of ``path``, ``i`` in ``lights`` (:class:`_Recalled`)."""
+    torrent = _new(_Recalled)
+    torrent.__dict__.update(infohash_v1=v1, infohash_v2=v2, _at=(lights, i, path))
+    return torrent
 
 
 _SCHEMA = ("CREATE TABLE torrents (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, ino INTEGER, ctime INTEGER,"
