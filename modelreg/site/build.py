@@ -22,6 +22,7 @@ from modelreg.registry.metacache import MAIN, MetaCache
 from modelreg.registry.refresh import RefreshReport, RefreshSettings, refresh
 from modelreg.site import ParseCache, Reuse, render_site
 from modelreg.site.parsecache import identity
+from modelreg.site.render import model_files
 from modelreg.site.workers import RenderPool
 
 #: A site larger than this gets a warning: GitHub Pages publishes at most 1 GB.
@@ -123,6 +124,9 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     parsed = ParseCache(cache / "torrents.sqlite" if cache else None)
     # closed however the build ends: a failed build's writes are rolled back, never left holding a lock
     caches.callback(parsed.db.close)
+    reuse = Reuse(cache / "manifest.sqlite" if cache else None, out if cache else None)
+    caches.callback(reuse.db.close)
+    caches.callback(reuse.stop)  # the check of the live files started below ends with the build
     # The catalog holds every model without its file list; render_site takes one model at a time
     # through prepare(), which reads its files and joins its metadata, so memory holds one model's files.
     # The parse cache keeps the catalog's entries: only torrents whose files changed are read.
@@ -142,8 +146,9 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
         client = HubClient(hub_endpoint(config), hub_token(), refresh_metadata.retry)
         refreshed = refresh(catalog.models, metacache, client, refresh_metadata)
     catalog = Catalog(join_health(catalog.models, HealthStore.for_registry(registry)), catalog.errors, catalog.stamps)
-    reuse = Reuse(cache / "manifest.sqlite" if cache else None, out if cache else None)
-    caches.callback(reuse.db.close)
+    # the live files of the last build's models are checked from now on, in another process: the check
+    # takes that process as long as the render's loop takes this one (render_site takes its result)
+    reuse.watch(model_files(catalog.models, config))
 
     def prepare(model: Model) -> Model:
         digest = parsed.digest(model.torrent_path)

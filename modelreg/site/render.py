@@ -214,11 +214,9 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
         gc.collect(0)
         return parts
 
-    def files() -> Iterator[tuple[str, tuple[str, ...]]]:
-        return ((model.repo_id, _files(model, config)) for model in catalog.models)
-
-    # the live files of the models reused are checked beside the loop (another process), and their
-    # models rendered again at the end where they changed
+    files = model_files(catalog.models, config)
+    # the live files of the models reused are checked beside the loop (another process, started here if
+    # the build did not start it earlier), and their models rendered again at the end where they changed
     reuse.watch(files)
     for model in catalog.models:
         model, key, quick, ready = keyed(model)
@@ -569,6 +567,12 @@ class Rows:
 
 
 _API_PAGE_PATH = re.compile(r"^page/\d+$")
+
+
+def model_files(models: list[Model], config: Config) -> Callable[[], Iterator[tuple[str, tuple[str, ...]]]]:
+    """Each of ``models``' id and files (:func:`_files`), as :meth:`Reuse.watch` and :meth:`Reuse.changed`
+    take them: a function that gives them anew at each call."""
+    return lambda: ((model.repo_id, _files(model, config)) for model in models)
 
 
 def _files(model: Model, config: Config) -> tuple[str, ...]:
