@@ -7,6 +7,7 @@ import json
 import marshal
 import os
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -579,3 +580,42 @@ def test_the_manifests_base_is_checked_entry_by_entry_and_written_again_where_da
         assert (report.rendered, report.reused) == (SMALL, 0) and tree(out) == full, name
         assert sorted(i for ids, _, _ in parts() for i in ids) == sorted(i for ids, _, _ in base for i in ids)
         assert build_site(config).reused == SMALL
+
+
+def test_a_large_sitemap_is_an_index_of_files_each_made_again_only_where_a_model_changed(
+        registry: Path, tmp_path: Path, monkeypatch):
+    # the sitemaps protocol allows 50,000 URLs a file: past SITEMAP_URLS models, sitemap.xml is an index
+    monkeypatch.setattr(render, "SITEMAP_URLS", 64)
+    made: list[int] = []
+    sitemap_xml = render.sitemap_xml
+    monkeypatch.setattr(render, "sitemap_xml", lambda *args: made.append(len(args[2])) or sitemap_xml(*args))
+    out, site = tmp_path / "site", "https://models.example.org"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out), site_url=site)
+    build_site(config)
+    ns = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+    index = ET.fromstring((out / "sitemap.xml").read_bytes())
+    parts = -(-COUNT // 64)
+    assert index.tag == ns + "sitemapindex" and made == [64] * (parts - 1) + [COUNT - 64 * (parts - 1)]
+    assert [loc.text for loc in index.iter(ns + "loc")] == [f"{site}/sitemaps/{n}.xml" for n in range(1, parts + 1)]
+    locs = []
+    for n in range(1, parts + 1):
+        urls = [loc.text for loc in ET.fromstring((out / f"sitemaps/{n}.xml").read_bytes()).iter(ns + "loc")]
+        assert len(urls) == 64 + 2 * (n == 1) or n == parts
+        locs += urls
+    everything = json.loads((out / "api" / "models.json").read_text())
+    assert locs == [f"{site}/", f"{site}/api/"] + [f"{site}/{r['page']}" for r in everything]
+    # one model's date changed: the file that lists it is made again, the others are kept
+    model = load_catalog(registry).models[COUNT // 2]
+    top = bencode.decode(model.torrent_path.read_bytes())
+    top[b"creation date"] = 1_800_000_000
+    model.torrent_path.write_bytes(bencode.encode(top))
+    made.clear()
+    build_site(config)
+    assert made == [64]
+    part = (out / f"sitemaps/{COUNT // 2 // 64 + 1}.xml").read_text()
+    assert f"<loc>{site}/models/{model.repo_id}/</loc><lastmod>2027-01-15T08:00:00Z</lastmod>" in part
+    assert "2027-01-15" in (out / "sitemap.xml").read_text()  # the index's date of that file
+    # back under the limit: one sitemap again, the files gone
+    monkeypatch.setattr(render, "SITEMAP_URLS", COUNT)
+    build_site(config)
+    assert ET.fromstring((out / "sitemap.xml").read_bytes()).tag == ns + "urlset" and not (out / "sitemaps").exists()

@@ -1,4 +1,5 @@
-"""``feed.xml`` (Atom, newest first, each entry with its .torrent as enclosure) and ``sitemap.xml``."""
+"""``feed.xml`` (Atom, newest first, each entry with its .torrent as enclosure) and ``sitemap.xml`` (a sitemap,
+or an index of sitemaps past :data:`SITEMAP_URLS` models)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,20 @@ def feed_xml(env: jinja2.Environment, config: Config, records: list[dict[str, An
     )
 
 
-def sitemap_xml(env: jinja2.Environment, config: Config, records: list[dict[str, Any]]) -> str | None:
-    """The sitemap, or None without ``site_url`` (sitemaps require absolute URLs)."""
-    if not config.site_url:
-        return None
-    return env.get_template("sitemap.xml").render(records=records, url=lambda p: absolute(config, p))
+#: URLs in one sitemap file. The protocol allows 50,000 (and 50 MB): past this many models ``sitemap.xml``
+#: is an index of files of this many, ``sitemaps/<n>.xml``, each made again only where one of its models
+#: changed.
+SITEMAP_URLS = 10_000
+
+
+def sitemap_xml(env: jinja2.Environment, config: Config, records: list[dict[str, Any]], first: bool = True) -> str:
+    """A sitemap of ``records`` (each a page and its last change), after the front page and the API's with
+    ``first`` (the whole sitemap, or the first of its files). Only with ``site_url``: sitemaps require
+    absolute URLs."""
+    return env.get_template("sitemap.xml").render(records=records, first=first, url=lambda p: absolute(config, p))
+
+
+def sitemap_index(env: jinja2.Environment, config: Config, parts: list[tuple[str, str | None]]) -> str:
+    """``sitemap.xml`` of a sitemap in files: each file's path and the last change of its models (None:
+    unknown)."""
+    return env.get_template("sitemap-index.xml").render(parts=parts, url=lambda p: absolute(config, p))

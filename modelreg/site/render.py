@@ -25,7 +25,15 @@ from modelreg.config import Config
 from modelreg.errors import BuildError
 from modelreg.fsutil import READ_FLAGS, write_all
 from modelreg.registry.catalog import Catalog, Model
-from modelreg.site.feeds import FEED_ENTRIES, feed_xml, newest_cut, newest_first, sitemap_xml
+from modelreg.site.feeds import (
+    FEED_ENTRIES,
+    SITEMAP_URLS,
+    feed_xml,
+    newest_cut,
+    newest_first,
+    sitemap_index,
+    sitemap_xml,
+)
 from modelreg.site.listing import ROOT, linker, slug, write_listing
 from modelreg.site.parsecache import full_torrent, identity
 from modelreg.site.records import (
@@ -271,12 +279,35 @@ def _rest(env: jinja2.Environment, config: Config, theme: Theme, out: Path, writ
     newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
                            for k, (s, d) in enumerate(zip(summaries, dated, strict=True)) if (d[1] or "") >= cut])
     write("feed.xml", feed_xml(env, config, [json.loads(api.line(r["k"])) for r in newest[:FEED_ENTRIES]]))
-    sitemap = sitemap_xml(env, config, [{"page": page, "last_modified": when} for page, when in dated])
-    if sitemap is not None:
-        write("sitemap.xml", sitemap)
+    if config.site_url:  # sitemaps require absolute URLs
+        _sitemaps(env, config, write, dated, api.keys)
     write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
     for rel, path in theme.static_files():
         write("static/" + rel, path.read_bytes())
+
+
+def _sitemaps(env: jinja2.Environment, config: Config, write: Callable[..., None], dated: list[tuple],
+              keys: list[str]) -> None:
+    """``sitemap.xml``: the sitemap, or past :data:`~modelreg.site.feeds.SITEMAP_URLS` models an index of
+    ``sitemaps/<n>.xml``, each of that many models. Each sitemap is keyed by its models' keys (their pages
+    and dates come from what the keys cover): made again only where one of them changed."""
+    spans = [(start, start + SITEMAP_URLS) for start in range(0, max(len(dated), 1), SITEMAP_URLS)]
+
+    def made(start: int, end: int, first: bool) -> Callable[[], str]:
+        return lambda: sitemap_xml(env, config, [{"page": page, "last_modified": when}
+                                                 for page, when in dated[start:end]], first)
+
+    def key(start: int, end: int) -> str:
+        return hashlib.sha256("\n".join(keys[start:end]).encode()).hexdigest()
+
+    if len(spans) == 1:
+        write("sitemap.xml", made(0, len(dated), True), key(0, len(dated)))
+        return
+    parts = []
+    for n, (start, end) in enumerate(spans, 1):
+        write(f"sitemaps/{n}.xml", made(start, end, n == 1), key(start, end))
+        parts.append((f"sitemaps/{n}.xml", max((when for _, when in dated[start:end] if when), default=None)))
+    write("sitemap.xml", sitemap_index(env, config, parts))
 
 
 def _shared_strings(summary: list, strings: dict[str, str]) -> list:
