@@ -15,9 +15,9 @@ of every file it was made from, and each registry folder's names under the folde
 read all at once (a rebuild of 100,000 models asks for every one): the entries as columns, a base and a
 journal of the entries changed since (:class:`_Columns`), the torrents' fields among them loaded only
 when a model's are first asked for (:class:`_Recalled`: a rebuild renders a few), the folders' names from
-a few hundred rows of a few hundred each, so that a rebuild after one change rewrites a row or two. A walk of the registry
-that can be kept whole (:class:`~modelreg.registry.catalog.Walk`) is one row: its paths, written when
-the walk is made, and its folders' stats, rewritten when one changed.
+a few hundred rows of a few hundred each, so that a rebuild after one change rewrites a row or two. A
+walk of the registry that can be kept whole (:class:`~modelreg.registry.catalog.Walk`) is one row: its
+paths, written when the walk is made, and its folders' stats, rewritten when one changed.
 """
 
 from __future__ import annotations
@@ -558,13 +558,12 @@ class _Columns:
                 rows[name] = marshal.loads(value)
             except (ValueError, TypeError, EOFError):
                 continue
-        base: list | None = [rows.get(name) for name in _COLUMN_NAMES[:-1]]
+        columns: list[Any] = [rows.get(name) for name in _COLUMN_NAMES[:-1]]
         light = rows.get("light")
-        if not (all(type(column) is list for column in base) and len(set(map(len, base))) == 1  # type: ignore[union-attr]
-                and set(map(type, base[0])) <= {str} and type(light) is bytes):  # type: ignore[index]
-            base = None
-        else:
-            base.append(_Lights(light, len(base[0])))  # type: ignore[union-attr, index, arg-type]
+        base: list | None = None
+        if (all(type(column) is list for column in columns) and len(set(map(len, columns))) == 1
+                and set(map(type, columns[0])) <= {str} and type(light) is bytes):
+            base = [*columns, _Lights(light, len(columns[0]))]
         journal = rows.get("journal")
         if not (type(journal) is dict and set(map(type, journal)) <= {str}):
             journal = {}
@@ -792,7 +791,9 @@ class _Lights(Sequence):
 
     def picked(self, where: list[int]) -> _Lights:
         """The column of the values at ``where`` (indices into this one, which has none set)."""
-        return _Lights(self._blob, len(where), where, self._stored)
+        lights = _Lights(self._blob, len(where), where, self._stored)
+        lights._values = self._values  # loaded already or not: the same values
+        return lights
 
     def __len__(self) -> int:
         return self._size
