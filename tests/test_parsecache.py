@@ -351,9 +351,9 @@ def test_a_rebuild_loads_no_torrent_fields_it_does_not_show(tmp_path, monkeypatc
     registry, file = _registry(tmp_path, count=8), tmp_path / "cache"
     first, _ = _load(registry, file)
     loads = []
-    real = parsecache._Lights._load
-    monkeypatch.setattr(parsecache._Lights, "_load",
-                        lambda self: (loads.append(self) if self._values is None else None) or real(self))
+    real = parsecache._Stored.load
+    monkeypatch.setattr(parsecache._Stored, "load",
+                        lambda self: (loads.append(self) if self.values is None else None) or real(self))
     cache = ParseCache(file)
     catalog = load_catalog(registry, read=cache.read_light, store=cache)
     assert loads == [] and len(catalog.models) == 8

@@ -780,20 +780,18 @@ class _Lights(Sequence):
     for, and each value is checked as it is taken (None: damaged, or none stored). A rebuild that renders
     a few models asks for none of the others' (the column is some 40 MB at 100,000 models)."""
 
-    def __init__(self, blob: bytes | None, size: int, where: list[int] | None = None, stored: int | None = None):
-        self._blob, self._size, self._where = blob, size, where
-        #: How many values the stored column holds (``where`` picks among them; an index past them: none).
-        self._stored = size if stored is None else stored
-        self._values: list | None = None
+    def __init__(self, blob: bytes | None, size: int, where: list[int] | None = None,
+                 stored: _Stored | None = None):
+        self._size, self._where = size, where
+        self._stored = _Stored(blob, size) if stored is None else stored
         self._set: dict[int, object] = {}
         #: The indices whose value was taken and found damaged (their entries leave the store).
         self.damaged: set[int] = set()
 
     def picked(self, where: list[int]) -> _Lights:
-        """The column of the values at ``where`` (indices into this one, which has none set)."""
-        lights = _Lights(self._blob, len(where), where, self._stored)
-        lights._values = self._values  # loaded already or not: the same values
-        return lights
+        """The column of the values at ``where`` (indices into this one, which has none set): the stored
+        column is the same, loaded once for both."""
+        return _Lights(None, len(where), where, self._stored)
 
     def __len__(self) -> int:
         return self._size
@@ -804,7 +802,7 @@ class _Lights(Sequence):
         if i in self._set:
             value = self._set[i]
         else:
-            values = self._load()
+            values = self._stored.load()
             j = i if self._where is None else self._where[i]
             value = values[j] if j < len(values) else None
         if _is_light(value):
@@ -815,15 +813,26 @@ class _Lights(Sequence):
     def __setitem__(self, i: int, value: object) -> None:
         self._set[i] = value
 
-    def _load(self) -> list:
-        if self._values is None:
+
+class _Stored:
+    """The stored column of the torrents' fields behind :class:`_Lights`: its bytes until they are loaded,
+    once, then its values (none where they are not a list of ``count``)."""
+
+    __slots__ = ("blob", "count", "values")
+
+    def __init__(self, blob: bytes | None, count: int):
+        self.blob, self.count = blob, count
+        self.values: list | None = None
+
+    def load(self) -> list:
+        if self.values is None:
             try:
-                values = marshal.loads(self._blob) if self._blob is not None else []
+                values = marshal.loads(self.blob) if self.blob is not None else []
             except (ValueError, TypeError, EOFError):
                 values = []
-            self._values = values if type(values) is list and len(values) == self._stored else []
-            self._blob = None
-        return self._values
+            self.values = values if type(values) is list and len(values) == self.count else []
+            self.blob = None
+        return self.values
 
 
 def _is_light(value: object) -> bool:
