@@ -649,3 +649,27 @@ def test_paths_below_a_folder_are_told_as_one_component_at_a_time_would():
             assert _below(top, paths) == reference(top, paths), (top, paths)
     for top, good in itertools.product(("/r", "/a/../r"), ("x", "x/y.torrent", ".hidden/y")):
         assert _below(top, [f"{top}/{good}"] * 3)
+
+
+def test_recalled_torrents_filled_from_two_threads_at_once(tmp_path):
+    # a render pool's feeder thread pickles (and so fills) the torrents it sends while the build's thread
+    # reads others: each is filled once, whole, whichever thread comes first
+    import threading
+
+    def read(k: int, models: list, start: threading.Barrier, seen: list) -> None:
+        start.wait()
+        seen.extend(pickle.loads(pickle.dumps(m.torrent)) if k % 2 else m.torrent.name for m in models)
+
+    registry, file = _registry(tmp_path, count=8), tmp_path / "cache"
+    first, _ = _load(registry, file)
+    for _ in range(20):
+        cache = ParseCache(file)
+        models = load_catalog(registry, read=cache.read_light, store=cache).models
+        cache.db.close()
+        start, seen = threading.Barrier(4), []
+        threads = [threading.Thread(target=read, args=(k, models, start, seen)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [m.torrent for m in models] == [m.torrent for m in first.models] and len(seen) == 32

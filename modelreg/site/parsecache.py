@@ -851,16 +851,21 @@ class _Recalled(Torrent):
     """
 
     def _fill(self) -> None:
-        state = self.__dict__
-        lights, i, path = state.pop("_at")
-        values = lights[i]
-        if values is None:
-            torrent = read_torrent(path)
-            values = tuple(getattr(torrent, name) for name in _LIGHT)
-            state.update(infohash_v1=torrent.infohash_v1, infohash_v2=torrent.infohash_v2)
-        state.update(zip(_LIGHT, values, strict=True))
-        _slimmed(state)
-        object.__setattr__(self, "__class__", Torrent)
+        # under a lock: a render pool's feeder thread fills the torrents it pickles while this thread goes on
+        with _FILLING:
+            state = self.__dict__
+            at = state.pop("_at", None)
+            if at is None:  # filled by another thread since this one asked
+                return
+            lights, i, path = at
+            values = lights[i]
+            if values is None:
+                torrent = read_torrent(path)
+                values = tuple(getattr(torrent, name) for name in _LIGHT)
+                state.update(infohash_v1=torrent.infohash_v1, infohash_v2=torrent.infohash_v2)
+            state.update(zip(_LIGHT, values, strict=True))
+            _slimmed(state)
+            object.__setattr__(self, "__class__", Torrent)
 
     # what reads the fields without asking for one: each fills the torrent first, then is Torrent's own
     # (a torrent is no key: its piece layers are a dict)
@@ -875,6 +880,9 @@ class _Recalled(Torrent):
     def __reduce_ex__(self, protocol: Any) -> Any:
         self._fill()
         return self.__reduce_ex__(protocol)
+
+
+_FILLING = threading.Lock()
 
 
 def _filled(name: str) -> property:
