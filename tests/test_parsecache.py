@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from modelreg.errors import TorrentError
 from modelreg.registry import catalog as catalog_module
 from modelreg.registry.catalog import Catalog, Listing, load_catalog, scan_registry, sidecar_of
 from modelreg.site.parsecache import _COLUMN_NAMES, ParseCache
@@ -343,6 +344,20 @@ def test_damaged_torrent_fields_are_read_from_the_file_where_asked_for(tmp_path,
         changed = list(lights)
         changed[k] = value
         assert spoiled(changed) == ([os.path.basename(order[k])],) * 2, value
+    # damaged, and the file gone since the catalog was made: the field asked for is an error, each time
+    file.write_bytes(pristine)
+    with sqlite3.connect(file) as db:
+        db.execute("INSERT OR REPLACE INTO catalog VALUES ('light', ?)", (marshal.dumps("text"),))
+    cache = ParseCache(file)
+    model = load_catalog(registry, read=cache.read_light, store=cache).models[0]
+    cache.db.close()
+    torrent = model.torrent
+    moved = Path(model.path).rename(tmp_path / "away.torrent")
+    for _ in range(2):
+        with pytest.raises(TorrentError):
+            torrent.name  # noqa: B018
+    moved.rename(model.path)
+    assert torrent == first.models[0].torrent
 
 
 def test_a_rebuild_loads_no_torrent_fields_it_does_not_show(tmp_path, monkeypatch):

@@ -854,17 +854,18 @@ class _Recalled(Torrent):
         # under a lock: a render pool's feeder thread fills the torrents it pickles while this thread goes on
         with _FILLING:
             state = self.__dict__
-            at = state.pop("_at", None)
+            at = state.get("_at")
             if at is None:  # filled by another thread since this one asked
                 return
             lights, i, path = at
             values = lights[i]
-            if values is None:
+            if values is None:  # damaged: from the file (if that fails, the torrent is left as it was)
                 torrent = read_torrent(path)
-                values = tuple(getattr(torrent, name) for name in _LIGHT)
-                state.update(infohash_v1=torrent.infohash_v1, infohash_v2=torrent.infohash_v2)
-            state.update(zip(_LIGHT, values, strict=True))
+                state.update((name, getattr(torrent, name)) for name in _KEPT)
+            else:
+                state.update(zip(_LIGHT, values, strict=True))
             _slimmed(state)
+            del state["_at"]
             object.__setattr__(self, "__class__", Torrent)
 
     # what reads the fields without asking for one: each fills the torrent first, then is Torrent's own
