@@ -15,7 +15,7 @@ import pytest
 from modelreg.config import Config
 from modelreg.errors import BuildError, ModelregError
 from modelreg.site import build as build_module
-from modelreg.site import render
+from modelreg.site import parsecache, render
 from modelreg.site.build import build_site
 from modelreg.site.cachedb import CacheDB
 from modelreg.site.parsecache import identity
@@ -69,6 +69,33 @@ def test_workers_make_the_site_one_process_makes(registry: Path, tmp_path: Path)
     parallel = build_site(_config(tmp_path, registry, "parallel"), jobs=2)
     assert (serial.rendered, serial.reused) == (parallel.rendered, parallel.reused) == (1, COUNT - 1)
     assert _tree(tmp_path / "serial") == _tree(tmp_path / "parallel")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_re_render_loads_no_catalog_torrents_fields(registry: Path, tmp_path: Path, monkeypatch, jobs: int):
+    """Every model rendered again (a new title), each from the torrent and file list the parse cache
+    keeps: the catalog's torrents, recalled without their fields, stay so (none is filled, in this process
+    nor by pickling one for a worker), and a creation date out of range is still dropped with a problem."""
+    path = _torrents(registry)[COUNT // 3]
+    top = bencode.decode(path.read_bytes())
+    top[b"creation date"] = -5
+    _replace(path, bencode.encode(top))
+    build_site(_config(tmp_path, registry, "site"), jobs=jobs)
+    filled = []
+    fill = parsecache._Recalled._fill
+    monkeypatch.setattr(parsecache._Recalled, "_fill", lambda torrent: filled.append(torrent) or fill(torrent))
+    config = _config(tmp_path, registry, "site").replace(title="Renamed")
+    report = build_site(config, jobs=jobs)
+    assert (report.rendered, report.reused) == (COUNT, 0)
+    assert filled == []
+    assert [p for _, p in report.model_problems if "creation date -5" in p]
+    assert _tree(tmp_path / "site") == _tree(_fresh(tmp_path, registry, config, jobs))
+
+
+def _fresh(tmp_path: Path, registry: Path, config: Config, jobs: int) -> Path:
+    """The same site built from scratch, without any cache."""
+    build_site(config.replace(out="fresh"), jobs=jobs, incremental=False)
+    return tmp_path / "fresh"
 
 
 def test_a_worker_makes_the_search_index_and_the_unchanged_files_of_it_stay(registry: Path, tmp_path: Path):

@@ -496,14 +496,21 @@ def model_from(path: str | Path, registry: Path, torrent: Torrent) -> Model:
             repo_id, revision, source = (*found, "web seed")
         else:
             repo_id, revision, source = _repo_from_folder(Path(text), registry), None, "folder"
-    problems: tuple[str, ...] = ()
-    date = torrent.creation_date
-    if date is not None and not 0 <= date <= _LATEST_DATE:
-        torrent = replace(torrent, creation_date=None)
-        problems = (f"the torrent's creation date {date} is out of range (seconds since 1970 up to the year "
-                    "9999); it is ignored",)
+    torrent, problems = checked_date(torrent)
     return Model(repo_id, revision, source if revision else "default branch", torrent, text, rel, sidecar,
                  problems=problems)
+
+
+def checked_date(torrent: Torrent) -> tuple[Torrent, tuple[str, ...]]:
+    """The torrent as a model holds it, and the problem with its creation date if any: a date no
+    calendar can show (before 1970, after 9999) is dropped. What a build reads from the torrent file
+    again (its file list, to render its page) goes through this too, so it needs nothing more from
+    the catalog's torrent than its path."""
+    date = torrent.creation_date
+    if date is None or 0 <= date <= _LATEST_DATE:
+        return torrent, ()
+    return replace(torrent, creation_date=None), (
+        f"the torrent's creation date {date} is out of range (seconds since 1970 up to the year 9999); it is ignored",)
 
 
 def is_revision(text: object) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from modelreg.config import Config
 from modelreg.errors import BuildError, MetadataCacheError, ModelregError
 from modelreg.fsutil import staged_update, switch_path
-from modelreg.registry.catalog import Catalog, Model, load_catalog, read_torrent, scan_registry
+from modelreg.registry.catalog import Catalog, Model, checked_date, load_catalog, read_torrent, scan_registry
 from modelreg.registry.crosscheck import compare_files
 from modelreg.registry.health import HealthStore, join_health
 from modelreg.registry.metacache import MAIN, MetaCache
@@ -151,13 +151,14 @@ def _build(config: Config, strict: bool, refresh_metadata: RefreshSettings | Non
     reuse.watch(model_files(catalog.models, config))
 
     def prepare(model: Model) -> Model:
-        digest = parsed.digest(model.torrent_path)
-        # the file list joins the catalog's torrent, whose fields the catalog already checked (a creation
-        # date out of range dropped): only the list comes from the cache
-        torrent = replace(parsed.read(model.torrent_path), creation_date=model.torrent.creation_date)
+        digest = parsed.digest(model.path)
+        # the torrent with its file list, from the cache, checked as the catalog checks its own (a creation
+        # date out of range dropped): nothing is asked of the catalog's torrent, whose fields a rebuild
+        # loads only where asked (see parsecache._Recalled)
+        torrent, _ = checked_date(parsed.read(model.path))
         full = replace(model, torrent=torrent)
-        if parsed.digest(model.torrent_path) != digest:
-            raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
+        if parsed.digest(model.path) != digest:
+            raise BuildError(f"{model.path}: the file changed during the build; build again")
         return _joined(full, metacache)
 
     # render workers read the file lists from the cache file: what this build parsed must be in it
@@ -209,8 +210,8 @@ class WorkerPrepare:
             torrent = read_torrent(model.torrent_path)  # served from these bytes: no second read
             if hashlib.sha256(torrent.raw).hexdigest() != digest:
                 raise BuildError(f"{model.torrent_path}: the file changed during the build; build again")
-        # as in prepare(): the catalog checked the torrent's fields (a creation date out of range dropped)
-        torrent = replace(torrent, creation_date=model.torrent.creation_date)
+        # as in prepare(): checked as the catalog checks its own (the model comes without it: RenderPool)
+        torrent, _ = checked_date(torrent)
         return _joined(replace(model, torrent=torrent), metacache)
 
 

@@ -22,6 +22,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ BATCH = 64
 #: before workers are started: a rebuild that renders a few never starts one.
 START_AFTER = 256
 
-#: (model as the catalog has it, SHA-256 of its torrent, the torrent's identity when parsed or None)
+#: (model as the catalog has it but for its torrent, which the worker reads itself: None; SHA-256 of the
+#: torrent; its identity when parsed, or None)
 Job = tuple[Model, str, "tuple[int, int, int, int] | None"]
 #: What a worker sends back per model: its parts, its files and their size and ``st_mtime_ns``.
 Result = tuple[dict[str, Any], tuple[str, ...], dict[str, tuple[int, int]]]
@@ -93,7 +95,11 @@ class RenderPool:
         return self.seen > self.start_after
 
     def submit(self, model: Model, digest: str) -> tuple[int, int]:
-        self.batch.append((model, digest, self.identities.get(os.path.abspath(model.torrent_path))))
+        # sent without the catalog's torrent: the worker reads it with its files (prepare), and pickling it
+        # would load the fields of every catalog torrent sent into this process for the rest of the build
+        # (a re-render of 100,000 models: their column and a filled torrent each, some 200 MB)
+        sent = replace(model, torrent=None)
+        self.batch.append((sent, digest, self.identities.get(os.path.abspath(model.path))))
         if len(self.batch) == 1:
             self.futures.append(None)
             self.starts.append(self.sent)
@@ -110,7 +116,7 @@ class RenderPool:
         self.futures[-1] = self.executor.submit(_render_batch, self.batch)
         if self.ahead is None:  # after the first submit: the workers are forked before the threads start
             self.ahead = ReadAhead(more=True).__enter__()
-        self.ahead.add(str(model.torrent_path) for model, _, _ in self.batch)
+        self.ahead.add(model.path for model, _, _ in self.batch)
         self.batch = []
 
     def done(self, ticket: tuple[int, int]) -> bool:
