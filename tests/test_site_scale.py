@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+import jinja2
 import pytest
 
 from modelreg.config import Config
@@ -178,6 +179,34 @@ def test_one_change_renders_only_the_listing_pages_that_include_it(registry: Pat
     shard.write_text("{}")
     model.torrent_path.write_bytes(bencode.encode({**top, b"comment": b"again"}))
     assert build_site(config).rendered == 1 and indexed == [1]
+    assert tree(out) == full_build(tmp_path, registry)
+
+
+def test_shared_pages_whose_inputs_are_unchanged_are_neither_rendered_nor_compiled(registry: Path, tmp_path: Path,
+                                                                                   monkeypatch):
+    """The front page, listings, groups, API page, feed, 404 page and static files are keyed by what they
+    are made from: a rebuild with nothing changed loads no template at all; a model added first, of a new
+    org, changes the pages it is in (the API page's example among them), as a build from scratch has them."""
+    out = tmp_path / "site"
+    config = Config(root=tmp_path).replace(registry=str(registry), out=str(out))
+    build_site(config)
+    loaded: list[str] = []
+    get_template = jinja2.Environment.get_template
+    monkeypatch.setattr(jinja2.Environment, "get_template",
+                        lambda env, name, *args, **kwargs: loaded.append(name) or get_template(env, name, *args, **kwargs))
+    assert build_site(config).rendered == 0
+    assert loaded == []
+    source = load_catalog(registry).models[COUNT // 2].torrent_path
+    folder = registry / "aaa-new-org" / "first-model"
+    folder.mkdir(parents=True)
+    top = bencode.decode(source.read_bytes())
+    top[b"info"][b"name"] = b"first-model"  # another info hash: not a duplicate of the model copied
+    (folder / "first-model.torrent").write_bytes(bencode.encode(top))
+    (folder / "first-model.json").write_text(json.dumps({"repo_id": "aaa-new-org/first-model"}))
+    assert build_site(config).rendered == 1
+    assert {"api.html", "groups.html", "index.html"} <= set(loaded) and "404.html" not in loaded
+    assert "aaa-new-org" in (out / "orgs" / "index.html").read_text()
+    assert "aaa-new-org/first-model" in (out / "api" / "index.html").read_text()
     assert tree(out) == full_build(tmp_path, registry)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import jinja2
@@ -82,7 +82,7 @@ def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str
     """
     pages = max(1, -(-len(entries) // PAGE_SIZE))
     link_to = context.pop("href", href)
-    template = env.get_template("listing.html")
+    template = cache(lambda: env.get_template("listing.html"))  # compiled only if a page is made
     shared = repr(sorted((k, v) for k, v in context.items() if k != "config"))
     for number in range(1, pages + 1):
         folder = page_folder(base, number)
@@ -95,13 +95,13 @@ def write_listing(env: jinja2.Environment, write: Callable[..., None], base: str
                           last=min(number * PAGE_SIZE, len(entries)), href=link_to)
             if number == 1 and first_page is not None:
                 return first_page(**values)
-            return template.render(**values)
+            return template().render(**values)
 
         special = number == 1 and first_page is not None
         digest = hashlib.sha256(repr((base, number, pages, len(entries), heading, special,
                                       first_key if special else "", shared)).encode())
-        for row in entries[start:stop] if keys is None else keys[start:stop]:
-            digest.update(row.encode())
-            digest.update(b"\x00")
+        listed = entries[start:stop] if keys is None else keys[start:stop]
+        if listed:  # each row or key followed by a NUL
+            digest.update(("\0".join(listed) + "\0").encode())
         write(folder + "index.html", render, key=digest.hexdigest())
     return pages

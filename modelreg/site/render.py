@@ -158,7 +158,7 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
     theme = Theme(config.path(config.theme_dir))
     env = theme.environment(config)
     common = Reuse.key(theme.fingerprint(), _config_key(config))
-    entry = env.get_template("entry.html")
+    entry = functools.cache(lambda: env.get_template("entry.html"))  # compiled once a model is rendered here
 
     def write(rel: str, content: str | bytes | Callable[[], str | bytes], key: str | None = None) -> None:
         reuse.shared(out, rel, content, None if key is None else Reuse.key(common, key))
@@ -214,7 +214,7 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
         """Render the (prepared) model here; its parts."""
         key = key if isinstance(key, str) else key()
         parsed = (identities or {}).get(os.path.abspath(model.torrent_path))
-        parts, files = render_model(env, entry, model, config, out, _digest(model, digests), parsed)
+        parts, files = render_model(env, entry(), model, config, out, _digest(model, digests), parsed)
         reuse.written(model.repo_id, key, out, files, parts, quick=quick)
         # rendering leaves reference cycles (jinja's contexts) that hold the model, files and all;
         # the build pauses the cyclic collector, so free them here: the youngest generation holds
@@ -265,25 +265,37 @@ def _render(catalog: Catalog, config: Config, out: Path, reuse: Reuse, digests: 
 
 def _rest(env: jinja2.Environment, config: Config, theme: Theme, out: Path, write: Callable[..., None],
           summaries: list[list], dated: list[tuple], entries: Rows, api: ApiWriter) -> None:
-    """The shared files but for the API list and the search index: listings, API pages, feeds, static."""
+    """The shared files but for the API list and the search index: listings, API pages, feeds, static.
+
+    Each is written with a key (``write`` adds the config's and the theme's, whose fingerprint covers its
+    templates and static files): one whose key is unchanged is neither rendered nor read again, nor its
+    template compiled (a rebuild after one change makes a few pages, not all of them)."""
     site = {"config": config, "href": linker(config.use_directory_urls)}
     facets = _facets(summaries)
-    front = env.get_template("index.html")
     write_listing(env, write, "", entries, config.title, first_key=repr(facets), keys=entries.keys,
-                  first_page=lambda **values: front.render(facets=facets, **values), **site)
+                  first_page=lambda **values: env.get_template("index.html").render(facets=facets, **values),
+                  **site)
     _group_listings(env, write, summaries, entries, site)
-    example = api.line(0) if api.count else None
-    write("api/index.html", env.get_template("api.html").render(
-        root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site))
+
+    def api_page() -> str:
+        example = api.line(0) if api.count else None
+        return env.get_template("api.html").render(
+            root="../", example=json.loads(example) if example else None, api_page_size=API_PAGE, **site)
+
+    # the example is the first model's record, which its key stands for
+    write("api/index.html", api_page, key=repr(("api", api.keys[0] if api.count else None, API_PAGE)))
     cut = newest_cut([when for _, when in dated], FEED_ENTRIES)
     newest = newest_first([{"id": s[0], "last_modified": d[1], "k": k}
                            for k, (s, d) in enumerate(zip(summaries, dated, strict=True)) if (d[1] or "") >= cut])
-    write("feed.xml", feed_xml(env, config, [json.loads(api.line(r["k"])) for r in newest[:FEED_ENTRIES]]))
+    listed = [r["k"] for r in newest[:FEED_ENTRIES]]
+    # the feed is made of the newest models' records, which their keys stand for
+    write("feed.xml", lambda: feed_xml(env, config, [json.loads(api.line(k)) for k in listed]),
+          key=repr(("feed", [api.keys[k] for k in listed])))
     if config.site_url:  # sitemaps require absolute URLs
         _sitemaps(env, config, write, dated, api.keys)
-    write("404.html", env.get_template("404.html").render(root=config.base_url, **site))
+    write("404.html", lambda: env.get_template("404.html").render(root=config.base_url, **site), key="404")
     for rel, path in theme.static_files():
-        write("static/" + rel, path.read_bytes())
+        write("static/" + rel, path.read_bytes, key=repr(("static", rel)))
 
 
 def _sitemaps(env: jinja2.Environment, config: Config, write: Callable[..., None], dated: list[tuple],
@@ -626,16 +638,22 @@ def _group_listings(env: jinja2.Environment, write: Any, summaries: list[list], 
         orgs.setdefault(s[1], []).append(k)
         for f in s[2]:
             formats.setdefault(f, []).append(k)
-    groups = env.get_template("groups.html")
     for kind, heading, found, folder in (("orgs", "Orgs", orgs, lambda o: o),
                                          ("formats", "Formats", formats, slug)):
         listed = []
         for name in sorted(found, key=str.lower):
             base = f"{kind}/{folder(name)}/"
             write_listing(env, write, base, Subset(entries, found[name]), f"{name}",
-                          keys=[entries.keys[k] for k in found[name]], **site)
+                          keys=list(map(entries.keys.__getitem__, found[name])), **site)
             listed.append((name, base, len(found[name])))
-        write(f"{kind}/index.html", groups.render(heading=heading, groups=listed, root="../", **site))
+        write(f"{kind}/index.html", functools.partial(_groups_page, env, heading, listed, site),
+              key=repr((kind, heading, listed)))
+
+
+def _groups_page(env: jinja2.Environment, heading: str, listed: list[tuple[str, str, int]],
+                 site: dict[str, Any]) -> str:
+    """The page that lists the groups of a kind (each group's name, folder and count of models)."""
+    return env.get_template("groups.html").render(heading=heading, groups=listed, root="../", **site)
 
 
 class Subset:
