@@ -89,13 +89,8 @@ def test_a_re_render_loads_no_catalog_torrents_fields(registry: Path, tmp_path: 
     assert (report.rendered, report.reused) == (COUNT, 0)
     assert filled == []
     assert [p for _, p in report.model_problems if "creation date -5" in p]
-    assert _tree(tmp_path / "site") == _tree(_fresh(tmp_path, registry, config, jobs))
-
-
-def _fresh(tmp_path: Path, registry: Path, config: Config, jobs: int) -> Path:
-    """The same site built from scratch, without any cache."""
-    build_site(config.replace(out="fresh"), jobs=jobs, incremental=False)
-    return tmp_path / "fresh"
+    build_site(config.replace(out="fresh"), jobs=jobs, incremental=False)  # the same site, without caches
+    assert _tree(tmp_path / "site") == _tree(tmp_path / "fresh")
 
 
 def test_a_worker_makes_the_search_index_and_the_unchanged_files_of_it_stay(registry: Path, tmp_path: Path):
