@@ -27,7 +27,7 @@ from modelreg.swarm import hfcache
 from modelreg.swarm.hasher import Hasher
 from modelreg.swarm.monitor import Bar, Traffic, human_bytes
 from modelreg.swarm.resolve import Entry
-from modelreg.swarm.session import lt, make_session, torrent_params
+from modelreg.swarm.session import flush_writes, lt, make_session, torrent_params
 from modelreg.torrent.metainfo import FileEntry, Torrent
 
 #: How often the loop looks at the torrent, and how often it asks again for each ``--peer``.
@@ -130,7 +130,10 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
             for attempt in range(RECHECKS + 1):
                 _download(ses, handle, entry, wanted, options, traffic, report, hasher)
                 _flush(ses, handle, entry, traffic, report, hasher)
-                bad = _recheck(ses, handle, wanted) if report.hash_failures else []
+                bad = []
+                if report.hash_failures:
+                    handle, bad = _recheck(ses, handle, torrent, work, wanted)
+                    hasher.handle = handle
                 if not bad:
                     break
                 if attempt == RECHECKS:
@@ -192,13 +195,14 @@ def _link_cached(repo: Path, entry: Entry, work: Path, wanted: list[tuple[int, F
             os.link(blob, target)
 
 
-def _add(ses: Any, torrent: Torrent, work: Path, wanted: set[int]) -> Any:
+def _add(ses: Any, torrent: Torrent, work: Path, wanted: set[int], flags: Any = 0) -> Any:
     lib = lt()
     work.mkdir(parents=True, exist_ok=True)
     atp = torrent_params(torrent.raw, str(work))
     atp.file_priorities = [4 if i in wanted else 0 for i in range(len(torrent.layout))]
     atp.flags &= ~lib.torrent_flags.auto_managed
     atp.flags &= ~lib.torrent_flags.paused
+    atp.flags |= flags
     return ses.add_torrent(atp)
 
 
@@ -288,28 +292,58 @@ def _flush(ses: Any, handle: Any, entry: Entry, traffic: Traffic, report: GetRep
         ses.wait_for_alert(100)
 
 
-def _recheck(ses: Any, handle: Any, wanted: list[tuple[int, FileEntry]]) -> list[tuple[int, FileEntry]]:
-    """Check every wanted piece again from disk (libtorrent's recheck), after a download in which a piece
-    failed its hash check; the wanted files with a piece that fails (libtorrent then downloads it again).
+def _recheck(ses: Any, handle: Any, torrent: Torrent, work: Path,
+             wanted: list[tuple[int, FileEntry]]) -> tuple[Any, list[tuple[int, FileEntry]]]:
+    """Check every wanted piece again from disk, after a download in which a piece failed its hash check:
+    the torrent is written out, taken out of the session and added again (libtorrent checks the files on
+    disk when a torrent is added). Returns the new handle and the wanted files with a piece that fails
+    (libtorrent then downloads it again).
 
     The blocks of a piece that fails are written before its check fails, and those downloaded again are
     written over them, by libtorrent's disk threads: once, in a test under load, a file so downloaded was
-    left with the failed copy's byte while every piece had passed. A file whose SHA-256 the registry
-    lists is checked against it too (:func:`_check`); this covers the others, and costs a read of the
-    files only where a piece failed.
+    left with the failed copy's byte while every piece had passed. A file whose SHA-256 the registry lists
+    is checked against it too (:func:`_check`); this covers the others, and costs a read of the files only
+    where a piece failed.
+
+    Two things make this a check of the disk. The torrent is added anew rather than ``force_recheck``-ed:
+    libtorrent 2.1's disk cache answers the hash of a piece it still holds with the one it computed from
+    the downloaded blocks (``disk_cache::try_hash_piece``), while a new torrent's storage holds nothing.
+    And it is added with ``stop_when_ready``, so libtorrent pauses it as the check ends, before its alert:
+    a piece found bad is not downloaded again (milliseconds from a local seed) before the progress is
+    read, which under load once let a bad piece pass for a good one.
 
     Raises:
-        SwarmError: libtorrent fails (the files cannot be read).
+        SwarmError: libtorrent fails (the files cannot be read or written).
     """
     lib = lt()
-    ses.pop_alerts()
-    handle.force_recheck()
-    while not any(isinstance(alert, lib.torrent_checked_alert) for alert in ses.pop_alerts()):
-        if handle.status().errc.value():
-            raise SwarmError(f"{handle.status().name}: {handle.status().errc.message()}")
-        ses.wait_for_alert(int(POLL * 1000))
+    handle.pause()  # no block comes in after the fence
+    flush_writes(handle)
+    _wait_for(ses, handle, lib.cache_flushed_alert)
+    ses.remove_torrent(handle)
+    _wait_for(ses, None, lib.torrent_removed_alert)
+    # paused by libtorrent as the check ends, before its alert: a piece found missing is not downloaded
+    # again (in milliseconds from a local seed) before the progress below is read
+    handle = _add(ses, torrent, work, {i for i, _ in wanted}, lib.torrent_flags.stop_when_ready)
+    _wait_for(ses, handle, lib.torrent_checked_alert)
     progress = handle.file_progress(flags=lib.torrent_handle.piece_granularity)
-    return [(i, f) for i, f in wanted if progress[i] < f.size]
+    handle.resume()
+    return handle, [(i, f) for i, f in wanted if progress[i] < f.size]
+
+
+def _wait_for(ses: Any, handle: Any, kind: type, timeout: float = 600.0) -> None:
+    """Wait for libtorrent's next alert of type ``kind`` (the other alerts queued meanwhile are dropped).
+
+    Raises:
+        SwarmError: the torrent (``handle``, unless None) is in error, or no such alert came within
+            ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not any(isinstance(alert, kind) for alert in ses.pop_alerts()):
+        if handle is not None and handle.status().errc.value():
+            raise SwarmError(f"{handle.status().name}: {handle.status().errc.message()}")
+        if time.monotonic() > deadline:
+            raise SwarmError(f"libtorrent did not report {kind.__name__} within {timeout:g} s")
+        ses.wait_for_alert(int(POLL * 1000))
 
 
 #: How many times the files with a piece that fails its check on disk are downloaded again (:func:`_recheck`).

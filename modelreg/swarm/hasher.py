@@ -11,12 +11,12 @@ that is unknown both hashes are computed.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from modelreg.swarm import hfcache
+from modelreg.swarm.session import flush_writes
 
 GITATTRIBUTES = ".gitattributes"
 
@@ -80,9 +80,7 @@ class Hasher:
         if self.pending and not self.flushing:
             self.fenced, self.pending = self.pending, []
             self.flushing = True
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 2.0, still the one fence
-                self.handle.flush_cache()
+            flush_writes(self.handle)
 
     def _submit(self, index: int) -> None:
         rel, path, size = self.files[index]

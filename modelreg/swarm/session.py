@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from modelreg.errors import SwarmError
@@ -78,3 +79,11 @@ def torrent_params(torrent_bytes: bytes, save_path: str) -> Any:
         raise SwarmError(f"libtorrent cannot read the torrent: {exc}") from None
     atp.save_path = save_path
     return atp
+
+
+def flush_writes(handle: Any) -> None:
+    """Ask libtorrent for a write fence on ``handle``'s files: its ``cache_flushed_alert`` comes after every
+    block queued before it is written (a ``release_files`` fence job in its disk threads)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 2.0, still the one fence
+        handle.flush_cache()
