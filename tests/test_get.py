@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from swarmutil import COMMIT, REPO_ID, FileServer, Seeder, publish, tree_bytes
@@ -20,6 +21,7 @@ from modelreg.hf.metadata import ModelMeta, RepoFile
 from modelreg.registry.metacache import MetaCache
 from modelreg.swarm import hfcache
 from modelreg.swarm.get import GetOptions, get, selected
+from modelreg.swarm.monitor import Traffic
 from modelreg.swarm.resolve import Registry, open_source
 from modelreg.torrent.metainfo import Torrent
 
@@ -145,6 +147,26 @@ def test_peer_only_then_peer_and_web_seed(tmp_path):
         assert report.peer_bytes > 0 and report.webseed_bytes > 0
     finally:
         seeder.close()
+
+
+def test_blocks_never_told_finished_count_for_the_address_they_were_asked_from():
+    # libtorrent 2.1 drops the finished alert of a block written after the torrent has every piece (under
+    # load a whole small download: "peer only" once reported 0 bytes from peers): once the download is
+    # settled, such a block counts for the address it was last requested from
+    web, peer = ("127.0.0.1", 8000), ("127.0.0.1", 6881)
+    traffic = Traffic(32 * 1024, 40 * 1024, ("http://127.0.0.1:8000/files",))
+
+    def alert(piece, block, endpoint):
+        return SimpleNamespace(piece_index=piece, block_index=block, endpoint=endpoint)
+
+    traffic.request(alert(0, 0, peer))
+    traffic.request(alert(0, 0, web))  # asked again elsewhere (the first request timed out)
+    traffic.request(alert(0, 1, web))
+    traffic.block(alert(0, 1, peer))  # told finished: from where it came, whoever was asked
+    traffic.request(alert(1, 0, peer))  # the last piece: 8 KiB
+    assert (traffic.webseed_bytes, traffic.peer_bytes) == (0, 16384)  # while downloading: only blocks told
+    assert traffic.settled() == (16384, 16384 + 8192)
+    assert traffic.settled() == (16384, 16384 + 8192)  # nothing counted twice
 
 
 def test_a_corrupt_web_seed_byte_is_refetched_from_a_peer(tmp_path):

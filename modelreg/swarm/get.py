@@ -143,7 +143,7 @@ def get(entry: Entry, cache: Path, options: GetOptions, log: TextIO = sys.stdout
                         f"{RECHECKS} more downloads; nothing was placed")
                 hasher.forget([i for i, _ in bad])
             report.downloaded = handle.status().total_payload_download
-            report.webseed_bytes, report.peer_bytes = traffic.webseed_bytes, traffic.peer_bytes
+            report.webseed_bytes, report.peer_bytes = traffic.settled()
             ses.remove_torrent(handle)
             placed = _check(entry, work, wanted, hasher)
         finally:
@@ -258,6 +258,8 @@ def _take_alerts(ses: Any, entry: Entry, traffic: Traffic, report: GetReport, ha
     for alert in ses.pop_alerts():
         if isinstance(alert, lib.block_finished_alert):
             traffic.block(alert)
+        elif isinstance(alert, lib.block_downloading_alert):
+            traffic.request(alert)
         elif isinstance(alert, lib.file_completed_alert):
             hasher.completed(alert.index)
         elif isinstance(alert, lib.cache_flushed_alert):

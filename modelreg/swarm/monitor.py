@@ -16,6 +16,12 @@ class Traffic:
     Per-connection counters vanish when a connection closes (and peers disconnect as soon as both sides
     are complete), so each finished 16 KiB block is counted instead, by the address it came from. An
     address is a web seed's when a web-seed connection was seen from it, or when a web seed URL names it.
+
+    libtorrent 2.1 drops a block's ``block_finished_alert`` when the block is written after the torrent
+    has every piece (it checks pieces from its cache and writes behind, so under load a whole small
+    download can end so): each block's latest request (``block_downloading_alert``, never dropped) is
+    kept until its block is finished, and the blocks never told finished are counted, once the download
+    and its writes are done (:meth:`settled`), by the address they were requested from.
     """
 
     BLOCK = 16 * 1024
@@ -26,6 +32,7 @@ class Traffic:
         self.webseed_bytes = 0
         self.peer_bytes = 0
         self.peers = 0
+        self.requested: dict[tuple[int, int], tuple[str, int]] = {}  # (piece, block) -> address asked
 
     def sample(self, peer_infos: list[Any]) -> None:
         lib = lt()
@@ -36,11 +43,27 @@ class Traffic:
             else:
                 self.peers += 1
 
+    def request(self, alert: Any) -> None:
+        """Note a ``block_downloading_alert`` (a block asked from an address)."""
+        self.requested[(alert.piece_index, alert.block_index)] = tuple(alert.endpoint)
+
     def block(self, alert: Any) -> None:
         """Count a ``block_finished_alert``."""
-        piece_size = min(self.piece_length, self.total_size - alert.piece_index * self.piece_length)
-        size = max(0, min(self.BLOCK, piece_size - alert.block_index * self.BLOCK))
-        if tuple(alert.endpoint) in self.web_endpoints:
+        self.requested.pop((alert.piece_index, alert.block_index), None)
+        self._count(tuple(alert.endpoint), alert.piece_index, alert.block_index)
+
+    def settled(self) -> tuple[int, int]:
+        """Bytes from web seeds and from peers, once every wanted block is downloaded and written: the
+        blocks whose finished alert never came count for the address they were last asked from."""
+        for (piece, block), endpoint in self.requested.items():
+            self._count(endpoint, piece, block)
+        self.requested.clear()
+        return self.webseed_bytes, self.peer_bytes
+
+    def _count(self, endpoint: tuple[str, int], piece: int, block: int) -> None:
+        piece_size = min(self.piece_length, self.total_size - piece * self.piece_length)
+        size = max(0, min(self.BLOCK, piece_size - block * self.BLOCK))
+        if endpoint in self.web_endpoints:
             self.webseed_bytes += size
         else:
             self.peer_bytes += size
