@@ -30,6 +30,7 @@ import fnmatch
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -801,7 +802,7 @@ class FakeHub:
 
     ``tokens``: accepted bearer tokens (gated and private repos need one). ``tree_page_size`` /
     ``list_page_size``: entries per page before a ``Link: rel="next"`` header. ``cdn_ttl``: seconds a signed CDN
-    URL stays valid.
+    URL stays valid at least (its ``Expires`` is in whole seconds: up to one more).
     """
 
     def __init__(
@@ -1287,7 +1288,7 @@ class FakeHub:
             self._cdn_blobs[sha] = (repo_id, entry)
         repo_hash = hashlib.sha256(repo_id.encode()).hexdigest()
         path = f"/repos/{repo_hash[:2]}/{repo_hash[2:4]}/{repo_hash}/{sha}"
-        expires = int(time.time() + ttl)
+        expires = math.ceil(time.time() + ttl)  # whole seconds, never short of ttl
         query = urlencode(
             {
                 "response-content-disposition": _disposition(entry.path),

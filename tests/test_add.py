@@ -175,7 +175,8 @@ def test_repeated_failure_is_a_clear_error_and_writes_nothing(hub, tmp_path):
 def test_expired_cdn_link_is_asked_again(tmp_path):
     with FakeHub(cdn_ttl=1) as hub:
         weights, config = lfs_repo(hub, 2 * MIB)
-        hub.inject("cdn", rate=700 * KIB)  # the first MiB takes ~1.5 s: the link has expired after it
+        # the first MiB takes ~2.6 s: the link (valid 1 to 2 s: whole seconds) has expired after it
+        hub.inject("cdn", rate=400 * KIB)
         added = add_robust(hub, tmp_path / "r")
         assert lt_read(added.torrent.read_bytes())["infohash_v2"] == expected_infohash(tmp_path, weights, config)
         assert [r.status for r in hub.find_requests(origin="cdn")] == [206, 403, 206]
