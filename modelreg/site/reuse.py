@@ -450,13 +450,14 @@ def _put_shared(staging: Path, rel: str, content: str | bytes, old: tuple | None
     return (digest, st.st_size, st.st_mtime_ns, key), False
 
 
-def _unchanged(live: str | None, rel: str, size: int, mtime_ns: int) -> bool:
-    """Whether ``rel`` of the last build's site (``live``, with a separator; None: no such site) has the
-    ``size`` and ``st_mtime_ns`` the last build recorded of it: as written then."""
+def _unchanged(live: str | int | None, rel: str, size: int, mtime_ns: int) -> bool:
+    """Whether ``rel`` of the last build's site (``live``: its path with a separator, or an open
+    descriptor of its folder; None: no such site) has the ``size`` and ``st_mtime_ns`` the last build
+    recorded of it: as written then."""
     if live is None:
         return False
     try:
-        st = os.stat(live + rel)
+        st = os.stat(rel, dir_fd=live) if type(live) is int else os.stat(live + rel)
     except OSError:
         return False
     return st.st_size == size and st.st_mtime_ns == mtime_ns
@@ -532,17 +533,10 @@ def _light(data: object, files: int) -> tuple[tuple, dict, object] | None:
     """The sizes and times of a model's ``files`` files, its light parts and the ``quick`` tuple of its
     key (:meth:`Reuse.lookup`; compared, never used otherwise: any value) from their stored bytes, or
     None where they are not in the right shape."""
-    try:
-        stats, parts, quick = marshal.loads(data)  # type: ignore[arg-type]
-    except (ValueError, EOFError, TypeError):
+    loaded = _loaded(data)
+    if _stats(loaded, files) is None:
         return None
-    if not (isinstance(stats, tuple) and len(stats) == 2 * files):
-        return None
-    try:  # ints, checked at C speed: any other value marshal makes is not summed, or makes no int sum
-        if type(sum(stats)) is not int:
-            return None
-    except TypeError:
-        return None
+    stats, parts, quick = loaded  # type: ignore[misc]
     if not isinstance(parts, dict) or parts.keys() != _LIGHT_KEYS:
         return None
     if not (isinstance(parts["summary"], list) and isinstance(parts["searched"], bytes)
@@ -552,19 +546,51 @@ def _light(data: object, files: int) -> tuple[tuple, dict, object] | None:
     return stats, parts, quick
 
 
+def _loaded(data: object) -> object:
+    """A light row's value from its bytes (None where marshal cannot read them)."""
+    try:
+        return marshal.loads(data)  # type: ignore[arg-type]
+    except (ValueError, EOFError, TypeError):
+        return None
+
+
+def _stats(loaded: object, files: int) -> tuple | None:
+    """The sizes and times of a model's ``files`` files from its light row's value (:func:`_loaded`), or
+    None where they are not in the right shape (the rest of the row is :func:`_light`'s to check)."""
+    if not (type(loaded) is tuple and len(loaded) == 3):
+        return None
+    stats = loaded[0]
+    if not (isinstance(stats, tuple) and len(stats) == 2 * files):
+        return None
+    try:  # ints, checked at C speed: any other value marshal makes is not summed, or makes no int sum
+        if type(sum(stats)) is not int:
+            return None
+    except TypeError:
+        return None
+    return stats
+
+
 def _changed(prefix: str, rows: dict, files: Iterable[tuple[str, tuple[str, ...]]]) -> list[tuple[str, tuple, int]]:
     """(id, files, their recorded size) of each model whose row in ``rows`` (id -> key and light parts'
-    bytes) :meth:`Reuse.lookup` can use but whose live files (below ``prefix``) are missing or have
-    another size or ``st_mtime_ns`` than recorded."""
+    bytes) records its files' sizes and times but whose live files (below ``prefix``) are missing or have
+    another size or ``st_mtime_ns`` than recorded. (A row :meth:`Reuse.lookup` cannot use for other
+    reasons may be listed: the caller keeps the models it reused.)"""
     found = []
-    for model_id, rels in files:
-        row = rows.get(model_id)
-        light = _light(row[1], len(rels)) if row is not None else None
-        if light is None:
-            continue  # no row lookup() can use: not reused
-        stats = light[0]
-        if not all(map(_unchanged, repeat(prefix), rels, stats[::2], stats[1::2])):
-            found.append((model_id, rels, sum(stats[::2])))
+    try:  # each file found from the site's folder, not from the root again: a sixth less time
+        live: int | None = os.open(prefix, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        live = None
+    try:
+        for model_id, rels in files:
+            row = rows.get(model_id)
+            stats = _stats(_loaded(row[1]), len(rels)) if row is not None else None
+            if stats is None:
+                continue  # no row lookup() can use: not reused
+            if not all(map(_unchanged, repeat(live), rels, stats[::2], stats[1::2])):
+                found.append((model_id, rels, sum(stats[::2])))
+    finally:
+        if live is not None:
+            os.close(live)
     return found
 
 
