@@ -323,8 +323,6 @@ def _recheck(ses: Any, handle: Any, torrent: Torrent, work: Path,
     _wait_for(ses, handle, lib.cache_flushed_alert)
     ses.remove_torrent(handle)
     _wait_for(ses, None, lib.torrent_removed_alert)
-    # paused by libtorrent as the check ends, before its alert: a piece found missing is not downloaded
-    # again (in milliseconds from a local seed) before the progress below is read
     handle = _add(ses, torrent, work, {i for i, _ in wanted}, lib.torrent_flags.stop_when_ready)
     _wait_for(ses, handle, lib.torrent_checked_alert)
     progress = handle.file_progress(flags=lib.torrent_handle.piece_granularity)
